@@ -1,0 +1,179 @@
+"""``most-eval`` command line: a thin layer over :mod:`most_eval.runner`, :mod:`most_eval.registry` and friends.
+
+Exit codes: 0 success; 1 ``--fail-on-error`` with error records, or ``--strict`` with unsupported tasks;
+2 bad input (unknown name, bad option, unreadable dataset or checkpoint) — always one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from most_eval.adapter import Model
+from most_eval.options import OptionError, parse_options
+from most_eval.registry import UnknownNameError, families, get_model_class, model_names, resolve_tasks
+from most_eval.results import print_results
+from most_eval.task import DatasetError, TaskContext
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Evaluate speech-text LLMs on ASR, TTS, spoken-LM and spoken-QA benchmarks, offline-first.")
+list_app = typer.Typer(no_args_is_help=True, help="List registered tasks or models.")
+app.add_typer(list_app, name="list")
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: where the bundled mini suite lives (the default --data-root)
+MINI_SUITE = Path(__file__).resolve().parent / "mini_suite"
+
+
+class UserError(Exception):
+    """Any bad input the CLI reports as one line and exit code 2."""
+
+
+def build_model(name: str, args: str | None, device: str = "cpu", seed: int = 0) -> Model:
+    """Instantiate a registered model with typed ``--model-args``."""
+    cls = get_model_class(name)
+    typed = parse_options(args, cls.Args, what=f"--model-args key for {name}")
+    return cls(typed, device=device, seed=seed)
+
+
+def default_judge(device: str, seed: int) -> Model:
+    """Whisper-large-v3 when a local copy is configured (``MOST_EVAL_JUDGE_PATH``), else the offline baseline."""
+    path = os.environ.get("MOST_EVAL_JUDGE_PATH")
+    if path:
+        return build_model("hf-whisper", f"path={path}", device, seed)
+    err_console.print("[yellow]note:[/] judge ASR = offline-baseline (pocketsphinx); for the paper's protocol pass "
+                      "--judge hf-whisper --judge-args path=/models/whisper-large-v3 (or set MOST_EVAL_JUDGE_PATH)")
+    return build_model("offline-baseline", None, device, seed)
+
+
+def build_tasks(spec: str, data_root: Path, task_args: str | None, context: TaskContext, embedder: str | None):
+    """Task instances for ``--tasks`` with their typed options; ``--task-args`` keys go to the tasks that have them."""
+    classes = resolve_tasks(spec)
+    raw = dict(x for x in _pairs(task_args).items())
+    if embedder:
+        raw["embedder"] = embedder
+    known = set()
+    tasks = []
+    for cls in classes:
+        fields = set(getattr(cls.Options, "__dataclass_fields__", {}))
+        known |= fields
+        mine = {k: v for k, v in raw.items() if k in fields}
+        tasks.append(cls(data_root, parse_options(mine, cls.Options, what=f"--task-args key for {cls.name}"), context))
+    unknown = set(raw) - known
+    if unknown:
+        raise OptionError(f"--task-args key(s) {', '.join(sorted(unknown))} not used by any selected task "
+                          f"(their keys: {', '.join(sorted(known)) or 'none'})")
+    return tasks
+
+
+def _pairs(text: str | None) -> dict:
+    from most_eval.options import split_pairs
+
+    return split_pairs(text or "")
+
+
+@app.command()
+def run(
+    model: str = typer.Option(..., "--model", "-m", help="Model name (see `most-eval list models`)."),
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task or family names, e.g. asr,slm:swuggy-dev."),
+    model_args: Optional[str] = typer.Option(None, "--model-args", "-a", help="key=value,... or a JSON object."),
+    data_root: Path = typer.Option(MINI_SUITE, "--data-root", help="Folder holding each dataset under its official name."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder [default: runs/<model>]."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N samples of each task."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Samples per model call."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling and bootstrap resampling."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="ASR model that transcribes generated speech (TTS, S->S QA)."),
+    judge_args: Optional[str] = typer.Option(None, "--judge-args", help="--model-args of the judge."),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="Speaker embedder for TTS SIM: resemblyzer, ecapa:PATH, wavlm:PATH."),
+    task_args: Optional[str] = typer.Option(None, "--task-args", help="key=value options for the tasks that have them."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when a task is not supported by the model."),
+    fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 1 when any sample has an error record."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+):
+    """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
+    from most_eval.runner import evaluate
+
+    try:
+        task_classes = resolve_tasks(tasks)
+        the_model = build_model(model, model_args, device, seed)
+        output = output or Path("runs") / model
+        context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed)
+        if any("judge" in c.needs for c in task_classes):
+            context.judge = build_model(judge, judge_args, device, seed) if judge else default_judge(device, seed)
+        task_objs = build_tasks(tasks, data_root, task_args, context, embedder)
+        command = "most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        outcome = evaluate(the_model, task_objs, output, batch_size=batch_size, limit=limit, seed=seed,
+                           show_progress=progress, console=err_console, command=command)
+    except (UnknownNameError, OptionError, DatasetError, UserError) as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    except (OSError, RuntimeError, ValueError) as exc:
+        if not _is_user_facing(exc):
+            raise
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    print_results(outcome.document, console)
+    console.print(f"results: {output / 'results.json'}")
+    for name in outcome.unsupported:
+        res = outcome.document["results"][name]
+        err_console.print(f"[yellow]{name}: {res['status']}[/] ({res.get('detail') or 'needs ' + str(res.get('capability'))})")
+    if fail_on_error and outcome.errors:
+        err_console.print(f"[red]{outcome.errors} sample(s) had errors[/] (see samples/*.jsonl)")
+        raise typer.Exit(1)
+    if strict and outcome.unsupported:
+        err_console.print(f"[red]--strict:[/] {len(outcome.unsupported)} task(s) not run")
+        raise typer.Exit(1)
+
+
+def _is_user_facing(exc: Exception) -> bool:
+    """Errors from our loaders that already read as one line (checkpoints, model folders)."""
+    return type(exc).__name__ in ("ModelLoadError", "CheckpointError") or isinstance(exc, ValueError)
+
+
+@list_app.command("tasks")
+def list_tasks():
+    """Every task, its family, capability, dataset folder and whether the family runs it by default."""
+    table = Table(title="tasks")
+    for col in ("task", "needs", "dataset folder", "default", "description"):
+        table.add_column(col, no_wrap=col != "description")
+    for fam in sorted(families().values(), key=lambda f: f.name):
+        for name, cls in sorted(fam.tasks.items()):
+            table.add_row(name, cls.capability, cls.dataset_folder, "yes" if name in fam.defaults else "",
+                          cls.description)
+    console.print(table)
+
+
+@list_app.command("models")
+def list_models():
+    """Every registered model with its capabilities."""
+    table = Table(title="models")
+    for col in ("model", "capabilities", "description"):
+        table.add_column(col, no_wrap=col == "model")
+    for name in model_names():
+        try:
+            cls = get_model_class(name)
+            caps = ", ".join(sorted(cls.capabilities())) if isinstance(cls.__dict__.get("capabilities"), classmethod) \
+                or "capabilities" not in cls.__dict__ else "from its files"
+            table.add_row(name, caps, cls.description)
+        except Exception as exc:  # a broken third-party plugin must not hide the others
+            table.add_row(name, "[red]unavailable[/]", f"{type(exc).__name__}: {exc}")
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Word error rate as the field computes it: normalise both sides, align with jiwer, sum edits over the corpus.
+
+Two named protocols:
+
+* ``whisper`` (default; UltraEval-Audio, Kimi-Audio-Evalkit): Whisper's English normaliser on reference and
+  hypothesis, corpus WER = (S + D + I) / N summed over utterances, in percent.
+* ``seed-tts-eval``: punctuation removed except apostrophes, double spaces collapsed, lower-cased; WER = *mean of
+  per-utterance WERs* in percent, rounded to 3 decimals.
+
+Edge cases (documented because peers differ): an empty reference contributes 0 reference words and one insertion per
+hypothesis word (its own WER is 0 when the hypothesis is empty too, else 100 % in the per-utterance mean); an empty
+hypothesis is all deletions.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import jiwer
+import numpy as np
+
+
+@lru_cache(maxsize=1)
+def _english_normalizer():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+@lru_cache(maxsize=65536)
+def whisper_normalize(text: str) -> str:
+    """Whisper's English text normaliser (``whisper_normalizer.english.EnglishTextNormalizer``), memoised."""
+    return _english_normalizer()(text)
+
+
+_PUNCT_NO_APOSTROPHE = re.compile("[" + re.escape(string.punctuation.replace("'", "")) + "]")
+
+
+def seed_tts_normalize(text: str) -> str:
+    """Seed-TTS-eval's English normalisation: drop punctuation except apostrophes, collapse spaces, lower-case."""
+    text = _PUNCT_NO_APOSTROPHE.sub("", text)
+    text = text.replace("  ", " ")
+    return text.lower().strip()
+
+
+NORMALIZERS = {"whisper": whisper_normalize, "seed-tts-eval": seed_tts_normalize, "none": lambda t: t.strip()}
+
+
+@dataclass(frozen=True)
+class EditCounts:
+    """Word-level edit counts of one utterance (or a corpus)."""
+
+    substitutions: int
+    deletions: int
+    insertions: int
+    ref_words: int
+
+    @property
+    def errors(self) -> int:
+        """S + D + I."""
+        return self.substitutions + self.deletions + self.insertions
+
+
+def edit_counts(refs: Sequence[str], hyps: Sequence[str]) -> list[EditCounts]:
+    """Per-utterance counts for already-normalised texts (jiwer alignment; empty sides handled here)."""
+    out: list[EditCounts | None] = [None] * len(refs)
+    idx = []
+    for i, (r, h) in enumerate(zip(refs, hyps)):
+        rw, hw = r.split(), h.split()
+        if not rw:
+            out[i] = EditCounts(0, 0, len(hw), 0)
+        elif not hw:
+            out[i] = EditCounts(0, len(rw), 0, len(rw))
+        else:
+            idx.append(i)
+    if idx:
+        result = jiwer.process_words([refs[i] for i in idx], [hyps[i] for i in idx])
+        for i, chunks, ref in zip(idx, result.alignments, result.references):
+            s = d = ins = 0
+            for c in chunks:
+                if c.type == "substitute":
+                    s += c.ref_end_idx - c.ref_start_idx
+                elif c.type == "delete":
+                    d += c.ref_end_idx - c.ref_start_idx
+                elif c.type == "insert":
+                    ins += c.hyp_end_idx - c.hyp_start_idx
+            out[i] = EditCounts(s, d, ins, len(ref))
+    return out  # type: ignore[return-value]
+
+
+def corpus_wer(counts: Sequence[EditCounts]) -> float:
+    """Summed edits / summed reference words, in percent (nan when there are no reference words)."""
+    n = sum(c.ref_words for c in counts)
+    return 100.0 * sum(c.errors for c in counts) / n if n else float("nan")
+
+
+def utterance_wer(c: EditCounts) -> float:
+    """One utterance's WER in percent (empty reference: 0 if the hypothesis is empty too, else 100)."""
+    if c.ref_words == 0:
+        return 0.0 if c.insertions == 0 else 100.0
+    return 100.0 * c.errors / c.ref_words
+
+
+def bootstrap_ci(errors: np.ndarray, ref_words: np.ndarray, *, resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of corpus WER (utterances resampled with replacement), in percent."""
+    n = len(errors)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    e = errors[idx].sum(axis=1)
+    w = ref_words[idx].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wers = 100.0 * e / w
+    lo, hi = np.nanpercentile(wers, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return (round(float(lo), 4), round(float(hi), 4))
+
+
+def wer_records(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str], protocol: str = "whisper") -> list[dict]:
+    """Per-utterance records (normalised texts and S/D/I/N) under the named protocol."""
+    norm = NORMALIZERS[protocol]
+    nrefs = [norm(r) for r in refs]
+    nhyps = [norm(h) for h in hyps]
+    records = []
+    for i, c, r, h, raw in zip(ids, edit_counts(nrefs, nhyps), nrefs, nhyps, hyps):
+        records.append({"id": i, "hyp_raw": raw, "ref": r, "hyp": h, "substitutions": c.substitutions,
+                        "deletions": c.deletions, "insertions": c.insertions, "ref_words": c.ref_words,
+                        "errors": c.errors})
+    return records
+
+
+def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples: int = 1000, seed: int = 0) -> dict:
+    """Metrics from per-utterance records: ``wer`` (percent), its 95 % bootstrap CI, and the edit totals."""
+    counts = [EditCounts(r["substitutions"], r["deletions"], r["insertions"], r["ref_words"]) for r in items]
+    errors = np.array([c.errors for c in counts], dtype=np.int64)
+    words = np.array([c.ref_words for c in counts], dtype=np.int64)
+    if protocol == "seed-tts-eval":
+        wer = round(float(np.mean([utterance_wer(c) for c in counts])), 3) if counts else float("nan")
+    else:
+        wer = round(corpus_wer(counts), 4)
+    return {"wer": wer, "wer_ci95": list(bootstrap_ci(errors, words, resamples=resamples, seed=seed)),
+            "wer_protocol": protocol, "substitutions": int(sum(c.substitutions for c in counts)),
+            "deletions": int(sum(c.deletions for c in counts)), "insertions": int(sum(c.insertions for c in counts)),
+            "ref_words": int(words.sum())}

@@ -1,0 +1,132 @@
+"""``precomputed``: serve outputs a user already has, so they can be scored (or re-scored) without the model.
+
+``--model precomputed --model-args dir=PATH``. One file per task in PATH, named after the task with ``:`` replaced
+by ``_`` (``asr_librispeech-test-clean.jsonl``), one JSON object per line keyed by the task's sample ``id``:
+
+* transcripts / text answers: ``{"id", "text"}``
+* audio (TTS, speech answers): ``{"id", "audio"}`` — a path, relative to PATH unless absolute
+* spoken-LM scores: ``{"id", "score"}``; or the ZeroSpeech submission format at ``PATH/lexical/dev.txt`` etc.
+  (``<stem> <score>`` per line) for tasks that name a ``submission_file``.
+
+A task with no file in PATH is "not supported"; an id missing from the file is an error record for that sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from most_eval.adapter import RESPOND, SCORE_AUDIO, SYNTHESIZE, Model, Prepared, SampleFailure
+from most_eval.audio import AudioError, load_audio
+from most_eval.manifest import BadLine, read_jsonl, read_lines
+from most_eval.results import task_file_name
+
+
+@dataclass(frozen=True)
+class PrecomputedArgs:
+    """``--model-args`` of the precomputed model."""
+
+    dir: Path = Path("precomputed")  # folder with one file per task
+
+
+def _submission_file(task: str) -> str | None:
+    from most_eval.registry import families
+
+    for fam in families().values():
+        if task in fam.tasks:
+            return getattr(fam.tasks[task], "submission_file", None)
+    return None
+
+
+class PrecomputedModel(Model):
+    name = "precomputed"
+    description = "serves existing outputs from dir=PATH (JSONL per task, or ZeroSpeech submission files)"
+    Args = PrecomputedArgs
+    needs_audio = False
+
+    def __init__(self, args=None, **kw):
+        super().__init__(args, **kw)
+        self._tables: dict[str, tuple[Path, dict, list[str]]] = {}
+
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({"transcribe", SYNTHESIZE, SCORE_AUDIO, RESPOND})
+
+    def _paths(self, task: str) -> list[Path]:
+        paths = [self.args.dir / f"{task_file_name(task)}.jsonl"]
+        sub = _submission_file(task)
+        if sub:
+            paths.append(self.args.dir / sub)
+        return paths
+
+    def supports(self, task: str, capability: str) -> bool:
+        return any(p.is_file() for p in self._paths(task))
+
+    def identity(self) -> dict:
+        import hashlib
+
+        digest = hashlib.sha256()
+        for path in sorted(self.args.dir.rglob("*")) if self.args.dir.is_dir() else []:
+            if path.is_file() and path.suffix in (".jsonl", ".txt"):
+                digest.update(path.relative_to(self.args.dir).as_posix().encode() + path.read_bytes())
+        return {**super().identity(), "files_sha256": digest.hexdigest()}
+
+    def table(self, task: str) -> tuple[Path, dict, list[str]]:
+        """(file, {id: entry}, problems) for a task, read once."""
+        if task not in self._tables:
+            path = next(p for p in self._paths(task) if p.is_file())
+            entries, problems = {}, []
+            if path.suffix == ".jsonl":
+                for entry in read_jsonl(path):
+                    if isinstance(entry, BadLine):
+                        problems.append(str(entry))
+                    elif "id" not in entry[1]:
+                        problems.append(f"{path}:{entry[0]}: no 'id' field")
+                    else:
+                        entries[str(entry[1]["id"])] = entry[1]
+            else:  # ZeroSpeech submission: "<stem> <score>"
+                for entry in read_lines(path):
+                    if isinstance(entry, BadLine):
+                        problems.append(str(entry))
+                        continue
+                    number, line = entry
+                    parts = line.split()
+                    try:
+                        entries[parts[0]] = {"id": parts[0], "score": float(parts[1])}
+                    except (IndexError, ValueError):
+                        problems.append(f"{path}:{number}: expected '<stem> <score>', got {line[:60]!r}")
+            self._tables[task] = (path, entries, problems)
+        return self._tables[task]
+
+    def run_batch(self, batch: Sequence[Prepared]) -> list:
+        path, entries, problems = self.table(batch[0].task)
+        note = f" ({len(problems)} unreadable line(s), first: {problems[0]})" if problems else ""
+        out = []
+        for p in batch:
+            entry = entries.get(p.id)
+            if entry is None:
+                out.append(SampleFailure(f"{path}: no entry for id {p.id}{note}"))
+                continue
+            out.append(self._value(path, entry, p))
+        return out
+
+    def _value(self, path: Path, entry: dict, p: Prepared):
+        kind, modality = p.request.kind, p.request.modality
+        wants_audio = kind == SYNTHESIZE or (kind == RESPOND and modality == "speech")
+        key = "audio" if wants_audio else "score" if kind == SCORE_AUDIO else "text"
+        if key not in entry:
+            return SampleFailure(f"{path}: entry for id {p.id} has no '{key}' field")
+        value = entry[key]
+        if key == "audio":
+            audio_path = Path(value) if Path(value).is_absolute() else self.args.dir / value
+            try:
+                return load_audio(audio_path, None)
+            except AudioError as exc:
+                return SampleFailure(str(exc))
+        if key == "score":
+            try:
+                score = float(value)
+            except (TypeError, ValueError):
+                return SampleFailure(f"{path}: score for id {p.id} is not a number: {value!r}")
+            return score if score == score else SampleFailure(f"{path}: score for id {p.id} is NaN")
+        return str(value)

@@ -1,0 +1,122 @@
+"""Name -> class lookup for models and task families.
+
+Both come from entry points (``most_eval.models``: ``name = "module:Class"``; ``most_eval.tasks``:
+``family = "module:FAMILY"``), loaded lazily so a heavy backend is imported only when it is used, plus anything
+registered in-process with :func:`register_model` / :func:`register_family`. A name clash is an error; an unknown
+name raises :class:`UnknownNameError` whose message lists the close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib.metadata import entry_points
+
+from most_eval.adapter import Model
+from most_eval.task import Family, Task
+
+MODEL_GROUP = "most_eval.models"
+TASK_GROUP = "most_eval.tasks"
+
+_models: dict[str, type[Model]] = {}
+_families: dict[str, Family] = {}
+_broken: dict[str, str] = {}  # entry points that failed to load: name -> reason
+
+
+class UnknownNameError(KeyError):
+    """An unknown model or task name; ``str()`` is one line with the close matches."""
+
+    def __init__(self, what: str, name: str, known: list[str]):
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(known)[:12])}"
+        self.message = f"unknown {what} {name!r}{hint}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def register_model(cls: type[Model] | None = None, *, name: str | None = None):
+    """Class decorator registering a model under ``name`` (default ``cls.name``)."""
+
+    def wrap(model_cls: type[Model]) -> type[Model]:
+        key = name or model_cls.name
+        if key in _models and _models[key] is not model_cls:
+            raise ValueError(f"model name {key!r} is already registered by {_models[key].__qualname__}")
+        _models[key] = model_cls
+        return model_cls
+
+    return wrap(cls) if cls is not None else wrap
+
+
+def register_family(family: Family) -> Family:
+    """Register a task family in-process (third-party packages use the entry-point group instead)."""
+    if family.name in _families and _families[family.name] is not family:
+        raise ValueError(f"task family {family.name!r} is already registered")
+    _families[family.name] = family
+    return family
+
+
+def _entry_points(group: str):
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
+def model_names() -> list[str]:
+    """All model names, registered or discoverable."""
+    return sorted(set(_models) | set(_entry_points(MODEL_GROUP)))
+
+
+def get_model_class(name: str) -> type[Model]:
+    """The model class registered as ``name`` (imports its module on first use)."""
+    if name not in _models:
+        eps = _entry_points(MODEL_GROUP)
+        if name not in eps:
+            raise UnknownNameError("model", name, model_names())
+        cls = eps[name].load()
+        cls.name = cls.name or name
+        _models[name] = cls
+    return _models[name]
+
+
+def families() -> dict[str, Family]:
+    """Every task family, loading entry points on first use."""
+    for name, ep in _entry_points(TASK_GROUP).items():
+        if name not in _families and name not in _broken:
+            try:
+                family = ep.load()
+            except Exception as exc:  # a broken plugin must not take the others down
+                _broken[name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+                continue
+            _families[family.name] = family
+    return dict(_families)
+
+
+def broken_plugins() -> dict[str, str]:
+    """Task families whose entry point failed to import, with the reason."""
+    families()
+    return dict(_broken)
+
+
+def task_names() -> list[str]:
+    """All task names (``family:task``)."""
+    return sorted(name for fam in families().values() for name in fam.tasks)
+
+
+def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
+    """Expand ``"asr,slm:swuggy-dev"`` (family names select their defaults) into task classes, de-duplicated."""
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p.strip()]
+    fams = families()
+    all_tasks = {name: cls for fam in fams.values() for name, cls in fam.tasks.items()}
+    chosen: dict[str, type[Task]] = {}
+    for part in parts:
+        if part in fams:
+            for name in fams[part].defaults:
+                chosen.setdefault(name, fams[part].tasks[name])
+        elif part in all_tasks:
+            chosen.setdefault(part, all_tasks[part])
+        elif part.split(":")[0] in _broken:
+            raise UnknownNameError("task", part, []) from RuntimeError(_broken[part.split(":")[0]])
+        else:
+            raise UnknownNameError("task", part, list(all_tasks) + list(fams))
+    if not chosen:
+        raise UnknownNameError("task", spec if isinstance(spec, str) else ",".join(spec), list(fams))
+    return list(chosen.values())

@@ -1,0 +1,209 @@
+"""The evaluation loop: samples -> length-bucketed batches -> model -> per-sample records -> metrics -> results.json.
+
+Per task: read the samples, skip those already in the cache (resume), sort the rest by length and cut them into
+batches, load each batch's audio once at the model's sample rate, call the model, score, append the records to the
+cache, show progress. A sample that fails (unreadable audio, reader error, model failure) becomes an error record
+naming the file and the reason; the run goes on. Finally the task aggregates its items and the run writes
+``samples/<task>.jsonl`` and ``results.json`` atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.text import Text
+
+from most_eval.adapter import Model, Prepared, SampleFailure
+from most_eval.audio import AudioError, load_audio
+from most_eval.cache import SampleCache
+from most_eval.results import dataset_sha256, results_document, task_file_name, write_jsonl, atomic_write_text
+from most_eval.task import DatasetError, Sample, Task
+
+
+class SamplesPerSecond(ProgressColumn):
+    """Progress column: samples per second of this task."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} samples/s" if speed else "", style="cyan")
+
+
+@dataclass
+class TaskOutcome:
+    """What running one task produced."""
+
+    metrics: dict
+    items: list[dict]
+    error_records: list[dict]
+    listed: int
+    dataset_sha256: str | None = None
+    status: str | None = None  # "not supported" / "dataset error" when the task could not run
+    capability: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    """The whole run: the results document plus counts the CLI uses for its exit code."""
+
+    document: dict
+    errors: int = 0
+    unsupported: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (when a model has imported it; importing it here would cost a second)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def error_record(sample_id: str, reason: str) -> dict:
+    """The record of a sample that could not be scored."""
+    return {"id": sample_id, "error": reason}
+
+
+def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[list[Sample], list[Prepared], list[dict]]:
+    """Load each sample's audio at the model's rate; failures become error records."""
+    ready, prepared, errors = [], [], []
+    for sample in samples:
+        req = sample.request
+        try:
+            audio = load_audio(req.audio, model.sample_rate) if (req.audio and model.needs_audio) else None
+            prompt = load_audio(req.prompt, model.sample_rate) if (req.prompt and model.needs_audio) else None
+        except AudioError as exc:
+            errors.append(error_record(sample.id, str(exc)))
+            continue
+        ready.append(sample)
+        prepared.append(Prepared(task=task_name, id=sample.id, request=req, audio=audio, prompt=prompt))
+    return ready, prepared, errors
+
+
+def run_batch(model: Model, task: Task, samples: list[Sample]) -> list[dict]:
+    """Records (successes and error records) for one batch."""
+    ready, prepared, records = prepare(model, task.name, samples)
+    if not prepared:
+        return records
+    try:
+        outputs = list(model.run_batch(prepared))
+    except Exception as exc:  # a model failure fails this batch's samples, not the run
+        reason = f"model error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return records + [error_record(s.id, reason) for s in ready]
+    if len(outputs) != len(ready):
+        reason = f"model returned {len(outputs)} outputs for {len(ready)} inputs"
+        return records + [error_record(s.id, reason) for s in ready]
+    ok_samples, ok_outputs = [], []
+    for sample, output in zip(ready, outputs):
+        if isinstance(output, SampleFailure):
+            records.append(error_record(sample.id, output.reason))
+        else:
+            ok_samples.append(sample)
+            ok_outputs.append(output)
+    if ok_samples:
+        try:
+            records.extend(task.score(ok_samples, ok_outputs))
+        except Exception as exc:
+            reason = f"scoring error: {type(exc).__name__}: {exc}"
+            records.extend(error_record(s.id, reason) for s in ok_samples)
+    return records
+
+
+def length_buckets(samples: list[Sample], batch_size: int) -> list[list[Sample]]:
+    """Batches of similar length (longest first, so memory trouble shows at once)."""
+    ordered = sorted(samples, key=lambda s: s.length, reverse=True)
+    return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def cache_path(output_dir: Path, model: Model, task: Task) -> Path:
+    """Cache file of (model fingerprint, task config): a different model or task config never reuses records."""
+    key = json.dumps({"model": model.fingerprint(), "task": task.config()}, sort_keys=True, default=str)
+    return output_dir / "cache" / task_file_name(task.name) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
+
+
+def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
+             progress: Progress | None = None) -> TaskOutcome:
+    """Run one task with resume; returns its metrics, items and error records."""
+    if not model.supports(task.name, task.capability):
+        return TaskOutcome({}, [], [], 0, status="not supported", capability=task.capability)
+    judge = task.context.judge
+    if "judge" in task.needs and (judge is None or not judge.supports(task.name, "transcribe")):
+        return TaskOutcome({}, [], [], 0, status="not supported", capability="judge:transcribe")
+    try:
+        samples = task.samples()
+    except DatasetError as exc:
+        return TaskOutcome({}, [], [], 0, status="dataset error", detail=str(exc))
+    if limit is not None:
+        samples = samples[:limit]
+    cache = SampleCache(cache_path(output_dir, model, task))
+    done = cache.load()
+    reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
+    todo = [s for s in samples if s.id not in done and s.id not in reader_errors]
+    run_errors: dict[str, dict] = {}
+    bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(todo)) if progress else None
+    try:
+        for batch in length_buckets(todo, batch_size):
+            records = run_batch(model, task, batch)
+            cache.append([r for r in records if "error" not in r])
+            run_errors.update((r["id"], r) for r in records if "error" in r)
+            if progress is not None:
+                progress.advance(bar, len(batch))
+    finally:
+        cache.close()
+    records = [cache.records[s.id] for s in samples if s.id in cache.records]
+    items = task.items(records, samples)
+    errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
+              if s.id in reader_errors or (s.id in run_errors and s.id not in cache.records)]
+    metrics = task.aggregate(items) if items else {}
+    files = [f for s in samples for f in s.files]
+    return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=dataset_sha256(files, task.data_root))
+
+
+def make_progress(console: Console | None = None, enabled: bool = True) -> Progress:
+    """The per-task progress bar with samples/s."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), SamplesPerSecond(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled,
+                    transient=False)
+
+
+def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
+             seed: int = 0, show_progress: bool = True, console: Console | None = None,
+             command: str | None = None) -> RunOutcome:
+    """Run every task, write ``samples/*.jsonl`` and ``results.json`` under ``output_dir``; return the outcome."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    results, task_info, unsupported, n_errors = {}, {}, [], 0
+    with make_progress(console, show_progress) as progress:
+        for task in tasks:
+            started = time.perf_counter()
+            outcome = run_task(model, task, output_dir, batch_size=batch_size, limit=limit, progress=progress)
+            if outcome.status:
+                results[task.name] = {"status": outcome.status, "capability": outcome.capability}
+                if outcome.detail:
+                    results[task.name]["detail"] = outcome.detail
+                unsupported.append(task.name)
+                continue
+            samples_file = Path("samples") / f"{task_file_name(task.name)}.jsonl"
+            write_jsonl(output_dir / samples_file, outcome.items + outcome.error_records)
+            n_errors += len(outcome.error_records)
+            results[task.name] = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records),
+                                  "listed": outcome.listed, "errors": len(outcome.error_records),
+                                  "seconds": round(time.perf_counter() - started, 3)}
+            task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
+                                    "samples_file": samples_file.as_posix()}
+    model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
+    document = results_document(model_info, results, task_info, seed, command)
+    atomic_write_text(output_dir / "results.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
+    return RunOutcome(document, n_errors, unsupported)

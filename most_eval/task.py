@@ -1,0 +1,132 @@
+"""The task contract: read a dataset in its official layout, ask the model, score each sample, aggregate.
+
+A task is a small class:
+
+* :meth:`Task.samples` reads the dataset under ``data_root/<dataset_folder>`` and returns every listed sample with a
+  stable id. A sample the reader cannot use (transcript line without audio, path escaping the root, ...) is still
+  returned, with ``error`` set: nothing is dropped silently.
+* each sample carries a :class:`~most_eval.adapter.Request` naming the capability it needs.
+* :meth:`Task.score` turns a batch of model outputs into per-request records (plain JSON-able dicts with ``id``).
+  Records are cached, so a killed run resumes where it stopped.
+* :meth:`Task.items` groups request records into scored items (one item per record, or per pair for sLM tasks);
+  :meth:`Task.aggregate` turns items into the metrics of ``results.json`` (WER and accuracy in percent).
+
+Tasks are grouped into families (``asr``, ``tts``, ``slm``, ``sqa``) registered through the ``most_eval.tasks``
+entry-point group; a family name selects its default tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from most_eval.adapter import Request
+
+if TYPE_CHECKING:
+    from most_eval.adapter import Model
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be read at all (missing folder, unreadable manifest): one line, file and reason."""
+
+
+@dataclass
+class Sample:
+    """One listed sample of a task."""
+
+    id: str  # stable id from the dataset (LibriSpeech utterance id, wav stem, ...)
+    request: Request | None  # what to ask the model; None when the sample is broken
+    reference: Any = None  # what scoring compares against (a transcript, answer aliases, pair info)
+    error: str | None = None  # reader's reason this sample cannot be used ("<file>: <reason>")
+    length: float = 0.0  # sort key for length-bucketed batching (seconds of audio, or characters)
+    files: tuple[Path, ...] = ()  # files this sample reads (hashed into the dataset fingerprint)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Tasks without options use this."""
+
+
+@dataclass
+class TaskContext:
+    """What the runner lends a task: where to write, and helper models (judge ASR, speaker embedder)."""
+
+    output_dir: Path
+    device: str = "cpu"
+    batch_size: int = 8
+    seed: int = 0
+    judge: "Model | None" = None  # transcribe-capable model used by TTS and speech->speech QA
+    embedder: Any = None  # speaker embedder used by TTS speaker similarity
+    extra: dict = field(default_factory=dict)
+
+
+class Task:
+    """Base class of every task. Subclasses set the class attributes and implement ``samples``/``score``/``aggregate``."""
+
+    name: ClassVar[str] = ""  # "family:task", e.g. "asr:librispeech-test-clean"
+    capability: ClassVar[str] = ""  # the Request kind its samples use
+    dataset_folder: ClassVar[str] = ""  # official folder name under --data-root
+    description: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions  # typed task options (``--task-args``)
+    #: helper models the task needs from the context: subset of {"judge", "embedder"}
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, data_root: str | os.PathLike, options: Any = None, context: TaskContext | None = None):
+        self.data_root = Path(data_root)
+        self.options = options if options is not None else self.Options()
+        self.context = context or TaskContext(output_dir=Path("."))
+
+    @property
+    def root(self) -> Path:
+        """The dataset folder of this task: ``data_root / dataset_folder``."""
+        return self.data_root / self.dataset_folder
+
+    def samples(self) -> list[Sample]:
+        """Every sample the dataset lists, in a stable order, broken ones included (with ``error`` set)."""
+        raise NotImplementedError
+
+    def score(self, samples: list[Sample], outputs: list) -> list[dict]:
+        """Per-request records for a batch of model outputs; each dict has ``"id"`` and is JSON-serialisable."""
+        raise NotImplementedError
+
+    def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
+        """Scored items (what ``samples/<task>.jsonl`` holds); by default one item per successful record."""
+        return records
+
+    def aggregate(self, items: list[dict]) -> dict[str, Any]:
+        """Metrics of this task from its items (errors already removed)."""
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """This task's configuration as written into results.json (and hashed into the cache key)."""
+        options = asdict(self.options) if is_dataclass(self.options) else dict(self.options or {})
+        return {"name": self.name, "capability": self.capability, "dataset_folder": self.dataset_folder,
+                "options": options, "version": getattr(self, "version", 1)}
+
+    def require_root(self) -> Path:
+        """The dataset folder, or a DatasetError saying where it was expected."""
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: dataset folder not found (expected '{self.dataset_folder}/' "
+                               f"under --data-root {self.data_root})")
+        return self.root
+
+
+def safe_path(root: Path, relative: str) -> Path:
+    """``root / relative`` resolved, or ValueError when it escapes ``root`` (absolute path, ``..``, symlink out)."""
+    candidate = (root / relative).resolve()
+    base = root.resolve()
+    if candidate != base and base not in candidate.parents:
+        raise ValueError(f"path {relative!r} escapes the dataset root {root}")
+    return candidate
+
+
+@dataclass
+class Family:
+    """A task family: its tasks by name and the ones that the bare family name selects."""
+
+    name: str
+    tasks: dict[str, type[Task]]
+    defaults: list[str]
+    description: str = ""

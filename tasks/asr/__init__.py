@@ -1,0 +1,12 @@
+"""ASR family: LibriSpeech test-clean/test-other (defaults), VoxPopuli English, Common Voice English."""
+
+from most_eval.task import Family
+
+from most_eval_tasks.asr.task import CommonVoiceEN, LibriSpeechTestClean, LibriSpeechTestOther, VoxPopuliEN
+
+FAMILY = Family(
+    name="asr",
+    tasks={t.name: t for t in (LibriSpeechTestClean, LibriSpeechTestOther, VoxPopuliEN, CommonVoiceEN)},
+    defaults=[LibriSpeechTestClean.name, LibriSpeechTestOther.name],
+    description="speech recognition: transcribe, WER",
+)

@@ -1,0 +1,115 @@
+"""Readers of the ASR test sets in their official on-disk layouts -> utterances with stable ids.
+
+* LibriSpeech (SLR12): ``LibriSpeech/<split>/<spk>/<chap>/<spk>-<chap>.trans.txt`` + ``<utt-id>.flac``.
+* VoxPopuli English ASR: ``voxpopuli/transcribed_data/en/asr_test.tsv`` + ``<year>/<id>.ogg``.
+* Common Voice English: ``cv-corpus-<version>/en/test.tsv`` (``path``, ``sentence``) + ``clips/<path>``.
+
+Nothing is dropped: a transcript line whose audio is missing, an audio file without a transcript line, an undecodable
+line or a path that escapes the dataset root all come back as utterances with ``error`` set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from most_eval.audio import audio_duration
+from most_eval.manifest import BadLine, read_lines, read_table
+from most_eval.task import DatasetError, safe_path
+
+
+@dataclass
+class Utterance:
+    """One listed utterance: id, audio file, reference text, and the reader's error if it is unusable."""
+
+    id: str
+    audio: Path | None
+    text: str
+    error: str | None = None
+    files: tuple[Path, ...] = ()
+    duration: float = 0.0
+
+
+def _with_audio(uid: str, audio: Path, text: str, manifest: Path) -> Utterance:
+    if not audio.is_file():
+        return Utterance(uid, None, text, f"{audio}: audio file listed in {manifest.name} not found", (manifest,))
+    return Utterance(uid, audio, text, None, (manifest, audio), audio_duration(audio))
+
+
+def read_librispeech(root: Path, split: str) -> list[Utterance]:
+    """Utterances of ``root/<split>`` (``root`` = the ``LibriSpeech`` folder), sorted by id."""
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise DatasetError(f"{split_dir}: LibriSpeech split folder not found")
+    utts: dict[str, Utterance] = {}
+    for trans in sorted(split_dir.glob("*/*/*.trans.txt")):
+        for entry in read_lines(trans):
+            if isinstance(entry, BadLine):
+                uid = entry.raw.split(b" ", 1)[0].decode("ascii", "replace") or f"{trans.name}:{entry.line}"
+                utts[uid] = Utterance(uid, None, "", str(entry), (trans,))
+                continue
+            _, line = entry
+            uid, _, text = line.partition(" ")
+            if uid in utts:
+                utts[uid] = Utterance(uid, None, text, f"{trans}: utterance id {uid} listed twice", (trans,))
+                continue
+            utts[uid] = _with_audio(uid, trans.parent / f"{uid}.flac", text.strip(), trans)
+    for audio in sorted(split_dir.glob("*/*/*.flac")):
+        if audio.stem not in utts:
+            utts[audio.stem] = Utterance(audio.stem, None, "", f"{audio}: no transcript line in "
+                                         f"{audio.stem.rsplit('-', 1)[0]}.trans.txt", (audio,))
+    if not utts:
+        raise DatasetError(f"{split_dir}: no *.trans.txt transcripts found")
+    return [utts[k] for k in sorted(utts)]
+
+
+def read_voxpopuli(root: Path, split: str = "test", column: str = "normalized_text") -> list[Utterance]:
+    """Utterances of ``root/transcribed_data/en/asr_<split>.tsv`` (``root`` = the ``voxpopuli`` folder)."""
+    base = root / "transcribed_data" / "en"
+    tsv = base / f"asr_{split}.tsv"
+    if not tsv.is_file():
+        raise DatasetError(f"{tsv}: VoxPopuli transcript table not found")
+    utts = []
+    for entry in read_table(tsv, "\t", required=("id", column)):
+        if isinstance(entry, BadLine):
+            utts.append(Utterance(f"{tsv.name}:{entry.line}", None, "", str(entry), (tsv,)))
+            continue
+        number, row = entry
+        uid = row["id"]
+        try:
+            audio = safe_path(base, f"{uid[:4]}/{uid}.ogg")
+        except ValueError as exc:
+            utts.append(Utterance(uid, None, row[column], f"{tsv}:{number}: {exc}", (tsv,)))
+            continue
+        utts.append(_with_audio(uid, audio, row[column], tsv))
+    return utts
+
+
+def find_common_voice(data_root: Path, version: str | None = None) -> Path:
+    """The ``cv-corpus-*/en`` folder under ``data_root`` (the newest version unless one is named)."""
+    pattern = f"cv-corpus-{version}*/en" if version else "cv-corpus-*/en"
+    found = sorted(p for p in data_root.glob(pattern) if p.is_dir())
+    if not found:
+        raise DatasetError(f"{data_root}/{pattern}: Common Voice English folder not found")
+    return found[-1]
+
+
+def read_common_voice(root: Path, split: str = "test") -> list[Utterance]:
+    """Utterances of ``root/<split>.tsv`` (``root`` = ``cv-corpus-<ver>/en``); audio under ``clips/``."""
+    tsv = root / f"{split}.tsv"
+    if not tsv.is_file():
+        raise DatasetError(f"{tsv}: Common Voice table not found")
+    utts = []
+    for entry in read_table(tsv, "\t", required=("path", "sentence")):
+        if isinstance(entry, BadLine):
+            utts.append(Utterance(f"{tsv.name}:{entry.line}", None, "", str(entry), (tsv,)))
+            continue
+        number, row = entry
+        uid = Path(row["path"]).stem
+        try:
+            audio = safe_path(root / "clips", row["path"])
+        except ValueError as exc:
+            utts.append(Utterance(uid, None, row["sentence"], f"{tsv}:{number}: {exc}", (tsv,)))
+            continue
+        utts.append(_with_audio(uid, audio, row["sentence"], tsv))
+    return utts

@@ -1,0 +1,106 @@
+"""ASR tasks: transcribe each utterance, corpus WER after normalisation, per-utterance S/D/I in the samples file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from most_eval.adapter import TRANSCRIBE, Request
+from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
+from most_eval.task import DatasetError, Sample, Task
+
+from most_eval_tasks.asr.readers import (Utterance, find_common_voice, read_common_voice, read_librispeech,
+                                         read_voxpopuli)
+
+
+@dataclass(frozen=True)
+class ASROptions:
+    """Options of every ASR task."""
+
+    protocol: str = "whisper"  # text normalisation + WER definition: "whisper" (corpus WER) or "seed-tts-eval"
+    bootstrap: int = 1000  # resamples for the 95 % confidence interval of WER
+
+
+class ASRTask(Task):
+    """Base of the ASR tasks: subclasses implement :meth:`utterances`."""
+
+    capability = TRANSCRIBE
+    Options = ASROptions
+
+    def utterances(self) -> list[Utterance]:
+        """The test set's utterances (readers in :mod:`most_eval_tasks.asr.readers`)."""
+        raise NotImplementedError
+
+    def samples(self) -> list[Sample]:
+        if self.options.protocol not in NORMALIZERS:
+            raise DatasetError(f"unknown WER protocol {self.options.protocol!r}; known: {', '.join(NORMALIZERS)}")
+        return [Sample(u.id, None if u.error else Request(TRANSCRIBE, audio=u.audio), u.text, u.error,
+                       u.duration, u.files) for u in self.utterances()]
+
+    def score(self, samples: list[Sample], outputs: list) -> list[dict]:
+        return wer_records([s.id for s in samples], [s.reference for s in samples], [str(o) for o in outputs],
+                           self.options.protocol)
+
+    def aggregate(self, items: list[dict]) -> dict:
+        return aggregate_wer(items, self.options.protocol, resamples=self.options.bootstrap,
+                             seed=self.context.seed)
+
+
+class LibriSpeechASR(ASRTask):
+    """LibriSpeech split read from ``LibriSpeech/<split>``."""
+
+    dataset_folder = "LibriSpeech"
+    split = ""
+
+    def utterances(self) -> list[Utterance]:
+        return read_librispeech(self.require_root(), self.split)
+
+
+class LibriSpeechTestClean(LibriSpeechASR):
+    name = "asr:librispeech-test-clean"
+    description = "LibriSpeech test-clean (2,620 utts), corpus WER after Whisper's English normaliser"
+    split = "test-clean"
+
+
+class LibriSpeechTestOther(LibriSpeechASR):
+    name = "asr:librispeech-test-other"
+    description = "LibriSpeech test-other (2,939 utts), corpus WER after Whisper's English normaliser"
+    split = "test-other"
+
+
+@dataclass(frozen=True)
+class VoxPopuliOptions(ASROptions):
+    """VoxPopuli adds the reference column choice."""
+
+    column: str = "normalized_text"  # or "raw_text"
+
+
+class VoxPopuliEN(ASRTask):
+    name = "asr:voxpopuli-en"
+    description = "VoxPopuli English ASR test (asr_test.tsv + ogg), corpus WER"
+    dataset_folder = "voxpopuli"
+    Options = VoxPopuliOptions
+
+    def utterances(self) -> list[Utterance]:
+        return read_voxpopuli(self.require_root(), "test", self.options.column)
+
+
+@dataclass(frozen=True)
+class CommonVoiceOptions(ASROptions):
+    """Common Voice adds the corpus version (folder ``cv-corpus-<version>``; newest found by default)."""
+
+    version: str | None = None
+
+
+class CommonVoiceEN(ASRTask):
+    name = "asr:commonvoice-en"
+    description = "Common Voice English test.tsv + clips/*.mp3, corpus WER"
+    dataset_folder = "cv-corpus-*/en"
+    Options = CommonVoiceOptions
+
+    @property
+    def root(self) -> Path:
+        return find_common_voice(self.data_root, self.options.version)
+
+    def utterances(self) -> list[Utterance]:
+        return read_common_voice(self.root, "test")

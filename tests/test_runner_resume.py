@@ -1,0 +1,88 @@
+"""The runner survives SIGKILL at any moment: a re-run resumes with no sample lost or counted twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import read_jsonl, run_cli
+
+from most_eval.cache import SampleCache
+
+TASK = "asr:librispeech-test-clean"
+
+
+def _cache_lines(out: Path) -> int:
+    files = list((out / "cache").rglob("*.jsonl")) if (out / "cache").exists() else []
+    return sum(f.read_bytes().count(b"\n") for f in files)
+
+
+def test_sigkill_mid_task_then_resume_equals_uninterrupted(libri_root, tmp_path):
+    args = ["run", "--model", "offline-baseline", "--tasks", TASK, "--data-root", str(libri_root),
+            "--batch-size", "1", "--no-progress"]
+    full = tmp_path / "full"
+    assert run_cli(*args, "--output", str(full)).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "most_eval", *args, "--output", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _cache_lines(killed) < 4 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed; make the task longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = _cache_lines(killed)
+    assert 4 <= partial < 12
+    assert not (killed / "results.json").exists()
+
+    resumed = run_cli(*args, "--output", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+
+    a = json.loads((full / "results.json").read_text())["results"][TASK]
+    b = json.loads((killed / "results.json").read_text())["results"][TASK]
+    for key in ("wer", "substitutions", "deletions", "insertions", "ref_words", "scored", "listed"):
+        assert a[key] == b[key], key
+    ids_full = [r["id"] for r in read_jsonl(full / "samples" / "asr_librispeech-test-clean.jsonl")]
+    ids_resumed = [r["id"] for r in read_jsonl(killed / "samples" / "asr_librispeech-test-clean.jsonl")]
+    assert len(ids_resumed) == len(set(ids_resumed)) == 12
+    assert sorted(ids_full) == sorted(ids_resumed)
+    # the resumed run did only the remaining samples: the cache holds each id once
+    assert _cache_lines(killed) == 12
+
+
+def test_cache_drops_torn_tail_and_later_record_wins(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"id": "a", "v": 1}\n{"id": "b", "v": 2}\n{"id": "a", "v": 3}\n{"id": "c", "v"')
+    cache = SampleCache(path)
+    records = cache.load()
+    assert records == {"a": {"id": "a", "v": 3}, "b": {"id": "b", "v": 2}}
+    assert path.read_text().endswith('"v": 3}\n')  # torn tail truncated before new appends
+    cache.append([{"id": "c", "v": 4}])
+    cache.close()
+    assert SampleCache(path).load()["c"] == {"id": "c", "v": 4}
+
+
+def test_results_json_is_complete_and_atomic(libri_root, tmp_path):
+    out = tmp_path / "o"
+    proc = run_cli("run", "--model", "dummy", "--model-args", "text=the cat sat on the mat", "--tasks", TASK,
+                   "--data-root", str(libri_root), "--output", str(out), "--seed", "3", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["format"] == "most-eval-results" and doc["seed"] == 3
+    assert doc["model"] == {"name": "dummy", "args": {"text": "the cat sat on the mat", "tone_hz": 220.0},
+                            "fingerprint": doc["model"]["fingerprint"]}
+    res = doc["results"][TASK]
+    assert res["listed"] == res["scored"] == 12 and res["errors"] == 0
+    assert 0 < res["wer"] < 100 and res["wer_ci95"][0] <= res["wer"] <= res["wer_ci95"][1]
+    assert len(doc["tasks"][TASK]["dataset_sha256"]) == 64
+    assert {"torch", "jiwer", "most-eval"} <= set(doc["versions"])
+    assert "git_revision" in doc and doc["command"].startswith("most-eval run")
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    # the table on the terminal names the task and the metric
+    assert TASK in proc.stdout and "wer" in proc.stdout and "scored 12 of 12" in proc.stdout
