@@ -1,0 +1,151 @@
+"""TTS tasks: synthesise each sentence, transcribe it with a judge ASR (intelligibility WER), and compare the
+speaker embedding of the generated speech with that of the prompt utterance (SIM).
+
+* ``tts:librispeech-test-clean`` (default): LibriSpeech test-clean sentences, as in the paper; the speaker prompt is
+  another utterance of the same speaker (``prompt=other``; ``same`` uses the utterance itself, ``none`` no prompt).
+  Protocol ``whisper``: corpus WER after Whisper's English normaliser.
+* ``tts:seed-tts-eval-en``: Seed-TTS-eval's English list (``seedtts_testset/en/meta.lst``) under its own protocol:
+  its normalisation, mean of per-utterance WERs and SIM, 3 decimals. A missing audio file is an error record.
+
+Generated audio is kept under ``OUTPUT/audio/<task>/<id>.wav``; results name the judge and the embedder.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from most_eval.adapter import SYNTHESIZE, Request
+from most_eval.audio import load_audio, save_audio
+from most_eval.manifest import BadLine, read_lines
+from most_eval.metrics.wer import aggregate_wer, wer_records
+from most_eval.results import task_file_name
+from most_eval.task import DatasetError, Sample, Task, safe_path
+
+from most_eval_tasks.asr.readers import read_librispeech
+from most_eval_tasks.tts.embedders import build_embedder
+
+
+@dataclass(frozen=True)
+class TTSOptions:
+    """Options of the TTS tasks."""
+
+    embedder: str = "resemblyzer"  # speaker embedder for SIM: resemblyzer | ecapa:PATH | wavlm:PATH
+    prompt: str = "other"  # LibriSpeech speaker prompt: other (same speaker, other utterance) | same | none
+    bootstrap: int = 1000  # resamples for the WER confidence interval
+
+
+class TTSTask(Task):
+    """Shared scoring of the TTS tasks; subclasses build the samples."""
+
+    capability = SYNTHESIZE
+    Options = TTSOptions
+    needs = frozenset({"judge"})
+    protocol = "whisper"
+    digits = 4
+
+    @property
+    def embedder(self):
+        """The speaker embedder named by the options (built once per process)."""
+        return build_embedder(self.options.embedder, self.context.device)
+
+    def score(self, samples: list[Sample], outputs: list) -> list[dict]:
+        judge = self.context.judge
+        folder = self.context.output_dir / "audio" / task_file_name(self.name)
+        for s, audio in zip(samples, outputs):
+            save_audio(folder / f"{s.id}.wav", audio)
+        hyps = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
+        records = wer_records([s.id for s in samples], [s.reference for s in samples], hyps, self.protocol)
+        with_prompt = [i for i, s in enumerate(samples) if s.request.prompt]
+        if with_prompt:
+            prompts = [load_audio(samples[i].request.prompt, None) for i in with_prompt]
+            sims = self.embedder.similarity(prompts, [outputs[i] for i in with_prompt])
+            for i, sim in zip(with_prompt, sims):
+                records[i]["sim"] = round(sim, 6)
+        for s, r in zip(samples, records):
+            r["audio"] = f"audio/{task_file_name(self.name)}/{s.id}.wav"
+        return records
+
+    def aggregate(self, items: list[dict]) -> dict:
+        metrics = aggregate_wer(items, self.protocol, resamples=self.options.bootstrap, seed=self.context.seed)
+        sims = [r["sim"] for r in items if "sim" in r]
+        if sims:
+            metrics["sim"] = round(float(np.mean(sims)), 3 if self.protocol == "seed-tts-eval" else self.digits)
+        judge = self.context.judge
+        path = getattr(judge.args, "path", "")
+        metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
+        metrics["embedder"] = self.embedder.name if sims else None
+        return metrics
+
+    def config(self) -> dict:
+        judge = self.context.judge
+        return {**super().config(), "protocol": self.protocol,
+                "judge": judge.identity() if judge is not None else None}
+
+
+class LibriSpeechTTS(TTSTask):
+    name = "tts:librispeech-test-clean"
+    description = "synthesise LibriSpeech test-clean sentences; judge-ASR WER and prompt SIM"
+    dataset_folder = "LibriSpeech"
+
+    def samples(self) -> list[Sample]:
+        if self.options.prompt not in ("other", "same", "none"):
+            raise DatasetError(f"unknown prompt mode {self.options.prompt!r}; use other, same or none")
+        utts = read_librispeech(self.require_root(), "test-clean")
+        by_speaker = defaultdict(list)
+        for u in utts:
+            if not u.error:
+                by_speaker[u.id.split("-")[0]].append(u)
+        out = []
+        for u in utts:
+            if u.error or not u.text:
+                out.append(Sample(u.id, None, u.text, u.error or f"{u.id}: empty transcript", 0.0, u.files))
+                continue
+            prompt = None
+            if self.options.prompt == "same":
+                prompt = u.audio
+            elif self.options.prompt == "other":
+                same = by_speaker[u.id.split("-")[0]]
+                prompt = same[(same.index(u) + 1) % len(same)].audio
+            out.append(Sample(u.id, Request(SYNTHESIZE, text=u.text, prompt=prompt), u.text, None,
+                              float(len(u.text)), u.files))
+        return out
+
+
+class SeedTTSEvalEN(TTSTask):
+    name = "tts:seed-tts-eval-en"
+    description = "Seed-TTS-eval English list; its normalisation, mean per-utterance WER, SIM (3 decimals)"
+    dataset_folder = "seedtts_testset/en"
+    protocol = "seed-tts-eval"
+
+    def samples(self) -> list[Sample]:
+        meta = self.require_root() / "meta.lst"
+        if not meta.is_file():
+            raise DatasetError(f"{meta}: Seed-TTS-eval test list not found")
+        out = []
+        for entry in read_lines(meta):
+            if isinstance(entry, BadLine):
+                out.append(Sample(f"meta.lst:{entry.line}", None, "", str(entry), 0.0, (meta,)))
+                continue
+            number, line = entry
+            fields = line.split("|")
+            if len(fields) < 4:
+                out.append(Sample(fields[0], None, "", f"{meta}:{number}: expected utt|prompt_text|prompt_wav|"
+                                  f"infer_text, got {len(fields)} field(s)", 0.0, (meta,)))
+                continue
+            utt, _prompt_text, prompt_wav, text = fields[:4]
+            try:
+                prompt = safe_path(meta.parent, prompt_wav)
+            except ValueError as exc:
+                out.append(Sample(utt, None, text, f"{meta}:{number}: {exc}", 0.0, (meta,)))
+                continue
+            if not prompt.is_file():
+                out.append(Sample(utt, None, text, f"{prompt}: prompt audio listed in meta.lst not found", 0.0,
+                                  (meta,)))
+                continue
+            out.append(Sample(utt, Request(SYNTHESIZE, text=text, prompt=prompt), text, None, float(len(text)),
+                              (meta, prompt)))
+        return out
