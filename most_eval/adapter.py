@@ -66,6 +66,18 @@ class SampleFailure:
 
 
 @dataclass(frozen=True)
+class AudioScore:
+    """A ``score_audio`` output that keeps both reductions available: summed log-likelihood and its token count.
+
+    ``score_audio`` may return plain floats (reduced as the class's ``score_reduction`` says) or these; tasks with a
+    sum-or-mean option (StoryCloze) need them to compare in the units the user asked for.
+    """
+
+    total: float  # summed natural-log probability of the utterance's tokens
+    n_tokens: int  # tokens predicted
+
+
+@dataclass(frozen=True)
 class NoArgs:
     """Models without ``--model-args`` use this."""
 
@@ -103,8 +115,9 @@ class Model:
         """Text -> speech. ``prompts[i]``, when given, is a reference utterance whose voice to imitate."""
         raise NotImplementedError
 
-    def score_audio(self, audios: Sequence[Audio]) -> list[float]:
-        """Spoken-LM score of each utterance: natural-log likelihood, reduced as ``score_reduction`` says."""
+    def score_audio(self, audios: Sequence[Audio]) -> list[float] | list[AudioScore]:
+        """Spoken-LM score of each utterance: natural-log likelihood, reduced as ``score_reduction`` says
+        (or :class:`AudioScore` with the sum and the token count)."""
         raise NotImplementedError
 
     def respond(self, audios: Sequence[Audio], modality: str = "text") -> list[str] | list[Audio]:

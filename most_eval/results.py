@@ -138,7 +138,8 @@ def results_table(document: dict) -> Table:
     table.add_column("scored / listed", justify="right")
     for task, res in document["results"].items():
         if res.get("status"):
-            table.add_row(task, res["status"], f"needs {res.get('capability', '?')}", "", style="yellow")
+            why = f"needs {res['capability']}" if res.get("capability") else (res.get("detail") or "")[:60]
+            table.add_row(task, res["status"], why, "", style="yellow")
             continue
         counts = f"{res.get('scored', 0)} / {res.get('listed', 0)}"
         style = "red" if res.get("errors") else None

@@ -137,6 +137,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     """Run one task with resume; returns its metrics, items and error records."""
     if not model.supports(task.name, task.capability):
         return TaskOutcome({}, [], [], 0, status="not supported", capability=task.capability)
+    task.context.score_reduction = model.score_reduction
     judge = task.context.judge
     if "judge" in task.needs and (judge is None or not judge.supports(task.name, "transcribe")):
         return TaskOutcome({}, [], [], 0, status="not supported", capability="judge:transcribe")
@@ -162,10 +163,14 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     finally:
         cache.close()
     records = [cache.records[s.id] for s in samples if s.id in cache.records]
-    items = task.items(records, samples)
     errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
               if s.id in reader_errors or (s.id in run_errors and s.id not in cache.records)]
-    metrics = task.aggregate(items) if items else {}
+    try:
+        items = task.items(records, samples) if records else []
+        metrics = task.aggregate(items) if items else {}
+    except Exception as exc:  # e.g. scores in units the task cannot compare: the other tasks still run
+        return TaskOutcome({}, [], errors, len(samples), status="scoring error",
+                           detail=f"{type(exc).__name__}: {exc}")
     files = [f for s in samples for f in s.files]
     return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=dataset_sha256(files, task.data_root))
 

@@ -58,7 +58,7 @@ class TaskContext:
     batch_size: int = 8
     seed: int = 0
     judge: "Model | None" = None  # transcribe-capable model used by TTS and speech->speech QA
-    embedder: Any = None  # speaker embedder used by TTS speaker similarity
+    score_reduction: str = "sum"  # how the model's plain-float score_audio values are reduced (set by the runner)
     extra: dict = field(default_factory=dict)
 
 

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from most_eval.adapter import Model
+from most_eval.adapter import AudioScore, Model
 from most_eval.audio import Audio, to_mono_float32
 
 
@@ -88,16 +88,16 @@ class OfflineBaseline(Model):
             out.append(Audio(to_mono_float32(data), int(rate)))
         return out
 
-    def text_logprob(self, text: str) -> float:
-        """Natural-log probability of a word sequence under the trigram LM, with <s> and </s>."""
+    def text_logprob(self, text: str) -> AudioScore:
+        """Natural-log probability of a word sequence under the trigram LM, with <s> and </s>; tokens = words + 1."""
         lm, logmath = self.lm
         words = ["<s>"] + text.lower().split() + ["</s>"]
         total = 0
         for i in range(1, len(words)):
             total += lm.prob(words[i::-1][:3])  # (word, previous, the one before): pocketsphinx's order
-        return logmath.log_to_ln(total)
+        return AudioScore(logmath.log_to_ln(total), len(words) - 1)
 
-    def score_audio(self, audios: Sequence[Audio]) -> list[float]:
+    def score_audio(self, audios: Sequence[Audio]) -> list[AudioScore]:
         return [self.text_logprob(t) for t in self.transcribe(audios)]
 
 

@@ -1,0 +1,203 @@
+"""Spoken-LM tasks: the model scores every wav (``score_audio``); pairs are compared as the official scorers do.
+
+* ``slm:swuggy-dev`` / ``slm:sblimp-dev`` (and ``-test``): ZeroSpeech 2021 sLM21, ``sLM21-dataset/{lexical,
+  syntactic}/<split>/`` with ``gold.csv``; aggregation by :mod:`most_eval_tasks.slm.zerospeech` (the official
+  pairing, per-id averaging, frequency bands and 4-decimal round trip). ``accuracy`` = lexical *all* / syntactic
+  score, ``accuracy_in_vocab`` = lexical *in-vocab*; percent. The run also writes the official submission file
+  (``OUTPUT/zerospeech/lexical/dev.txt``) for the official tool, and ``--model precomputed`` reads such files.
+* ``slm:sstorycloze`` / ``slm:tstorycloze``: ``spoken-storycloze/{sSC,tSC}/<idx>_{correct,incorrect}.wav``;
+  option ``reduction`` (``mean`` per-token, slamkit's default, or ``sum``), named in the results.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from most_eval.adapter import SCORE_AUDIO, AudioScore, Request
+from most_eval.audio import audio_duration
+from most_eval.task import DatasetError, Sample, Task
+
+from most_eval_tasks.slm import storycloze_scoring as cloze
+from most_eval_tasks.slm import zerospeech as zr
+
+
+def score_records(samples: list[Sample], outputs: list) -> list[dict]:
+    """Per-wav records ``{"id", "score"[, "n_tokens"]}``; a non-finite score is an error record."""
+    records = []
+    for s, out in zip(samples, outputs):
+        if isinstance(out, AudioScore):
+            record = {"id": s.id, "score": float(out.total), "n_tokens": int(out.n_tokens)}
+        else:
+            record = {"id": s.id, "score": float(out)}
+        if not math.isfinite(record["score"]):
+            record = {"id": s.id, "error": f"{s.request.audio}: model score is {record['score']}"}
+        records.append(record)
+    return records
+
+
+class ZeroSpeechTask(Task):
+    """sWUGGY / sBLIMP on one split."""
+
+    capability = SCORE_AUDIO
+    dataset_folder = "sLM21-dataset"
+    kind = zr.LEXICAL
+    split = "dev"
+
+    submission_file = "lexical/dev.txt"  # where the official submission layout keeps this task's scores
+
+    @property
+    def folder(self) -> Path:
+        return self.require_root() / self.kind / self.split
+
+    def gold(self) -> zr.Gold:
+        """The split's gold.csv (read once)."""
+        if not hasattr(self, "_gold"):
+            try:
+                self._gold = zr.read_gold(self.folder / "gold.csv", self.kind)
+            except zr.ScoreFileError as exc:
+                raise DatasetError(str(exc)) from None
+        return self._gold
+
+    def samples(self) -> list[Sample]:
+        gold_csv = self.folder / "gold.csv"
+        stems = self.gold().stems
+        listed = set(stems)
+        out = []
+        for stem in stems:
+            wav = self.folder / f"{stem}.wav"
+            if not wav.is_file():
+                out.append(Sample(stem, None, None, f"{wav}: listed in gold.csv but not found", 0.0, (gold_csv,)))
+            else:
+                out.append(Sample(stem, Request(SCORE_AUDIO, audio=wav), None, None, audio_duration(wav),
+                                  (gold_csv, wav)))
+        for wav in sorted(self.folder.glob("*.wav")):
+            if wav.stem not in listed:
+                out.append(Sample(wav.stem, None, None, f"{wav}: not listed in gold.csv", 0.0, (wav,)))
+        return out
+
+    def score(self, samples: list[Sample], outputs: list) -> list[dict]:
+        return score_records(samples, outputs)
+
+    def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
+        scores = {r["id"]: r["score"] for r in records}
+        scorer = zr.score_lexical if self.kind == zr.LEXICAL else zr.score_syntactic
+        self._result = scorer(self.gold(), scores, allow_missing=True)
+        if not self._result.missing_stems:  # a complete submission: write it in the official layout
+            zr.write_submission(self.context.output_dir / "zerospeech" / self.submission_file, scores)
+        items = []
+        for pair in self._result.pairs:
+            record = pair.to_record()
+            key = f"{pair.id}/{pair.voice}" if self.kind == zr.LEXICAL else f"{pair.position}"
+            items.append({"id": key, "correct": pair.outcome, **record})
+        return items
+
+    def aggregate(self, items: list[dict]) -> dict:
+        r = self._result
+        if self.kind == zr.LEXICAL:
+            return {"accuracy": round(100 * r.all, 6), "accuracy_in_vocab": round(100 * r.in_vocab, 6),
+                    "accuracy_exact": round(100 * r.all_exact, 6), "pairs": r.n_pairs, "items": r.n_items,
+                    "by_frequency": {b.label: b.score_rounded for b in r.by_frequency},
+                    "leaderboard_column": "accuracy (lexical all)"}
+        return {"accuracy": round(100 * r.score, 6), "accuracy_exact": round(100 * r.score_exact, 6),
+                "pairs": r.n_pairs, "items": r.n_items, "by_type": {b.label: b.score_rounded for b in r.by_type}}
+
+
+class SWuggyDev(ZeroSpeechTask):
+    name = "slm:swuggy-dev"
+    description = "sWUGGY (ZeroSpeech 2021 lexical, dev): word vs non-word, official aggregation"
+
+
+class SWuggyTest(SWuggyDev):
+    name = "slm:swuggy-test"
+    description = "sWUGGY (ZeroSpeech 2021 lexical, test; gold.csv needed)"
+    split = "test"
+    submission_file = "lexical/test.txt"
+
+
+class SBlimpDev(ZeroSpeechTask):
+    name = "slm:sblimp-dev"
+    description = "sBLIMP (ZeroSpeech 2021 syntactic, dev): grammatical vs not, official aggregation"
+    kind = zr.SYNTACTIC
+    submission_file = "syntactic/dev.txt"
+
+
+class SBlimpTest(SBlimpDev):
+    name = "slm:sblimp-test"
+    description = "sBLIMP (ZeroSpeech 2021 syntactic, test; gold.csv needed)"
+    split = "test"
+    submission_file = "syntactic/test.txt"
+
+
+@dataclass(frozen=True)
+class ClozeOptions:
+    """StoryCloze options."""
+
+    reduction: str = cloze.DEFAULT_REDUCTION  # "mean" (per-token, slamkit's default) or "sum" log-likelihood
+
+
+_CLOZE_WAV = re.compile(r"^(?P<idx>.+)_(?P<which>correct|incorrect)$")
+
+
+class StoryClozeTask(Task):
+    """Spoken StoryCloze (one subset): true vs false ending of each story."""
+
+    capability = SCORE_AUDIO
+    dataset_folder = "spoken-storycloze"
+    Options = ClozeOptions
+    subset = "sSC"
+
+    def samples(self) -> list[Sample]:
+        if self.options.reduction not in cloze.REDUCTIONS:
+            raise DatasetError(f"reduction must be one of {', '.join(cloze.REDUCTIONS)}")
+        folder = self.require_root() / self.subset
+        wavs = sorted(folder.glob("*.wav"))
+        if not wavs:
+            raise DatasetError(f"{folder}: no StoryCloze wavs found")
+        stems = {w.stem for w in wavs}
+        out = []
+        for wav in wavs:
+            m = _CLOZE_WAV.match(wav.stem)
+            if not m:
+                out.append(Sample(wav.stem, None, None, f"{wav}: name is not <idx>_correct/<idx>_incorrect", 0.0,
+                                  (wav,)))
+                continue
+            partner = f"{m['idx']}_{'incorrect' if m['which'] == 'correct' else 'correct'}"
+            if partner not in stems:
+                out.append(Sample(wav.stem, None, None, f"{wav}: its pair {partner}.wav is missing", 0.0, (wav,)))
+                continue
+            out.append(Sample(wav.stem, Request(SCORE_AUDIO, audio=wav), m["idx"], None, audio_duration(wav),
+                              (wav,)))
+        return out
+
+    def score(self, samples: list[Sample], outputs: list) -> list[dict]:
+        return score_records(samples, outputs)
+
+    def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
+        ids = sorted({s.reference for s in samples if s.request is not None})
+        pairs = [cloze.ClozePair(i, f"{i}_correct", f"{i}_incorrect") for i in ids]
+        scores = {r["id"]: r["score"] for r in records}
+        n_tokens = {r["id"]: r["n_tokens"] for r in records if "n_tokens" in r}
+        given = cloze.SUM if n_tokens else self.context.score_reduction
+        self._result = cloze.score_storycloze(pairs, scores, reduction=self.options.reduction,
+                                              scores_reduction=given, n_tokens=n_tokens or None,
+                                              allow_missing=True)
+        return [{"id": p.id, "correct": p.outcome, "true_score": p.true_score, "false_score": p.false_score}
+                for p in self._result.pairs]
+
+    def aggregate(self, items: list[dict]) -> dict:
+        return {"accuracy": round(100 * self._result.accuracy, 6), "pairs": self._result.n_pairs,
+                "reduction": self._result.reduction}
+
+
+class SStoryCloze(StoryClozeTask):
+    name = "slm:sstorycloze"
+    description = "spoken StoryCloze (original wrong endings), true vs false story likelihood"
+
+
+class TStoryCloze(StoryClozeTask):
+    name = "slm:tstorycloze"
+    description = "topic StoryCloze (random other-story endings), true vs false story likelihood"
+    subset = "tSC"

@@ -1,0 +1,164 @@
+"""Spoken-QA tasks: a spoken question in, an answer out (text: S->T; speech: S->S, transcribed by the judge ASR).
+
+A response is correct when any reference answer occurs in it under the DPR "has answer" rule
+(:mod:`most_eval_tasks.sqa.has_answer`). Readers, by folder under ``--data-root``:
+
+* ``llama-questions/``: ``llama_questions_300.tsv`` (``Questions``, ``Answer``, ``Wav Filename``) + flat wavs.
+* ``webquestions/``: ``test.jsonl`` (``question``, ``answers`` alias list, ``audio`` path) or ``test.parquet``
+  with the same columns (an ``audio`` column holding a path string or ``{"path": ...}``).
+* ``triviaqa/``: ``test.jsonl`` / ``test.parquet`` with ``answer`` as the alias list.
+
+The sample id is the question wav's stem. A record without answers is an error record; the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from most_eval.adapter import RESPOND, Request
+from most_eval.audio import Audio, audio_duration, save_audio
+from most_eval.manifest import BadLine, read_jsonl, read_table
+from most_eval.results import task_file_name
+from most_eval.task import DatasetError, Sample, Task, safe_path
+
+from most_eval_tasks.sqa.has_answer import matching_answer
+
+
+def _answers(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            try:
+                return [str(a) for a in json.loads(value)]
+            except json.JSONDecodeError:
+                pass
+        return [value] if value else []
+    return [str(a) for a in value]
+
+
+class SpokenQATask(Task):
+    """Shared sample building and scoring; subclasses implement :meth:`rows` -> (line, question, answers, wav)."""
+
+    capability = RESPOND
+    modality = "text"
+    answer_field = "answers"
+
+    def rows(self):
+        """(where, question, answers, audio path string) per listed question; BadLine for unreadable lines."""
+        folder = self.require_root()
+        jsonl, parquet = folder / "test.jsonl", folder / "test.parquet"
+        if jsonl.is_file():
+            for entry in read_jsonl(jsonl):
+                if isinstance(entry, BadLine):
+                    yield entry
+                else:
+                    n, obj = entry
+                    audio = obj.get("audio")
+                    yield f"{jsonl}:{n}", obj.get("question", ""), obj.get(self.answer_field), \
+                        audio.get("path") if isinstance(audio, dict) else audio
+        elif parquet.is_file():
+            import pandas as pd
+
+            for n, obj in enumerate(pd.read_parquet(parquet).to_dict("records"), start=1):
+                audio = obj.get("audio")
+                yield f"{parquet}:row {n}", obj.get("question", ""), obj.get(self.answer_field), \
+                    audio.get("path") if isinstance(audio, dict) else audio
+        else:
+            raise DatasetError(f"{folder}: neither test.jsonl nor test.parquet found")
+
+    def samples(self) -> list[Sample]:
+        folder = self.require_root()
+        out = []
+        for row in self.rows():
+            if isinstance(row, BadLine):
+                out.append(Sample(f"line-{row.line}", None, None, str(row), 0.0, (row.path,)))
+                continue
+            where, question, answers, audio = row
+            answers = _answers(answers)
+            sid = Path(str(audio or where)).stem
+            if not audio:
+                out.append(Sample(sid, None, None, f"{where}: no audio path", 0.0))
+                continue
+            try:
+                wav = safe_path(folder, str(audio))
+            except ValueError as exc:
+                out.append(Sample(sid, None, None, f"{where}: {exc}", 0.0))
+                continue
+            if not answers:
+                out.append(Sample(sid, None, None, f"{where}: no reference answers", 0.0, (wav,)))
+            elif not wav.is_file():
+                out.append(Sample(sid, None, None, f"{wav}: question audio not found ({where})", 0.0))
+            else:
+                out.append(Sample(sid, Request(RESPOND, audio=wav, modality=self.modality),
+                                  {"question": question, "answers": answers}, None, audio_duration(wav), (wav,)))
+        return out
+
+    def score(self, samples: list[Sample], outputs: list) -> list[dict]:
+        if self.modality == "speech":
+            judge = self.context.judge
+            folder = self.context.output_dir / "audio" / task_file_name(self.name)
+            for s, audio in zip(samples, outputs):
+                if not isinstance(audio, Audio):
+                    raise TypeError(f"speech answer expected for {s.id}, got {type(audio).__name__}")
+                save_audio(folder / f"{s.id}.wav", audio)
+            texts = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
+        else:
+            texts = [str(o) for o in outputs]
+        records = []
+        for s, text in zip(samples, texts):
+            match = matching_answer(s.reference["answers"], text)
+            records.append({"id": s.id, "question": s.reference["question"], "answers": s.reference["answers"],
+                            "response": text, "matched": match, "correct": 1.0 if match is not None else 0.0})
+        return records
+
+    def aggregate(self, items: list[dict]) -> dict:
+        metrics = {"accuracy": round(100 * sum(r["correct"] for r in items) / len(items), 4)}
+        if self.modality == "speech":
+            judge = self.context.judge
+            path = getattr(judge.args, "path", "")
+            metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
+        return metrics
+
+
+class LlamaQuestions(SpokenQATask):
+    dataset_folder = "llama-questions"
+
+    def rows(self):
+        tsv = self.require_root() / "llama_questions_300.tsv"
+        if not tsv.is_file():
+            raise DatasetError(f"{tsv}: Llama Questions table not found")
+        for entry in read_table(tsv, "\t", required=("Questions", "Answer", "Wav Filename")):
+            if isinstance(entry, BadLine):
+                yield entry
+            else:
+                n, row = entry
+                yield f"{tsv}:{n}", row["Questions"], row["Answer"], row["Wav Filename"]
+
+
+class WebQuestions(SpokenQATask):
+    dataset_folder = "webquestions"
+    answer_field = "answers"
+
+
+class TriviaQA(SpokenQATask):
+    dataset_folder = "triviaqa"
+    answer_field = "answer"
+
+
+def _variant(base: type, set_name: str, modality: str) -> type:
+    suffix = "s2t" if modality == "text" else "s2s"
+    return type(f"{base.__name__}{suffix.upper()}", (base,), {
+        "name": f"sqa:{set_name}-{suffix}", "modality": modality,
+        "needs": frozenset({"judge"}) if modality == "speech" else frozenset(),
+        "description": f"{set_name}: spoken question -> {modality} answer, has-answer accuracy"
+                       + (" (answer transcribed by the judge ASR)" if modality == "speech" else ""),
+        "__module__": __name__})
+
+
+TASKS = [_variant(base, set_name, modality)
+         for base, set_name in ((LlamaQuestions, "llama-questions"), (WebQuestions, "webquestions"),
+                                (TriviaQA, "triviaqa"))
+         for modality in ("text", "speech")]
