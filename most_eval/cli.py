@@ -27,8 +27,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 list_app = typer.Typer(no_args_is_help=True, help="List registered tasks or models.")
 app.add_typer(list_app, name="list")
 
+
+def _register_subcommands() -> None:
+    """Leaderboard, compare and check live in their own module; imported here so ``--help`` lists them."""
+    from most_eval.cli_leaderboard import check_command, compare_command, leaderboard_app
+
+    app.add_typer(leaderboard_app, name="leaderboard")
+    app.command("compare")(compare_command)
+    app.command("check")(check_command)
+
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
 
 #: where the bundled mini suite lives (the default --data-root)
 MINI_SUITE = Path(__file__).resolve().parent / "mini_suite"
@@ -168,6 +177,9 @@ def list_models():
         except Exception as exc:  # a broken third-party plugin must not hide the others
             table.add_row(name, "[red]unavailable[/]", f"{type(exc).__name__}: {exc}")
     console.print(table)
+
+
+_register_subcommands()
 
 
 def main() -> None:

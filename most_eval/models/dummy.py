@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from most_eval.adapter import Model
+from most_eval.adapter import AudioScore, Model
 from most_eval.audio import Audio
 
 
@@ -36,8 +36,9 @@ class DummyModel(Model):
         tone = (0.1 * np.sin(2 * np.pi * self.args.tone_hz * t)).astype(np.float32)
         return [Audio(tone, self.sample_rate) for _ in texts]
 
-    def score_audio(self, audios: Sequence[Audio]) -> list[float]:
-        return [-a.duration for a in audios]
+    def score_audio(self, audios: Sequence[Audio]) -> list[AudioScore]:
+        # minus the duration, over one "token" per 40 ms (a 25 Hz unit rate)
+        return [AudioScore(-a.duration, max(1, round(a.duration * 25))) for a in audios]
 
     def respond(self, audios: Sequence[Audio], modality: str = "text"):
         if modality == "speech":

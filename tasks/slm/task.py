@@ -90,8 +90,11 @@ class ZeroSpeechTask(Task):
         items = []
         for pair in self._result.pairs:
             record = pair.to_record()
-            key = f"{pair.id}/{pair.voice}" if self.kind == zr.LEXICAL else f"{pair.position}"
-            items.append({"id": key, "correct": pair.outcome, **record})
+            if self.kind == zr.LEXICAL:  # id = one pair (voice), item = what the official scorer averages over
+                key, item = f"{pair.id}/{pair.voice}", str(pair.id)
+            else:
+                key, item = str(pair.position), f"{pair.type}/{pair.subtype}/{pair.id}"
+            items.append({**record, "id": key, "item": item, "correct": pair.outcome})
         return items
 
     def aggregate(self, items: list[dict]) -> dict:

@@ -1,0 +1,393 @@
+"""Compare two runs task by task: deltas with paired bootstrap 95% confidence intervals.
+
+A run is a results folder (``results.json`` + ``samples/*.jsonl``) or the path of its ``results.json``. For every task
+both runs scored, the per-sample records of the ids *both* runs scored are paired and resampled together (the same
+resampled ids for both runs), so the interval reflects the difference between the systems, not the spread of the test
+set. Statistics recomputed on each resample:
+
+- ``wer``: corpus WER = 100 * sum(errors) / sum(ref_words) (the harness's definition; ``errors`` = S + D + I); for the
+  ``seed-tts-eval`` protocol, the mean of per-utterance WERs instead, as that protocol defines it;
+- ``accuracy``: 100 * mean(correct) (``correct`` is 1, 0.5 or 0) over *items*: records of one item are averaged
+  first and items are what gets resampled (:func:`item_of`; for sWUGGY/sBLIMP this is the official per-id /
+  per-(type, subtype, id) averaging over voices, i.e. the results' ``accuracy_exact``; otherwise each record is an
+  item and this is the plain mean);
+- ``sim``: mean(sim) (cosine, raw units).
+
+``delta = B - A`` in the metric's units (percentage points for WER and accuracy). The interval is the percentile
+bootstrap interval of that delta over ``n_resamples`` resamples (default 1,000) drawn by ``numpy.random.default_rng``
+seeded with ``(seed, crc32(task))``, so a task's interval does not depend on which other tasks are compared.
+
+Samples pair by their key: the record ``id`` (see :meth:`Run.samples` for files whose ids repeat).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from most_eval.leaderboard import ResultsFileError, load_results
+
+__all__ = ["METRICS", "Comparison", "MetricDelta", "ResultsFileError", "Run", "compare", "compare_runs", "load_run",
+           "paired_bootstrap"]
+
+# metric -> (per-sample fields it needs, lower is better)
+METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "wer": (("errors", "ref_words"), True),
+    "accuracy": (("correct",), False),
+    "sim": (("sim",), False),
+}
+
+_MAX_INDICES_PER_BLOCK = 1 << 22  # resample indices held at once (32 MiB of int64); blocks do not change the draws
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Runs and their samples
+
+
+def item_of(record: dict[str, Any]) -> str:
+    """The unit an accuracy is averaged over first: ``record["item"]`` when given, else ``type/subtype/id`` when the
+    record has ``type`` and ``subtype`` (sBLIMP: the official per-(type, subtype, id) averaging), else its ``id``
+    (sWUGGY: per-id averaging over voices). Records with unique items make accuracy the plain mean."""
+    if "item" in record:
+        return str(record["item"])
+    if "type" in record and "subtype" in record:
+        return f"{record['type']}/{record['subtype']}/{record['id']}"
+    return str(record["id"])
+
+
+@dataclass
+class Run:
+    """A loaded results folder. ``samples(task)`` reads the task's per-sample records lazily."""
+
+    results_path: Path
+    data: dict[str, Any]
+    _samples: dict[str, tuple[dict[str, dict[str, Any]], set[str]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def dir(self) -> Path:
+        return self.results_path.parent
+
+    @property
+    def model(self) -> str:
+        return self.data["model"]["name"]
+
+    def scored_tasks(self) -> list[str]:
+        """Tasks with at least one of the metrics in :data:`METRICS` (``"status": "not supported"`` ones excluded)."""
+        return sorted(t for t, e in self.data["results"].items() if any(m in e for m in METRICS))
+
+    def task_info(self, task: str) -> dict[str, Any]:
+        info = (self.data.get("tasks") or {}).get(task) or {}
+        return info if isinstance(info, dict) else {}
+
+    def dataset_sha256(self, task: str) -> str | None:
+        value = self.task_info(task).get("dataset_sha256")
+        return value if isinstance(value, str) and value else None
+
+    def samples_path(self, task: str) -> Path:
+        rel = self.task_info(task).get("samples_file") or f"samples/{task.replace(':', '_')}.jsonl"
+        return self.dir / rel
+
+    def samples(self, task: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """``(scored records by sample key, keys of error records)`` for ``task``.
+
+        The key is the record's ``id`` when ids are unique in the file. Where they repeat (ZeroSpeech pairs: one item
+        id per voice), it is :func:`item_of` plus ``@voice`` (plus ``#k`` for the k-th remaining repeat), so that
+        the same pair gets the same key in both runs. Error records (an ``"error"`` key, no metric fields) are
+        returned as keys only. A missing or malformed file raises :class:`ResultsFileError` naming the file."""
+        if task in self._samples:
+            return self._samples[task]
+        path = self.samples_path(task)
+        if not path.is_file():
+            raise ResultsFileError(path, f"samples file for task {task!r} not found")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ResultsFileError(path, f"cannot read file ({type(err).__name__}: {err})") from None
+        records = []
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ResultsFileError(path, f"line {lineno}: invalid JSON ({err.msg}); truncated file?") from None
+            if not isinstance(rec, dict) or "id" not in rec:
+                raise ResultsFileError(path, f"line {lineno}: not a sample record (no 'id')")
+            records.append(rec)
+        ids = [str(r["id"]) for r in records]
+        unique = len(set(ids)) == len(ids)
+        scored: dict[str, dict[str, Any]] = {}
+        errors: set[str] = set()
+        seen: dict[str, int] = {}
+        for rec, sid in zip(records, ids):
+            key = sid
+            if not unique:
+                key = item_of(rec) + (f"@{rec['voice']}" if "voice" in rec else "")
+                k = seen[key] = seen.get(key, -1) + 1
+                key = key if k == 0 else f"{key}#{k}"
+            if "error" in rec:
+                errors.add(key)
+            else:
+                scored[key] = rec
+        self._samples[task] = (scored, errors)
+        return scored, errors
+
+    def metric_ids(self, task: str, metric: str) -> set[str]:
+        """Ids whose records carry the fields of ``metric``."""
+        need = METRICS[metric][0]
+        scored, _ = self.samples(task)
+        return {sid for sid, rec in scored.items() if all(rec.get(k) is not None for k in need)}
+
+    def wer_aggregation(self, task: str) -> str:
+        """``"corpus"`` (sum errors / sum ref words) or ``"utterance_mean"`` for the seed-tts-eval protocol."""
+        entry = self.data["results"].get(task, {})
+        config = self.task_info(task).get("config") or {}
+        hints = [task, entry.get("protocol"), entry.get("wer_protocol")]
+        if isinstance(config, dict):
+            hints += [config.get("protocol"), config.get("variant"), config.get("wer_protocol")]
+        return "utterance_mean" if any(isinstance(h, str) and "seed-tts" in h.lower() for h in hints) else "corpus"
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a run from a results folder or a ``results.json`` path (validated, see :func:`load_results`)."""
+    path = Path(path)
+    results_path = path / "results.json" if path.is_dir() else path
+    if not results_path.exists():
+        raise ResultsFileError(results_path, "not found")
+    return Run(results_path, load_results(results_path))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Paired bootstrap
+
+
+def _arrays(run: Run, task: str, metric: str, ids: list[str]) -> dict[str, np.ndarray]:
+    scored, _ = run.samples(task)
+    recs = [scored[i] for i in ids]
+    path = run.samples_path(task)
+    try:
+        if metric == "wer":
+            errors = np.array([float(r["errors"]) for r in recs], dtype=np.float64)
+            ref = np.array([float(r["ref_words"]) for r in recs], dtype=np.float64)
+            return {"errors": errors, "ref_words": ref}
+        if metric == "accuracy":
+            # one value per item: records of the same item (voices of a ZeroSpeech pair) averaged first
+            _, inverse = np.unique(np.array([item_of(r) for r in recs], dtype=object), return_inverse=True)
+            correct = np.array([float(r["correct"]) for r in recs], dtype=np.float64)
+            return {"correct": np.bincount(inverse, weights=correct) / np.bincount(inverse)}
+        return {"sim": np.array([float(r["sim"]) for r in recs], dtype=np.float64)}
+    except (TypeError, ValueError) as err:
+        raise ResultsFileError(path, f"non-numeric {metric} field ({err})") from None
+
+
+def _statistic(metric: str, aggregation: str, arrays: dict[str, np.ndarray], idx: np.ndarray | None) -> np.ndarray:
+    """Metric value(s). ``idx`` None: the full sample (a 0-d array); ``idx`` (B, n): one value per resample (B,)."""
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if idx is None else a[idx]  # (n,) or (B, n)
+
+    if metric == "wer":
+        errors, ref = take(arrays["errors"]), take(arrays["ref_words"])
+        if aggregation == "utterance_mean":
+            # per-utterance WER; an empty reference counts 0 without insertions, else 100 (as metrics.wer does)
+            per_utt = np.where(ref > 0, errors / np.maximum(ref, 1.0), (errors > 0).astype(np.float64))
+            return 100.0 * per_utt.mean(axis=-1)
+        return 100.0 * errors.sum(axis=-1) / np.maximum(ref.sum(axis=-1), 1e-12)
+    if metric == "accuracy":
+        return 100.0 * take(arrays["correct"]).mean(axis=-1)
+    return take(arrays["sim"]).mean(axis=-1)
+
+
+def paired_bootstrap(metric: str, arrays_a: dict[str, np.ndarray], arrays_b: dict[str, np.ndarray], *,
+                     n_resamples: int = 1000, rng: np.random.Generator, aggregation: str = "corpus") -> np.ndarray:
+    """Bootstrap distribution (n_resamples,) of ``stat(B) - stat(A)`` over resampled ids, A and B paired by position.
+
+    Vectorised: each block draws an index matrix (block, n) and evaluates the statistic for all its resamples at once;
+    blocks only cap memory (consecutive draws from one Generator equal a single larger draw)."""
+    n = len(next(iter(arrays_a.values())))
+    out = np.empty(n_resamples, dtype=np.float64)
+    block = max(1, min(n_resamples, _MAX_INDICES_PER_BLOCK // max(n, 1)))
+    for start in range(0, n_resamples, block):
+        size = min(block, n_resamples - start)
+        idx = rng.integers(0, n, size=(size, n))  # (size, n) resampled positions
+        out[start:start + size] = (_statistic(metric, aggregation, arrays_b, idx)
+                                   - _statistic(metric, aggregation, arrays_a, idx))
+    return out
+
+
+def task_rng(seed: int, task: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(task.encode("utf-8"))])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Comparison
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    task: str
+    metric: str  # "wer" | "accuracy" | "sim"
+    lower_is_better: bool
+    aggregation: str  # "corpus" | "utterance_mean" (wer) or "mean"
+    n: int  # sample keys both runs scored (the paired sample)
+    units: int  # resampled units: n, or for accuracy the items those samples form
+    only_a: int  # ids only run A scored (not in the paired sample)
+    only_b: int
+    a: float  # metric of A on the paired ids
+    b: float
+    delta: float  # b - a, metric units (percentage points for wer/accuracy)
+    ci_low: float  # percentile bootstrap interval of delta
+    ci_high: float
+    a_reported: float | None  # the value in each results.json (over all the ids that run scored)
+    b_reported: float | None
+    same_dataset: bool | None  # dataset_sha256 equal (None: missing in a run)
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes 0."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+    @property
+    def worse_by(self) -> float:
+        """Delta oriented so that positive means B is worse than A."""
+        return self.delta if self.lower_is_better else -self.delta
+
+    @property
+    def worse_ci(self) -> tuple[float, float]:
+        """The interval of :attr:`worse_by`."""
+        return (self.ci_low, self.ci_high) if self.lower_is_better else (-self.ci_high, -self.ci_low)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: str
+    b: str
+    a_model: str
+    b_model: str
+    n_resamples: int
+    seed: int
+    confidence: float
+    deltas: tuple[MetricDelta, ...]
+    skipped: tuple[tuple[str, str], ...]  # (task, reason) for tasks not compared
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (strict JSON: non-finite numbers become None)."""
+
+        def clean(v: Any) -> Any:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        d = asdict(self)
+        d["deltas"] = [{k: clean(v) for k, v in {**asdict(m), "significant": m.significant}.items()}
+                       for m in self.deltas]
+        d["skipped"] = [{"task": t, "reason": r} for t, r in self.skipped]
+        return d
+
+
+def _reported(run: Run, task: str, metric: str) -> float | None:
+    value = run.data["results"].get(task, {}).get(metric)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def metric_delta(run_a: Run, run_b: Run, task: str, metric: str, *, n_resamples: int = 1000, seed: int = 0,
+                 confidence: float = 0.95) -> MetricDelta | None:
+    """Paired bootstrap delta of one task/metric over the ids both runs scored (None when they share none)."""
+    ids_a, ids_b = run_a.metric_ids(task, metric), run_b.metric_ids(task, metric)
+    common = sorted(ids_a & ids_b)
+    if not common:
+        return None
+    aggregation = run_a.wer_aggregation(task) if metric == "wer" else "mean"
+    arr_a, arr_b = _arrays(run_a, task, metric, common), _arrays(run_b, task, metric, common)
+    a = float(_statistic(metric, aggregation, arr_a, None))
+    b = float(_statistic(metric, aggregation, arr_b, None))
+    dist = paired_bootstrap(metric, arr_a, arr_b, n_resamples=n_resamples, rng=task_rng(seed, task),
+                            aggregation=aggregation)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(dist, [alpha / 2, 1 - alpha / 2])
+    sha_a, sha_b = run_a.dataset_sha256(task), run_b.dataset_sha256(task)
+    return MetricDelta(
+        task=task, metric=metric, lower_is_better=METRICS[metric][1], aggregation=aggregation, n=len(common),
+        units=len(next(iter(arr_a.values()))),
+        only_a=len(ids_a - ids_b), only_b=len(ids_b - ids_a), a=a, b=b, delta=b - a, ci_low=float(lo),
+        ci_high=float(hi), a_reported=_reported(run_a, task, metric), b_reported=_reported(run_b, task, metric),
+        same_dataset=None if sha_a is None or sha_b is None else sha_a == sha_b,
+    )
+
+
+def compare_runs(run_a: Run, run_b: Run, *, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
+                 tasks: list[str] | None = None) -> Comparison:
+    """:func:`compare` on loaded runs."""
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be >= 1")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must be in (0, 1)")
+    tasks_a, tasks_b = set(run_a.scored_tasks()), set(run_b.scored_tasks())
+    wanted = sorted(tasks_a | tasks_b) if tasks is None else list(tasks)
+    deltas, skipped = [], []
+    for task in wanted:
+        if task not in tasks_a or task not in tasks_b:
+            where = "A" if task not in tasks_a else "B"
+            skipped.append((task, f"not scored in run {where}"))
+            continue
+        metrics = [m for m in METRICS if m in run_a.data["results"][task] and m in run_b.data["results"][task]]
+        for metric in metrics:
+            d = metric_delta(run_a, run_b, task, metric, n_resamples=n_resamples, seed=seed, confidence=confidence)
+            if d is None:
+                skipped.append((task, f"{metric}: no sample id scored by both runs"))
+            else:
+                deltas.append(d)
+    return Comparison(str(run_a.results_path), str(run_b.results_path), run_a.model, run_b.model, n_resamples, seed,
+                      confidence, tuple(deltas), tuple(skipped))
+
+
+def compare(a: str | Path, b: str | Path, *, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
+            tasks: list[str] | None = None) -> Comparison:
+    """Per-task, per-metric deltas ``B - A`` with paired bootstrap intervals (see the module docstring).
+
+    ``a`` and ``b`` are results folders or ``results.json`` paths. Tasks scored by only one run, and metrics without
+    shared ids, are listed in ``skipped``. Raises :class:`ResultsFileError` for unreadable results or samples files."""
+    return compare_runs(load_run(a), load_run(b), n_resamples=n_resamples, seed=seed, confidence=confidence,
+                        tasks=tasks)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Display
+
+
+def fmt_value(metric: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.3f}" if metric == "sim" else f"{value:.2f}"
+
+
+def fmt_delta(metric: str, value: float) -> str:
+    decimals = 3 if metric == "sim" else 2
+    value = 0.0 if round(value, decimals) == 0 else value  # no "-0.00"
+    return f"{value:+.{decimals}f}"
+
+
+def comparison_table(comp: Comparison):
+    """A rich Table of a comparison."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"B - A (A: {comp.a_model}, B: {comp.b_model}); paired bootstrap {comp.confidence:.0%} CI, "
+                        f"{comp.n_resamples} resamples", box=box.SIMPLE_HEAD)
+    for name, justify in (("task", "left"), ("metric", "left"), ("n", "right"), ("A", "right"), ("B", "right"),
+                          ("delta [CI]", "right"), ("", "left")):
+        table.add_column(name, justify=justify, overflow="fold",  # type: ignore[arg-type]
+                         no_wrap=name not in ("task", "metric"))
+    for d in comp.deltas:
+        mark = ""
+        if d.significant:
+            mark = "[red]worse[/red]" if d.worse_by > 0 else "[green]better[/green]"
+        table.add_row(d.task, d.metric, str(d.n), fmt_value(d.metric, d.a), fmt_value(d.metric, d.b),
+                      f"{fmt_delta(d.metric, d.delta)} "
+                      f"[{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]",
+                      mark)
+    return table

@@ -1,0 +1,319 @@
+"""Leaderboard build: paper numbers in every output, run mapping, reproducible bytes, bad inputs, headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer import Typer
+from typer.testing import CliRunner
+
+from most_eval.cli_leaderboard import leaderboard_app
+from most_eval.leaderboard import FAMILIES, ResultsFileError, build_leaderboard, load_results, map_task
+
+REPO = Path(__file__).resolve().parents[1]
+LEADERBOARDS = REPO / "leaderboards"
+DATA = LEADERBOARDS / "data"
+
+
+# ------------------------------------------------------------------------------------------------------------ helpers
+
+def paper_cells():
+    """(family key, row keys, column, printed value) for every number of the three paper tables."""
+    for f in FAMILIES:
+        with (DATA / "paper" / f.paper_csv).open(newline="") as fh:
+            for rec in csv.DictReader(fh):
+                for c in f.columns:
+                    if rec[c].strip():
+                        yield f.key, tuple(rec[k] for k in f.keys), c, rec[c].strip()
+
+
+def md_table(text: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the first markdown table (bold markers removed)."""
+    lines = [ln for ln in text.split("\n## ")[0].splitlines() if ln.startswith("|")]
+    split = [[c.strip().replace("**", "") for c in ln.strip().strip("|").split(" | ")] for ln in lines]
+    return split[0], split[2:]
+
+
+def md_lookup(text: str, keys: tuple[str, ...], column: str) -> str:
+    header, rows = md_table(text)
+    matches = [r for r in rows if tuple(r[: len(keys)]) == keys]
+    assert len(matches) == 1, (keys, matches)
+    return matches[0][header.index(column)]
+
+
+class Tables(HTMLParser):
+    """table id -> {"head": [header texts], "rows": [[cell texts]]}; plus the <html> attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, dict] = {}
+        self.html_attrs: dict[str, str | None] = {}
+        self._table = self._cell = None
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "html":
+            self.html_attrs = a
+        elif tag == "table":
+            self._table = self.tables.setdefault(a.get("id") or f"t{len(self.tables)}", {"head": [], "rows": []})
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            key = "head" if not self._table["head"] else "rows"
+            if key == "head":
+                self._table["head"] = self._row
+            else:
+                self._table["rows"].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse_html(text: str) -> Tables:
+    p = Tables()
+    p.feed(text)
+    return p
+
+
+def html_lookup(tables: Tables, family: str, keys: tuple[str, ...], column: str) -> str:
+    t = tables.tables[family]
+    matches = [r for r in t["rows"] if tuple(r[: len(keys)]) == keys]
+    assert len(matches) == 1, (family, keys, matches)
+    return matches[0][t["head"].index(column)]
+
+
+def write_results(path: Path, model: str, results: dict, **extra) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": "most-eval-results", "format_version": 1,
+            "model": {"name": model, "args": {}, "fingerprint": "0" * 16}, "results": results,
+            "tasks": {t: {"config": {}, "dataset_sha256": "ab" * 32,
+                          "samples_file": f"samples/{t.replace(':', '_')}.jsonl"} for t in results},
+            "seed": 0, "git_revision": "0" * 40, "versions": {}, "created": "2026-01-01T00:00:00Z", **extra}
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+RUN_RESULTS = {
+    "asr:librispeech-test-clean": {"wer": 2.3456, "wer_ci95": [2.1, 2.6], "scored": 2620, "listed": 2620, "errors": 0},
+    "asr:librispeech-test-other": {"wer": 4.5, "scored": 2939, "listed": 2939, "errors": 0},
+    "tts:librispeech-test-clean": {"wer": 6.1, "sim": 0.6123, "judge": "whisper-large-v3", "embedder": "ecapa",
+                                   "scored": 40, "listed": 40, "errors": 0},
+    "slm:swuggy-dev": {"accuracy": 75.0, "accuracy_in_vocab": 80.25},
+    "slm:sblimp-dev": {"accuracy": 60.0},
+    "slm:tstorycloze": {"accuracy": 80.0},
+    "slm:sstorycloze": {"accuracy": 66.0},
+    "sqa:llama-questions-s2t": {"accuracy": 70.3333},
+    "sqa:llama-questions-s2s": {"status": "not supported", "capability": "respond"},
+    "asr:my-private-set": {"wer": 9.99},
+}
+
+
+def data_with_run(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "paper", data / "paper")
+    write_results(data / "runs" / "my-run" / "results.json", "my-model", RUN_RESULTS)
+    return data
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("leaderboard")
+    build_leaderboard(DATA, out)
+    return out
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------------------------------------------------- markdown
+
+def test_every_paper_number_in_markdown(built):
+    cells = list(paper_cells())
+    assert len(cells) == 76 + 37 + 42  # asr/tts (Qwen2-Audio has no TTS numbers), spoken LM (AudioLM: 2 of 5), QA
+    for family, keys, column, value in cells:
+        text = (built / f"{family}.md").read_text()
+        assert md_lookup(text, keys, column) == value, (family, keys, column)
+
+
+def test_paper_copies_carry_source():
+    for f in FAMILIES:
+        with (DATA / "paper" / f.paper_csv).open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert rows and all(r["source"] == f.source for r in rows)
+        assert rows[-1]["model"] == "MoST"
+
+
+def test_committed_outputs_are_current(built):
+    for name in [f"{f.key}.md" for f in FAMILIES] + ["index.html"]:
+        assert (LEADERBOARDS / name).read_bytes() == (built / name).read_bytes(), (
+            f"leaderboards/{name} is stale: run `most-eval leaderboard build`")
+    for f in FAMILIES:
+        assert (LEADERBOARDS / "plots" / f"{f.key}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_are_mapped_to_paper_columns(tmp_path):
+    out = tmp_path / "out"
+    build_leaderboard(data_with_run(tmp_path), out)
+    asr = (out / "asr_tts.md").read_text()
+    assert md_lookup(asr, ("my-model (run)", "asr"), "librispeech_clean") == "2.35"
+    assert md_lookup(asr, ("my-model (run)", "asr"), "librispeech_other") == "4.50"
+    assert md_lookup(asr, ("my-model (run)", "asr"), "voxpopuli") == ""
+    assert md_lookup(asr, ("my-model (run)", "tts"), "librispeech_clean") == "6.10"
+    assert md_lookup(asr, ("my-model (run)", "asr"), "source") == "run: runs/my-run/results.json"
+    assert md_lookup(asr, ("MoST", "asr"), "librispeech_clean") == "2.0"  # paper rows unchanged
+    lm = (out / "spoken_lm.md").read_text()
+    assert md_lookup(lm, ("my-model (run)",), "swuggy") == "75.00"
+    assert md_lookup(lm, ("my-model (run)",), "stopic_storycloze") == "80.00"
+    assert md_lookup(lm, ("my-model (run)",), "average") == "70.25"  # (75 + 60 + 80 + 66) / 4
+    qa = (out / "spoken_qa.md").read_text()
+    assert md_lookup(qa, ("my-model (run)",), "llama_questions_s2t") == "70.33"
+    assert md_lookup(qa, ("my-model (run)",), "llama_questions_s2s") == ""
+    # details: unmapped tasks, secondary metrics and unsupported tasks are listed, not lost
+    assert "| my-model | asr:my-private-set | wer | 9.99 |" in asr
+    assert "| my-model | tts:librispeech-test-clean | sim | 0.612 |" in asr
+    assert "judge: whisper-large-v3" in asr
+    assert "| my-model | slm:swuggy-dev | accuracy_in_vocab | 80.25 |" in lm
+    assert "not supported" in qa
+    html_tables = parse_html((out / "index.html").read_text())
+    assert html_lookup(html_tables, "asr_tts", ("my-model (run)", "tts"), "librispeech_clean") == "6.10"
+
+
+def test_task_map():
+    assert map_task("asr:librispeech-test-clean") == ("asr_tts", "asr", "librispeech_clean")
+    assert map_task("tts:librispeech-test-clean") == ("asr_tts", "tts", "librispeech_clean")
+    assert map_task("slm:swuggy-dev") == ("spoken_lm", None, "swuggy")
+    assert map_task("slm:sblimp-dev") == ("spoken_lm", None, "sblimp")
+    assert map_task("slm:tstorycloze") == ("spoken_lm", None, "stopic_storycloze")
+    assert map_task("slm:sstorycloze") == ("spoken_lm", None, "sstorycloze")
+    assert map_task("sqa:llama-questions-s2t") == ("spoken_qa", None, "llama_questions_s2t")
+    assert map_task("sqa:webquestions-s2s") == ("spoken_qa", None, "webquestions_s2s")
+    assert map_task("asr:voxpopuli-en") == ("asr_tts", "asr", "voxpopuli")
+    assert map_task("asr:commonvoice-en") == ("asr_tts", "asr", "common_voice")
+    assert map_task("asr:unknown-set") is None
+
+
+# ------------------------------------------------------------------------------------------------- reproducibility
+
+def test_byte_identical_rebuild(tmp_path):
+    data = data_with_run(tmp_path)
+    build_leaderboard(data, tmp_path / "a")
+    build_leaderboard(data, tmp_path / "b")
+    a, b = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
+    assert sorted(a) == ["asr_tts.md", "index.html", "plots/asr_tts.png", "plots/spoken_lm.png", "plots/spoken_qa.png",
+                         "spoken_lm.md", "spoken_qa.md"]
+    assert a == b
+    # A fresh interpreter with another hash seed, time zone and working directory gives the same bytes.
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "TZ": "Asia/Tokyo", "MPLBACKEND": "Agg"}
+    code = ("import sys; from most_eval.leaderboard import build_leaderboard; "
+            "build_leaderboard(sys.argv[1], sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(data), str(tmp_path / "c")], check=True, env=env, cwd=tmp_path)
+    assert tree_bytes(tmp_path / "c") == a
+
+
+# ------------------------------------------------------------------------------------------------------ bad inputs
+
+@pytest.mark.parametrize("kind", ["truncated", "foreign", "empty", "wrong-version"])
+def test_bad_results_file_one_line(tmp_path, kind):
+    data = data_with_run(tmp_path)
+    bad = data / "runs" / "bad.json"
+    good = (data / "runs" / "my-run" / "results.json").read_text()
+    content, reason = {
+        "truncated": (good[: len(good) // 3], "truncated JSON"),
+        "foreign": (json.dumps({"results": {"hellaswag": {"acc": 0.3}}, "versions": {}}),
+                    "not a most-eval results file"),
+        "empty": ("", "empty file"),
+        "wrong-version": (good.replace('"format_version": 1', '"format_version": 9'), "unsupported format_version"),
+    }[kind]
+    bad.write_text(content)
+    out = tmp_path / "out"
+    with pytest.raises(ResultsFileError) as exc:
+        build_leaderboard(data, out)
+    msg = str(exc.value)
+    assert msg.startswith(str(bad) + ": ") and reason in msg and "\n" not in msg
+    assert not out.exists()  # nothing written
+    app = Typer()
+    app.add_typer(leaderboard_app, name="leaderboard")
+    res = CliRunner().invoke(app, ["leaderboard", "build", "--data", str(data), "--output", str(out)])
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == [f"error: {msg}"]
+
+
+def test_load_results_accepts_contract(tmp_path):
+    path = write_results(tmp_path / "r.json", "m", RUN_RESULTS)
+    assert load_results(path)["model"]["name"] == "m"
+
+
+def test_cli_build(tmp_path):
+    app = Typer()
+    app.add_typer(leaderboard_app, name="leaderboard")
+    res = CliRunner().invoke(app, ["leaderboard", "build", "--data", str(data_with_run(tmp_path)),
+                                   "--output", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "index.html").exists() and "index.html" in res.stdout
+
+
+# ------------------------------------------------------------------------------------------------- headless browser
+
+def chromium() -> str:
+    exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    if exe is None:
+        message = "headless Chromium not found (apt-get install -y chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; required when CI=true")
+        pytest.skip(message)
+    return exe
+
+
+def run_chromium(exe: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'chromium-profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True)
+
+
+def test_html_in_headless_chromium(built, tmp_path):
+    exe = chromium()
+    url = (built / "index.html").as_uri()
+    dom = run_chromium(exe, tmp_path, "--dump-dom", url).stdout
+    page = parse_html(dom)
+    assert page.html_attrs.get("data-sort-ready") == "1", "the page's script did not run"
+    for family, keys, column, value in paper_cells():
+        assert html_lookup(page, family, keys, column) == value, (family, keys, column)
+
+    # the sort script, driven by the URL: best first, empty cells last
+    page = parse_html(run_chromium(exe, tmp_path, "--dump-dom", url + "#sort=asr_tts:librispeech_clean:asc").stdout)
+    rows = page.tables["asr_tts"]["rows"]
+    values = [r[2] for r in rows]
+    numbers = [float(v) for v in values if v]
+    assert numbers == sorted(numbers) and values[-1] == "" and values.index("") == len(numbers)
+    page = parse_html(run_chromium(exe, tmp_path, "--dump-dom", url + "#sort=spoken_lm:swuggy:desc").stdout)
+    assert [r[0] for r in page.tables["spoken_lm"]["rows"]][:2] == ["MoST", "LLaMA-Omni2"]
+
+    shot = tmp_path / "page.png"
+    run_chromium(exe, tmp_path, f"--screenshot={shot}", "--window-size=1400,3000", url)
+    from matplotlib.image import imread
+
+    img = imread(shot)
+    assert img.shape[:2] == (3000, 1400)
+    assert img[..., :3].std() > 0.05  # not a blank page: tables and plots were drawn
