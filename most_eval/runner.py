@@ -171,8 +171,8 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     except Exception as exc:  # e.g. scores in units the task cannot compare: the other tasks still run
         return TaskOutcome({}, [], errors, len(samples), status="scoring error",
                            detail=f"{type(exc).__name__}: {exc}")
-    files = [f for s in samples for f in s.files]
-    return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=dataset_sha256(files, task.data_root))
+    digest = dataset_sha256([f for s in samples for f in s.files], task.data_root)
+    return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=digest)
 
 
 def make_progress(console: Console | None = None, enabled: bool = True) -> Progress:

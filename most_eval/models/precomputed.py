@@ -5,7 +5,7 @@ by ``_`` (``asr_librispeech-test-clean.jsonl``), one JSON object per line keyed 
 
 * transcripts / text answers: ``{"id", "text"}``
 * audio (TTS, speech answers): ``{"id", "audio"}`` — a path, relative to PATH unless absolute
-* spoken-LM scores: ``{"id", "score"}``; or the ZeroSpeech submission format at ``PATH/lexical/dev.txt`` etc.
+* spoken-LM scores: ``{"id", "score"}`` (natural-log likelihood, summed unless ``score_reduction=mean``); or the ZeroSpeech submission format at ``PATH/lexical/dev.txt`` etc.
   (``<stem> <score>`` per line) for tasks that name a ``submission_file``.
 
 A task with no file in PATH is "not supported"; an id missing from the file is an error record for that sample.
@@ -28,6 +28,7 @@ class PrecomputedArgs:
     """``--model-args`` of the precomputed model."""
 
     dir: Path = Path("precomputed")  # folder with one file per task
+    score_reduction: str = "sum"  # what the scores are: summed ("sum") or per-token mean ("mean") log-likelihoods
 
 
 def _submission_file(task: str) -> str | None:
@@ -47,6 +48,9 @@ class PrecomputedModel(Model):
 
     def __init__(self, args=None, **kw):
         super().__init__(args, **kw)
+        if self.args.score_reduction not in ("sum", "mean"):
+            raise ValueError(f"score_reduction must be sum or mean, got {self.args.score_reduction!r}")
+        self.score_reduction = self.args.score_reduction
         self._tables: dict[str, tuple[Path, dict, list[str]]] = {}
 
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]

@@ -498,7 +498,8 @@ def score_syntactic(gold: Gold | pd.DataFrame, scores: Mapping[str, float], *,
 
     c = _columns(per_item.reset_index(), ["type_s", "subtype_s", "id_s", "transcription_s", "transcription_ns",
                                           "n_pairs", "score", "rounded"])
-    items = [Item((t, st, i), good, bad, n, score, rounded) for t, st, i, good, bad, n, score, rounded in zip(*c)]
+    items = [Item((t, st, i), sentence, non_sentence, n, score, rounded)
+             for t, st, i, sentence, non_sentence, n, score, rounded in zip(*c)]
     c = _columns(pairs, ["position", "id_s", "voice_s", "type_s", "subtype_s", "filename_s", "filename_ns", "score_s",
                          "score_ns", "outcome", "transcription_s", "transcription_ns", "consistent"])
     pair_list = [SyntacticPair(*fields) for fields in zip(*c)]

@@ -1,0 +1,81 @@
+"""hf-whisper and hf-ctc load tiny random-weight models from a local folder through the user's code path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import read_jsonl, run_cli
+
+transformers = pytest.importorskip("transformers")
+
+CHARS = list("abcdefghijklmnopqrstuvwxyz' ")
+
+
+def _tiny_ctc(folder):
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(CHARS[:-1])}}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    tok = transformers.Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), word_delimiter_token="|")
+    fe = transformers.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, return_attention_mask=True)
+    transformers.Wav2Vec2Processor(feature_extractor=fe, tokenizer=tok).save_pretrained(folder)
+    cfg = transformers.Wav2Vec2Config(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                                      num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+                                      conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+                                      num_conv_pos_embedding_groups=2, pad_token_id=0)
+    transformers.Wav2Vec2ForCTC(cfg).save_pretrained(folder)
+
+
+def _tiny_whisper(folder):
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|translate|>",
+                "<|notimestamps|>", "<|nocaptions|>", "<|startoflm|>", "<|startofprev|>"]
+    vocab = {c: i for i, c in enumerate(["!", *"abcdefghijklmnopqrstuvwxyz", "Ġ"])}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tok = transformers.WhisperTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                                        additional_special_tokens=specials[1:], unk_token="<|endoftext|>",
+                                        bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+    tok.add_special_tokens({"eos_token": "<|endoftext|>"})
+    fe = transformers.WhisperFeatureExtractor(feature_size=80)
+    transformers.WhisperProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(folder)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
+    cfg = transformers.WhisperConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
+                                     encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                                     decoder_ffn_dim=32, max_source_positions=1500, max_target_positions=64,
+                                     decoder_start_token_id=ids["<|startoftranscript|>"],
+                                     eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
+                                     bos_token_id=ids["<|endoftext|>"])
+    model = transformers.WhisperForConditionalGeneration(cfg)
+    gen = model.generation_config
+    gen.decoder_start_token_id = ids["<|startoftranscript|>"]
+    gen.lang_to_id = {"<|en|>": ids["<|en|>"]}
+    gen.task_to_id = {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]}
+    gen.no_timestamps_token_id = ids["<|notimestamps|>"]
+    gen.is_multilingual = True
+    gen.max_length = 32
+    gen.begin_suppress_tokens = None  # defaults name ids of the real 51k vocabulary
+    gen.suppress_tokens = None
+    gen._from_model_config = False  # else loading rebuilds it from config.json and drops the fields above
+    model.save_pretrained(folder)
+
+
+@pytest.mark.parametrize("name,builder", [("hf-ctc", _tiny_ctc), ("hf-whisper", _tiny_whisper)])
+def test_tiny_local_model_transcribes_through_the_cli(name, builder, libri_root, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    builder(folder)
+    out = tmp_path / "out"
+    args = f"path={folder},max_new_tokens=8" if name == "hf-whisper" else f"path={folder}"
+    proc = run_cli("run", "--model", name, "--model-args", args, "--tasks", "asr:librispeech-test-clean",
+                   "--data-root", str(libri_root), "--output", str(out), "--limit", "3", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())["results"]["asr:librispeech-test-clean"]
+    assert res["scored"] == 3 and res["errors"] == 0 and res["wer"] >= 50  # random weights: real, bad transcripts
+    assert all(isinstance(r["hyp_raw"], str) for r in read_jsonl(out / "samples" / "asr_librispeech-test-clean.jsonl"))
+
+
+def test_hub_id_offline_fails_with_one_line_saying_what_to_download(tmp_path):
+    proc = run_cli("run", "--model", "hf-whisper", "--model-args", "path=openai/whisper-large-v3", "--tasks", "asr",
+                   "--output", str(tmp_path), "--no-progress", env={"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "hf download openai/whisper-large-v3" in proc.stderr and "path=" in proc.stderr
