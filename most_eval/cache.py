@@ -15,6 +15,21 @@ import time
 from pathlib import Path
 
 
+def read_records(path: Path) -> dict[str, dict]:
+    """Records of a cache file written by another process: complete lines only, nothing truncated."""
+    records: dict[str, dict] = {}
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            records[str(record["id"])] = record
+    return records
+
+
 class SampleCache:
     """Records of one task for one model, keyed by sample id."""
 

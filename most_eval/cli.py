@@ -30,7 +30,10 @@ app.add_typer(list_app, name="list")
 
 def _register_subcommands() -> None:
     """Leaderboard, compare and check live in their own module; imported here so ``--help`` lists them."""
+    from most_eval.cli_data import data_app
     from most_eval.cli_leaderboard import check_command, compare_command, leaderboard_app
+
+    app.add_typer(data_app, name="data")
 
     app.add_typer(leaderboard_app, name="leaderboard")
     app.command("compare")(compare_command)
@@ -48,10 +51,15 @@ class UserError(Exception):
 
 
 def build_model(name: str, args: str | None, device: str = "cpu", seed: int = 0) -> Model:
-    """Instantiate a registered model with typed ``--model-args``."""
+    """Instantiate a registered model with typed ``--model-args``; any failure to build it is a UserError."""
     cls = get_model_class(name)
     typed = parse_options(args, cls.Args, what=f"--model-args key for {name}")
-    return cls(typed, device=device, seed=seed)
+    try:
+        return cls(typed, device=device, seed=seed)
+    except Exception as exc:  # missing checkpoint, bad weights, offline hub id: one line, no traceback
+        message = " ".join(str(exc).split())
+        raise UserError(f"model {name}: {message}" if type(exc).__name__ in ("ModelLoadError", "CheckpointError")
+                        else f"model {name}: {type(exc).__name__}: {message}") from exc
 
 
 def default_judge(device: str, seed: int) -> Model:
@@ -110,8 +118,10 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ):
     """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
+    from most_eval.distributed import finish_distributed, init_distributed
     from most_eval.runner import evaluate
 
+    dist, device = init_distributed(device)
     try:
         task_classes = resolve_tasks(tasks)
         the_model = build_model(model, model_args, device, seed)
@@ -122,15 +132,14 @@ def run(
         task_objs = build_tasks(tasks, data_root, task_args, context, embedder)
         command = "most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         outcome = evaluate(the_model, task_objs, output, batch_size=batch_size, limit=limit, seed=seed,
-                           show_progress=progress, console=err_console, command=command)
+                           show_progress=progress, console=err_console, command=command, dist=dist)
     except (UnknownNameError, OptionError, DatasetError, UserError) as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
-    except (OSError, RuntimeError, ValueError) as exc:
-        if not _is_user_facing(exc):
-            raise
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+    finally:
+        finish_distributed()
+    if outcome is None:  # a rank other than 0: its shard is in the cache, rank 0 reports
+        return
     print_results(outcome.document, console)
     console.print(f"results: {output / 'results.json'}")
     for name in outcome.unsupported:
@@ -142,11 +151,6 @@ def run(
     if strict and outcome.unsupported:
         err_console.print(f"[red]--strict:[/] {len(outcome.unsupported)} task(s) not run")
         raise typer.Exit(1)
-
-
-def _is_user_facing(exc: Exception) -> bool:
-    """Errors from our loaders that already read as one line (checkpoints, model folders)."""
-    return type(exc).__name__ in ("ModelLoadError", "CheckpointError") or isinstance(exc, ValueError)
 
 
 @list_app.command("tasks")

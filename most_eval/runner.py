@@ -26,7 +26,8 @@ from rich.text import Text
 
 from most_eval.adapter import Model, Prepared, SampleFailure
 from most_eval.audio import AudioError, load_audio
-from most_eval.cache import SampleCache
+from most_eval.cache import SampleCache, read_records
+from most_eval.distributed import Dist
 from most_eval.results import dataset_sha256, results_document, task_file_name, write_jsonl, atomic_write_text
 from most_eval.task import DatasetError, Sample, Task
 
@@ -126,15 +127,28 @@ def length_buckets(samples: list[Sample], batch_size: int) -> list[list[Sample]]
     return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
-def cache_path(output_dir: Path, model: Model, task: Task) -> Path:
-    """Cache file of (model fingerprint, task config): a different model or task config never reuses records."""
+def cache_dir(output_dir: Path, model: Model, task: Task) -> Path:
+    """Cache folder of (model fingerprint, task config): a different model or task config never reuses records.
+
+    It holds ``rank<r>.jsonl`` per process (one in a plain run) and ``errors.rank<r>.json`` of the last run.
+    """
     key = json.dumps({"model": model.fingerprint(), "task": task.config()}, sort_keys=True, default=str)
-    return output_dir / "cache" / task_file_name(task.name) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
+    return output_dir / "cache" / task_file_name(task.name) / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def load_all_ranks(folder: Path, own: SampleCache) -> dict[str, dict]:
+    """Records of every rank's file (this rank's through its cache, which also mends a torn tail)."""
+    records = {}
+    for path in sorted(folder.glob("rank*.jsonl")):
+        if path != own.path:
+            records.update(read_records(path))
+    records.update(own.load())
+    return records
 
 
 def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
-             progress: Progress | None = None) -> TaskOutcome:
-    """Run one task with resume; returns its metrics, items and error records."""
+             progress: Progress | None = None, dist: Dist = Dist()) -> TaskOutcome | None:
+    """Run one task with resume; returns its metrics, items and error records (None on ranks other than 0)."""
     if not model.supports(task.name, task.capability):
         return TaskOutcome({}, [], [], 0, status="not supported", capability=task.capability)
     task.context.score_reduction = model.score_reduction
@@ -147,24 +161,36 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         return TaskOutcome({}, [], [], 0, status="dataset error", detail=str(exc))
     if limit is not None:
         samples = samples[:limit]
-    cache = SampleCache(cache_path(output_dir, model, task))
-    done = cache.load()
+    folder = cache_dir(output_dir, model, task)
+    cache = SampleCache(folder / f"rank{dist.rank}.jsonl")
+    done = load_all_ranks(folder, cache)
+    dist.barrier()  # every rank has read the same cache before any appends: the shards agree
     reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
-    todo = [s for s in samples if s.id not in done and s.id not in reader_errors]
+    pending = [s for s in samples if s.id not in done and s.id not in reader_errors]
+    todo = dist.shard(pending)
     run_errors: dict[str, dict] = {}
-    bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(todo)) if progress else None
+    # rank 0's bar stands for the job: its own progress times the number of ranks
+    bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(pending)) \
+        if progress else None
     try:
         for batch in length_buckets(todo, batch_size):
             records = run_batch(model, task, batch)
             cache.append([r for r in records if "error" not in r])
             run_errors.update((r["id"], r) for r in records if "error" in r)
             if progress is not None:
-                progress.advance(bar, len(batch))
+                progress.advance(bar, len(batch) * dist.world_size)
     finally:
         cache.close()
-    records = [cache.records[s.id] for s in samples if s.id in cache.records]
+    atomic_write_text(folder / f"errors.rank{dist.rank}.json", json.dumps(run_errors))
+    dist.barrier()  # every shard is finished and flushed
+    if not dist.is_main:
+        return None
+    done = load_all_ranks(folder, SampleCache(cache.path))
+    for r in range(dist.world_size):
+        run_errors.update(json.loads((folder / f"errors.rank{r}.json").read_text()))
+    records = [done[s.id] for s in samples if s.id in done]
     errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
-              if s.id in reader_errors or (s.id in run_errors and s.id not in cache.records)]
+              if s.id in reader_errors or (s.id in run_errors and s.id not in done)]
     try:
         items = task.items(records, samples) if records else []
         metrics = task.aggregate(items) if items else {}
@@ -184,16 +210,22 @@ def make_progress(console: Console | None = None, enabled: bool = True) -> Progr
 
 def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
              seed: int = 0, show_progress: bool = True, console: Console | None = None,
-             command: str | None = None) -> RunOutcome:
-    """Run every task, write ``samples/*.jsonl`` and ``results.json`` under ``output_dir``; return the outcome."""
+             command: str | None = None, dist: Dist = Dist()) -> RunOutcome | None:
+    """Run every task, write ``samples/*.jsonl`` and ``results.json`` under ``output_dir``; return the outcome.
+
+    Launched distributed, every rank takes its shard and rank 0 alone writes and returns (others return None).
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     results, task_info, unsupported, n_errors = {}, {}, [], 0
-    with make_progress(console, show_progress) as progress:
+    with make_progress(console, show_progress and dist.is_main) as progress:
         for task in tasks:
             started = time.perf_counter()
-            outcome = run_task(model, task, output_dir, batch_size=batch_size, limit=limit, progress=progress)
+            outcome = run_task(model, task, output_dir, batch_size=batch_size, limit=limit, progress=progress,
+                               dist=dist)
+            if outcome is None:
+                continue
             if outcome.status:
                 results[task.name] = {"status": outcome.status, "capability": outcome.capability}
                 if outcome.detail:
@@ -208,6 +240,8 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
                                   "seconds": round(time.perf_counter() - started, 3)}
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
                                     "samples_file": samples_file.as_posix()}
+    if not dist.is_main:
+        return None
     model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
     document = results_document(model_info, results, task_info, seed, command)
     atomic_write_text(output_dir / "results.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))

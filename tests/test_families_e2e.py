@@ -44,7 +44,7 @@ def test_precomputed_transcripts_and_scores_reproduce_the_run(baseline_run, tmp_
     # sLM: the official ZeroSpeech submission layout the run wrote, and a StoryCloze scores JSONL
     (pre / "lexical").mkdir()
     (pre / "lexical" / "dev.txt").write_text((out / "zerospeech" / "lexical" / "dev.txt").read_text())
-    cache = next((out / "cache" / "slm_tstorycloze").glob("*.jsonl"))
+    cache = next((out / "cache" / "slm_tstorycloze").glob("*/rank0.jsonl"))
     rows = [{"id": r["id"], "score": r["score"] / r["n_tokens"]} for r in read_jsonl(cache)]
     (pre / "slm_tstorycloze.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
