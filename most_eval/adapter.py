@@ -12,6 +12,8 @@ transcribe      ``transcribe(audios) -> list[str]``                         ASR;
 synthesize      ``synthesize(texts, prompts=None) -> list[Audio]``          TTS (prompt: speaker reference)
 score_audio     ``score_audio(audios) -> list[float]``                      spoken LM (natural-log score)
 respond         ``respond(audios, modality) -> list[str] | list[Audio]``    spoken QA (S->T, S->S)
+score_text      ``score_text(contexts, continuations) -> [(logp, greedy)]``  text benchmarks through lm-eval
+generate_text   ``generate_text(prompts, until, max_tokens) -> list[str]``  text benchmarks through lm-eval
 ==============  ==========================================================  ==============================
 
 A task that needs a capability the model lacks is reported as "not supported" — never a crash.
@@ -33,7 +35,9 @@ TRANSCRIBE = "transcribe"
 SYNTHESIZE = "synthesize"
 SCORE_AUDIO = "score_audio"
 RESPOND = "respond"
-CAPABILITIES = (TRANSCRIBE, SYNTHESIZE, SCORE_AUDIO, RESPOND)
+SCORE_TEXT = "score_text"
+GENERATE_TEXT = "generate_text"
+CAPABILITIES = (TRANSCRIBE, SYNTHESIZE, SCORE_AUDIO, RESPOND, SCORE_TEXT, GENERATE_TEXT)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,15 @@ class Model:
 
     def respond(self, audios: Sequence[Audio], modality: str = "text") -> list[str] | list[Audio]:
         """Spoken question -> answer, as text (``modality="text"``) or as speech (``"speech"``)."""
+        raise NotImplementedError
+
+    def score_text(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[tuple[float, bool]]:
+        """Text LM: natural-log probability of each continuation given its context (summed over the
+        continuation's tokens), and whether greedy decoding would produce exactly that continuation."""
+        raise NotImplementedError
+
+    def generate_text(self, prompts: Sequence[str], until: Sequence[Sequence[str]], max_tokens: int) -> list[str]:
+        """Text LM: greedy continuation of each prompt, cut at the first of its stop strings."""
         raise NotImplementedError
 
     # ---- machinery ---------------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
                 chosen.setdefault(name, fams[part].tasks[name])
         elif part in all_tasks:
             chosen.setdefault(part, all_tasks[part])
+        elif ":" in part and part.split(":")[0] in fams and fams[part.split(":")[0]].dynamic:
+            chosen.setdefault(part, fams[part.split(":")[0]].dynamic(part))
         elif part.split(":")[0] in _broken:
             raise UnknownNameError("task", part, []) from RuntimeError(_broken[part.split(":")[0]])
         else:

@@ -98,7 +98,7 @@ def run_batch(model: Model, task: Task, samples: list[Sample]) -> list[dict]:
     if not prepared:
         return records
     try:
-        outputs = list(model.run_batch(prepared))
+        outputs = list(task.predict(model, prepared))
     except Exception as exc:  # a model failure fails this batch's samples, not the run
         reason = f"model error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return records + [error_record(s.id, reason) for s in ready]

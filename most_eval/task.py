@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from most_eval.adapter import Request
 
@@ -87,6 +87,10 @@ class Task:
         """Every sample the dataset lists, in a stable order, broken ones included (with ``error`` set)."""
         raise NotImplementedError
 
+    def predict(self, model: "Model", prepared: list) -> list:
+        """Model outputs for a batch of prepared requests; tasks that drive the model themselves override it."""
+        return model.run_batch(prepared)
+
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         """Per-request records for a batch of model outputs; each dict has ``"id"`` and is JSON-serialisable."""
         raise NotImplementedError
@@ -130,3 +134,5 @@ class Family:
     tasks: dict[str, type[Task]]
     defaults: list[str]
     description: str = ""
+    #: builds the task class for names not listed in ``tasks`` (e.g. ``text:<any lm-eval task>``)
+    dynamic: "Callable[[str], type[Task]] | None" = None

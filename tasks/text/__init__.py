@@ -1,0 +1,84 @@
+"""Text family: ``text:<lm-eval task>`` runs any lm-evaluation-harness task on the model's text capabilities.
+
+There is no default: name the lm-eval task (``text:arc_easy``; local task YAMLs via
+``--task-args include_path=DIR``). Datasets load the way lm-eval loads them (local files work offline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from most_eval.adapter import SCORE_TEXT, Request
+from most_eval.task import Family, Sample, Task
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """Options of text tasks."""
+
+    include_path: str | None = None  # folder of extra lm-eval task definitions (YAML)
+    num_fewshot: int | None = None  # lm-eval's few-shot count (None: the task's default)
+
+
+class TextBenchmark(Task):
+    """One lm-eval task, run as a single unit through :class:`most_eval.lm_eval_bridge.MostEvalLM`."""
+
+    capability = SCORE_TEXT
+    Options = TextOptions
+    lm_eval_task = ""
+
+    def samples(self) -> list[Sample]:
+        return [Sample(self.lm_eval_task, Request(SCORE_TEXT, text=self.lm_eval_task))]
+
+    def predict(self, model, prepared) -> list:
+        """lm-eval drives the model itself: one output (lm-eval's results for this task) per sample."""
+        from lm_eval import simple_evaluate
+        from lm_eval.tasks import TaskManager
+
+        from most_eval.lm_eval_bridge import MostEvalLM
+
+        manager = TaskManager(include_path=self.options.include_path) if self.options.include_path else TaskManager()
+        out = simple_evaluate(model=MostEvalLM(model), tasks=[self.lm_eval_task], task_manager=manager,
+                              num_fewshot=self.options.num_fewshot, log_samples=True, bootstrap_iters=0,
+                              random_seed=self.context.seed)
+        return [out]
+
+    def score(self, samples: list[Sample], outputs: list) -> list[dict]:
+        out = outputs[0]
+        metrics = {k.split(",")[0]: v for k, v in out["results"][self.lm_eval_task].items()
+                   if isinstance(v, (int, float)) and not k.startswith("alias") and "stderr" not in k}
+        docs = []
+        for s in out["samples"][self.lm_eval_task]:
+            doc = {"id": str(s["doc_id"]), "target": str(s.get("target"))}
+            for key in metrics:
+                if key in s:
+                    doc[key] = s[key]
+            if "acc" in s:
+                doc["correct"] = float(s["acc"])
+            elif "exact_match" in s:
+                doc["correct"] = float(s["exact_match"])
+            docs.append(doc)
+        return [{"id": samples[0].id, "lm_eval_metrics": metrics, "docs": docs,
+                 "lm_eval_version": out.get("config", {}).get("model_source", "")}]
+
+    def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
+        self._metrics = records[0]["lm_eval_metrics"] if records else {}
+        return [doc for r in records for doc in r["docs"]]
+
+    def aggregate(self, items: list[dict]) -> dict:
+        metrics = dict(self._metrics)
+        for key in ("acc", "acc_norm", "exact_match"):
+            if key in metrics:
+                metrics["accuracy" if key != "acc_norm" else "accuracy_norm"] = round(100 * metrics.pop(key), 4)
+        return {**metrics, "documents": len(items), "harness": "lm-eval"}
+
+
+def text_task(name: str) -> type[Task]:
+    """The task class for ``text:<lm-eval task>``."""
+    task = name.split(":", 1)[1]
+    return type(f"Text_{task}", (TextBenchmark,), {"name": name, "lm_eval_task": task,
+                                                   "description": f"lm-eval task {task}"})
+
+
+FAMILY = Family(name="text", tasks={}, defaults=[], description="text benchmarks through lm-eval",
+                dynamic=text_task)
