@@ -76,3 +76,33 @@ def test_text_task_on_a_model_without_text_capabilities_is_not_supported(tmp_pat
     assert proc.returncode == 0
     res = json.loads((tmp_path / "results.json").read_text())["results"]["text:tiny_mc"]
     assert res == {"status": "not supported", "capability": "score_text"}
+
+
+def test_optional_llm_judge_scorer_for_spoken_qa(tmp_path):
+    """The QA LLM-judge path: verdicts equal the judge's own yes/no log-probability comparison."""
+    model_dir = tmp_path / "lm"
+    model_dir.mkdir()
+    _tiny_lm(model_dir)
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    answers = {"1": "paris", "2": "eight legs", "3": "mars", "4": "blue sky"}
+    (pre / "sqa_llama-questions-s2t.jsonl").write_text(
+        "".join(json.dumps({"id": k, "text": v}) + "\n" for k, v in answers.items()))
+    out = tmp_path / "out"
+    proc = run_cli("run", "--model", "precomputed", "--model-args", f"dir={pre}", "--tasks",
+                   "sqa:llama-questions-s2t", "--task-args", f"scorer=llm-judge,judge_lm={model_dir}",
+                   "--output", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())["results"]["sqa:llama-questions-s2t"]
+    assert res["scorer"] == "llm-judge:lm"
+    records = read_jsonl(out / "samples" / "sqa_llama-questions-s2t.jsonl")
+
+    from most_eval_tasks.sqa.llm_judge import PROMPT, load_judge
+
+    judge = load_judge(str(model_dir))
+    for r in records:
+        prompt = PROMPT.format(question=r["question"], answers=" | ".join(r["answers"]), response=r["response"])
+        (yes, _), (no, _) = judge.score_text([prompt, prompt], [" yes", " no"])
+        assert r["correct"] == (1.0 if yes > no else 0.0)
+        assert r["has_answer"] in (0.0, 1.0)
+    assert res["accuracy"] == pytest.approx(100 * sum(r["correct"] for r in records) / 4)

@@ -14,6 +14,7 @@ The sample id is the question wav's stem. A record without answers is an error r
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.adapter import RESPOND, Request
@@ -23,6 +24,7 @@ from most_eval.results import task_file_name
 from most_eval.task import DatasetError, Sample, Task, safe_path
 
 from most_eval_tasks.sqa.has_answer import matching_answer
+from most_eval_tasks.sqa.llm_judge import judge_verdicts, load_judge
 
 
 def _answers(value) -> list[str]:
@@ -39,10 +41,19 @@ def _answers(value) -> list[str]:
     return [str(a) for a in value]
 
 
+@dataclass(frozen=True)
+class QAOptions:
+    """Spoken-QA options."""
+
+    scorer: str = "has-answer"  # "has-answer" (DPR rule, the papers' protocol) or "llm-judge"
+    judge_lm: str | None = None  # local causal-LM folder for scorer=llm-judge
+
+
 class SpokenQATask(Task):
     """Shared sample building and scoring; subclasses implement :meth:`rows` -> (line, question, answers, wav)."""
 
     capability = RESPOND
+    Options = QAOptions
     modality = "text"
     answer_field = "answers"
 
@@ -70,6 +81,10 @@ class SpokenQATask(Task):
             raise DatasetError(f"{folder}: neither test.jsonl nor test.parquet found")
 
     def samples(self) -> list[Sample]:
+        if self.options.scorer not in ("has-answer", "llm-judge"):
+            raise DatasetError(f"unknown QA scorer {self.options.scorer!r}; use has-answer or llm-judge")
+        if self.options.scorer == "llm-judge" and not self.options.judge_lm:
+            raise DatasetError("scorer=llm-judge needs judge_lm=<local causal-LM folder> in --task-args")
         folder = self.require_root()
         out = []
         for row in self.rows():
@@ -112,10 +127,18 @@ class SpokenQATask(Task):
             match = matching_answer(s.reference["answers"], text)
             records.append({"id": s.id, "question": s.reference["question"], "answers": s.reference["answers"],
                             "response": text, "matched": match, "correct": 1.0 if match is not None else 0.0})
+        if self.options.scorer == "llm-judge":
+            verdicts = judge_verdicts(load_judge(self.options.judge_lm, self.context.device),
+                                      [s.reference["question"] for s in samples],
+                                      [s.reference["answers"] for s in samples], texts)
+            for r, ok in zip(records, verdicts):
+                r["has_answer"], r["correct"] = r["correct"], 1.0 if ok else 0.0
         return records
 
     def aggregate(self, items: list[dict]) -> dict:
-        metrics = {"accuracy": round(100 * sum(r["correct"] for r in items) / len(items), 4)}
+        metrics = {"accuracy": round(100 * sum(r["correct"] for r in items) / len(items), 4),
+                   "scorer": self.options.scorer if self.options.scorer == "has-answer"
+                   else f"llm-judge:{Path(self.options.judge_lm).name}"}
         if self.modality == "speech":
             judge = self.context.judge
             path = getattr(judge.args, "path", "")
