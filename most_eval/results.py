@@ -132,7 +132,7 @@ HEADLINE = ("wer", "wer_ci95", "accuracy", "accuracy_in_vocab", "sim", "judge", 
 def results_table(document: dict) -> Table:
     """A rich table of the headline metrics and the scored-of-listed counts of each task."""
     table = Table(title=f"most-eval results — model {document['model']['name']}", show_lines=False)
-    table.add_column("task", style="bold")
+    table.add_column("task", style="bold", no_wrap=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("scored / listed", justify="right")
