@@ -188,7 +188,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     done = load_all_ranks(folder, SampleCache(cache.path))
     for r in range(dist.world_size):
         run_errors.update(json.loads((folder / f"errors.rank{r}.json").read_text()))
-    records = [done[s.id] for s in samples if s.id in done]
+    records = [done[s.id] for s in samples if s.id in done and s.id not in reader_errors]  # now unreadable: error
     errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
               if s.id in reader_errors or (s.id in run_errors and s.id not in done)]
     try:
