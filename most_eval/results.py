@@ -126,7 +126,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-HEADLINE = ("wer", "wer_ci95", "accuracy", "accuracy_in_vocab", "sim", "judge", "embedder", "reduction")
+HEADLINE = ("wer", "wer_ci95", "accuracy", "accuracy_in_vocab", "sim", "judge", "judge_rtf", "embedder", "reduction",
+            "scorer")
 
 
 def results_table(document: dict) -> Table:

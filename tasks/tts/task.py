@@ -12,6 +12,7 @@ Generated audio is kept under ``OUTPUT/audio/<task>/<id>.wav``; results name the
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,14 @@ class TTSTask(Task):
         folder = self.context.output_dir / "audio" / task_file_name(self.name)
         for s, audio in zip(samples, outputs):
             save_audio(folder / f"{s.id}.wav", audio)
+        started = time.perf_counter()
         hyps = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
+        judge_seconds = time.perf_counter() - started
+        audio_seconds = sum(a.duration for a in outputs) or 1.0
         records = wer_records([s.id for s in samples], [s.reference for s in samples], hyps, self.protocol)
+        for r, a in zip(records, outputs):  # the batch's judge time, shared out by duration
+            r["audio_seconds"] = round(a.duration, 4)
+            r["judge_seconds"] = round(judge_seconds * a.duration / audio_seconds, 6)
         with_prompt = [i for i, s in enumerate(samples) if s.request.prompt]
         if with_prompt:
             prompts = [load_audio(samples[i].request.prompt, None) for i in with_prompt]
@@ -78,6 +85,9 @@ class TTSTask(Task):
         path = getattr(judge.args, "path", "")
         metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
         metrics["embedder"] = self.embedder.name if sims else None
+        audio = sum(r.get("audio_seconds", 0.0) for r in items)
+        if audio:  # real-time factor of the judge ASR: seconds of compute per second of generated speech
+            metrics["judge_rtf"] = round(sum(r.get("judge_seconds", 0.0) for r in items) / audio, 4)
         return metrics
 
     def config(self) -> dict:
