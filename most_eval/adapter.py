@@ -161,6 +161,11 @@ class Model:
             return self.respond([p.audio for p in batch], batch[0].request.modality)
         raise ValueError(f"unknown request kind {kind!r}")
 
+    def output_warnings(self, task: str, sample_ids: set[str]) -> list[str]:
+        """Problems with this model's outputs for ``task`` that belong to no single sample (e.g. precomputed
+        entries for ids the task does not list); reported in results.json and on the terminal."""
+        return []
+
     def identity(self) -> dict:
         """What determines this model's outputs; hashed into the fingerprint that keys the sample cache.
 

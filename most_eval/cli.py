@@ -142,6 +142,9 @@ def run(
         return
     print_results(outcome.document, console)
     console.print(f"results: {output / 'results.json'}")
+    for name, res in outcome.document["results"].items():
+        for warning in res.get("warnings", []):
+            err_console.print(f"[yellow]warning:[/] {name}: {warning}")
     for name in outcome.unsupported:
         res = outcome.document["results"][name]
         err_console.print(f"[yellow]{name}: {res['status']}[/] ({res.get('detail') or 'needs ' + str(res.get('capability'))})")

@@ -49,6 +49,7 @@ class TaskOutcome:
     error_records: list[dict]
     listed: int
     dataset_sha256: str | None = None
+    warnings: list[str] = field(default_factory=list)  # problems of the model's outputs beyond single samples
     status: str | None = None  # "not supported" / "dataset error" when the task could not run
     capability: str | None = None
     detail: str | None = None
@@ -198,7 +199,8 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         return TaskOutcome({}, [], errors, len(samples), status="scoring error",
                            detail=f"{type(exc).__name__}: {exc}")
     digest = dataset_sha256([f for s in samples for f in s.files], task.data_root)
-    return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=digest)
+    warnings = model.output_warnings(task.name, {s.id for s in samples})
+    return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=digest, warnings=warnings)
 
 
 def make_progress(console: Console | None = None, enabled: bool = True) -> Progress:
@@ -238,6 +240,8 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
             results[task.name] = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records),
                                   "listed": outcome.listed, "errors": len(outcome.error_records),
                                   "seconds": round(time.perf_counter() - started, 3)}
+            if outcome.warnings:
+                results[task.name]["warnings"] = outcome.warnings
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
                                     "samples_file": samples_file.as_posix()}
     if not dist.is_main:

@@ -79,7 +79,14 @@ class PrecomputedModel(Model):
         """(file, {id: entry}, problems) for a task, read once."""
         if task not in self._tables:
             path = next(p for p in self._paths(task) if p.is_file())
-            entries, problems = {}, []
+            entries, lines, problems = {}, {}, []
+
+            def add(key: str, number: int, value: dict) -> None:
+                if key in lines:  # ambiguous: neither line is used, the sample gets an error record
+                    value = {"id": key, "duplicate": f"{path}:{number}: id {key} listed twice "
+                                                     f"(also on line {lines[key]})"}
+                entries[key], lines[key] = value, lines.get(key, number)
+
             if path.suffix == ".jsonl":
                 for entry in read_jsonl(path):
                     if isinstance(entry, BadLine):
@@ -87,7 +94,7 @@ class PrecomputedModel(Model):
                     elif "id" not in entry[1]:
                         problems.append(f"{path}:{entry[0]}: no 'id' field")
                     else:
-                        entries[str(entry[1]["id"])] = entry[1]
+                        add(str(entry[1]["id"]), entry[0], entry[1])
             else:  # ZeroSpeech submission: "<stem> <score>"
                 for entry in read_lines(path):
                     if isinstance(entry, BadLine):
@@ -96,7 +103,7 @@ class PrecomputedModel(Model):
                     number, line = entry
                     parts = line.split()
                     try:
-                        entries[parts[0]] = {"id": parts[0], "score": float(parts[1])}
+                        add(parts[0], number, {"id": parts[0], "score": float(parts[1])})
                     except (IndexError, ValueError):
                         problems.append(f"{path}:{number}: expected '<stem> <score>', got {line[:60]!r}")
             self._tables[task] = (path, entries, problems)
@@ -114,7 +121,19 @@ class PrecomputedModel(Model):
             out.append(self._value(path, entry, p))
         return out
 
+    def output_warnings(self, task: str, sample_ids: set[str]) -> list[str]:
+        if not self.supports(task, ""):
+            return []
+        path, entries, _ = self.table(task)
+        unknown = sorted(set(entries) - set(sample_ids))
+        if not unknown:
+            return []
+        return [f"{path}: {len(unknown)} entr{'y' if len(unknown) == 1 else 'ies'} for ids not listed by the task "
+                f"(unknown: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''})"]
+
     def _value(self, path: Path, entry: dict, p: Prepared):
+        if "duplicate" in entry:
+            return SampleFailure(entry["duplicate"])
         kind, modality = p.request.kind, p.request.modality
         wants_audio = kind == SYNTHESIZE or (kind == RESPOND and modality == "speech")
         key = "audio" if wants_audio else "score" if kind == SCORE_AUDIO else "text"

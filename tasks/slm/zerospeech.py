@@ -113,43 +113,52 @@ def read_gold(path, kind: str) -> Gold:
         handle = open(path, newline="", encoding="utf-8-sig")
     except OSError as error:
         raise ScoreFileError(path, None, f"cannot open gold file: {error.strerror or error}") from None
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ScoreFileError(path, None, "empty gold file")
-        header = [name.strip() for name in header]
-        missing = [c for c in GOLD_COLUMNS[kind] if c not in header]
-        if missing:
-            raise ScoreFileError(path, 1, f"{kind} gold header lacks column(s) {', '.join(missing)} "
-                                          f"(has: {', '.join(header)})")
-        if len(set(header)) != len(header):
-            raise ScoreFileError(path, 1, "duplicate column names in header")
-        rows, seen = [], {}
-        for fields in reader:
-            line = reader.line_num
-            if not fields or fields == [""]:
-                continue  # blank line
-            if len(fields) != len(header):
-                raise ScoreFileError(path, line, f"{len(fields)} fields, header has {len(header)}")
-            row = dict(zip(header, fields))
-            for column in GOLD_COLUMNS[kind]:
-                if column not in _OPTIONAL and not row[column].strip():
-                    raise ScoreFileError(path, line, f"empty {column!r}")
-            if row["correct"].strip() not in ("0", "1"):
-                raise ScoreFileError(path, line, f"'correct' must be 0 or 1, got {row['correct']!r}")
-            stem = row["filename"]
-            if stem in seen:
-                raise ScoreFileError(path, line, f"filename {stem!r} already listed on line {seen[stem]}")
-            seen[stem] = line
-            for column in ("frequency", "length"):
-                value = row.get(column, "").strip() if column in GOLD_COLUMNS[kind] else ""
-                if value and not _INT.fullmatch(value):
-                    raise ScoreFileError(path, line, f"{column!r} must be an integer, got {value!r}")
-                if kind == LEXICAL and not value and row["correct"].strip() == "1":
-                    # the official scorer crashes on a word without frequency; a non-word's is never used
-                    raise ScoreFileError(path, line, f"word row without {column!r}")
-            rows.append(row)
+    try:
+        return _parse_gold(handle, path, kind)
+    except UnicodeDecodeError as error:
+        raise ScoreFileError(path, None, f"not valid UTF-8 (byte 0x{error.object[error.start]:02x})") from None
+    finally:
+        handle.close()
+
+
+def _parse_gold(handle, path: Path, kind: str) -> Gold:
+    """The body of :func:`read_gold` over an open text handle."""
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None:
+        raise ScoreFileError(path, None, "empty gold file")
+    header = [name.strip() for name in header]
+    missing = [c for c in GOLD_COLUMNS[kind] if c not in header]
+    if missing:
+        raise ScoreFileError(path, 1, f"{kind} gold header lacks column(s) {', '.join(missing)} "
+                                      f"(has: {', '.join(header)})")
+    if len(set(header)) != len(header):
+        raise ScoreFileError(path, 1, "duplicate column names in header")
+    rows, seen = [], {}
+    for fields in reader:
+        line = reader.line_num
+        if not fields or fields == [""]:
+            continue  # blank line
+        if len(fields) != len(header):
+            raise ScoreFileError(path, line, f"{len(fields)} fields, header has {len(header)}")
+        row = dict(zip(header, fields))
+        for column in GOLD_COLUMNS[kind]:
+            if column not in _OPTIONAL and not row[column].strip():
+                raise ScoreFileError(path, line, f"empty {column!r}")
+        if row["correct"].strip() not in ("0", "1"):
+            raise ScoreFileError(path, line, f"'correct' must be 0 or 1, got {row['correct']!r}")
+        stem = row["filename"]
+        if stem in seen:
+            raise ScoreFileError(path, line, f"filename {stem!r} already listed on line {seen[stem]}")
+        seen[stem] = line
+        for column in ("frequency", "length"):
+            value = row.get(column, "").strip() if column in GOLD_COLUMNS[kind] else ""
+            if value and not _INT.fullmatch(value):
+                raise ScoreFileError(path, line, f"{column!r} must be an integer, got {value!r}")
+            if kind == LEXICAL and not value and row["correct"].strip() == "1":
+                # the official scorer crashes on a word without frequency; a non-word's is never used
+                raise ScoreFileError(path, line, f"word row without {column!r}")
+        rows.append(row)
     if not rows:
         raise ScoreFileError(path, None, "gold file lists no wav")
     table = pd.DataFrame(rows, columns=header)

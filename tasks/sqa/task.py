@@ -73,7 +73,11 @@ class SpokenQATask(Task):
         elif parquet.is_file():
             import pandas as pd
 
-            for n, obj in enumerate(pd.read_parquet(parquet).to_dict("records"), start=1):
+            try:
+                table = pd.read_parquet(parquet)
+            except Exception as exc:  # pyarrow raises its own error types for a damaged file
+                raise DatasetError(f"{parquet}: cannot read parquet ({str(exc).splitlines()[0][:120]})") from None
+            for n, obj in enumerate(table.to_dict("records"), start=1):
                 audio = obj.get("audio")
                 yield f"{parquet}:row {n}", obj.get("question", ""), obj.get(self.answer_field), \
                     audio.get("path") if isinstance(audio, dict) else audio
