@@ -156,6 +156,24 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="Training recipe YAML (e.g. reference_impl/configs/train_tiny.yaml)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, train_log.jsonl, the exported model."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (resume by re-running)."),
+):
+    """Train MoST with the reference recipe (launch under accelerate/torchrun for several processes)."""
+    try:
+        from most_reference.train import main as train_main
+
+        summary = train_main(config, output, max_steps)
+    except (ValueError, OSError) as exc:  # bad config or paths: one line
+        err_console.print(f"[red]error:[/] {' '.join(str(exc).split())}")
+        raise typer.Exit(2)
+    console.print(f"trained {summary['steps']} step(s) -> {summary['output']}"
+                  + (f"; exported model: {summary['export']}" if summary.get("export") else ""))
+
+
 @list_app.command("tasks")
 def list_tasks():
     """Every task, its family, capability, dataset folder and whether the family runs it by default."""

@@ -6,5 +6,10 @@ Modules, in reading order:
   vocoder.py         unit HiFi-GAN on speechbrain's generator (speech out)
   import_weights.py  DeepSeek-V2-Lite / HuBERT / vocoder / quantizer from local files, CheckpointError
   adapter.py         the `most` model adapter for the harness
-  configs/           most_full.json (the paper's model), most_tiny.json (tests)
+  data.py            training manifests (LibriSpeech, LibriHeavy, Common Voice, VoxPopuli, JSONL) and unit extraction
+  mixing.py          ASR / TTS / text-LM / instruction sequence formats and the paper's stage mixtures
+  train.py           the training recipe on accelerate (setup / train / save_checkpoint / export / cleanup)
+  configs/           most_full.json (the paper's model), most_tiny.json (tests), train_*.yaml, accelerate_*.yaml
+  launch/            single- and multi-node launch scripts
+  checkpoints/tiny/  the bundled tiny checkpoint (trained on the mini suite only; scripts/make_tiny_checkpoint.sh)
 """

@@ -1,8 +1,10 @@
 """`most` model adapter: MoST behind the harness's contract (most_eval/adapter.py), loaded from `checkpoint=PATH`.
 
 No trained MoST checkpoint has been released (README §1: announced, not released). This adapter runs a checkpoint
-*you* built: DeepSeek-V2-Lite imported with import_weights.py and trained with the paper's two stages. Without one it
-says so and stops; it never falls back to untrained weights unless asked (`allow_untrained=true`, plumbing tests).
+*you* built: DeepSeek-V2-Lite imported with import_weights.py and trained with the paper's two stages (train.py).
+Without `checkpoint=` it loads the bundled *tiny* checkpoint (`checkpoints/tiny`, stage "tiny-mini-suite": a ~0.5 M
+parameter model trained for a few CPU minutes on the mini suite only, see its README.md) and says so: its numbers are
+plumbing checks, not MoST's. It never falls back to untrained weights unless asked (`allow_untrained=true`).
 
 Checkpoint folder layout (write it with `save_checkpoint`):
 
@@ -26,6 +28,7 @@ The speaker prompt of `synthesize` is not used: the voice is the vocoder's `spea
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,10 +42,13 @@ from safetensors.torch import load_file, save_file
 from most_eval.adapter import AudioScore, Model
 from most_eval.audio import Audio
 
-from .import_weights import CheckpointError, import_hubert, import_quantizer, import_vocoder
+from .import_weights import (CheckpointError, read_json, import_hubert, import_quantizer, import_vocoder,
+                             safetensors_files, tensor_shapes)
 from .model import MoSTForCausalLM
 from .speech_encoder import SpeechEncoder, UnitExtractor, token_ids_to_units, units_to_token_ids
 from .vocoder import SAMPLE_RATE
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPTS = {
     "asr": "{audio}",  # followed by the transcript
@@ -51,6 +57,8 @@ DEFAULT_PROMPTS = {
     "respond_text": "{audio}",
     "respond_speech": "{audio}",
 }
+#: the bundled tiny checkpoint (scripts/make_tiny_checkpoint.sh), used when `checkpoint=` is empty
+BUNDLED_TINY = Path(__file__).resolve().parent / "checkpoints" / "tiny"
 NO_CHECKPOINT = (
     "no trained MoST checkpoint{where}: MoST's weights were announced but not released, so this adapter needs one "
     "you built (import DeepSeek-V2-Lite with most_reference.import_weights, train stages 1-2, save_checkpoint) and "
@@ -62,7 +70,7 @@ NO_CHECKPOINT = (
 class MoSTArgs:
     """`--model-args` of the MoST adapter."""
 
-    checkpoint: str = ""  # MoST checkpoint folder (layout in the module docstring)
+    checkpoint: str = ""  # MoST checkpoint folder (layout in the module docstring); "" = the bundled tiny one
     dtype: str = "bfloat16"  # LM weights: bfloat16 or float32
     max_new_tokens: int = 256  # longest text output (transcript, answer)
     max_new_units: int = 1500  # longest speech output in unit tokens (60 s at 25 Hz)
@@ -80,13 +88,19 @@ class MoSTModel(Model):
     def __init__(self, args=None, **kw):
         super().__init__(args, **kw)
         self.sample_rate = SAMPLE_RATE
-        self.root = Path(self.args.checkpoint).expanduser() if self.args.checkpoint else None
+        self.root = Path(self.args.checkpoint).expanduser() if self.args.checkpoint else BUNDLED_TINY
+        if not self.args.checkpoint:
+            logger.warning("most: no checkpoint= given, using the bundled TINY checkpoint (%s), trained only on the "
+                           "mini suite: its numbers test plumbing, they say nothing about MoST", BUNDLED_TINY)
         if self.root is None or not self.root.is_dir():
             raise CheckpointError(self.args.checkpoint or "checkpoint=", NO_CHECKPOINT.format(where=""))
         manifest = self.root / "most.json"
         if not manifest.is_file():
             raise CheckpointError(manifest, NO_CHECKPOINT.format(where=" here (most.json is missing)"))
-        self.manifest = json.loads(manifest.read_text())
+        self.manifest = read_json(manifest)
+        read_json(self.root / "config.json")  # without it from_pretrained would build the full-size default model
+        self.weight_files = safetensors_files(self.root)  # no pickle, no missing shard, headers readable
+        tensor_shapes(self.weight_files)
         if self.manifest.get("stage") == "imported" and not self.args.allow_untrained:
             raise CheckpointError(manifest, "stage 'imported': DeepSeek-V2-Lite weights with an untrained speech "
                                   "projection, not a trained MoST; pass allow_untrained=true only to test plumbing")
@@ -123,7 +137,11 @@ class MoSTModel(Model):
         return import_vocoder(self.root / "vocoder" / "generator.safetensors").to(self.device)
 
     def identity(self) -> dict:
-        return {**super().identity(), "stage": self.manifest.get("stage"), "prompts": self.prompts}
+        # the checkpoint's files by name, size and modification time: a retrained checkpoint never reuses the cache
+        files = sorted(p for p in self.root.rglob("*") if p.is_file())
+        stamp = [(p.relative_to(self.root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        return {**super().identity(), "stage": self.manifest.get("stage"), "prompts": self.prompts,
+                "checkpoint": str(self.root), "files": stamp}
 
     # ---- prompt building -------------------------------------------------------------------------------------
     def _prompt(self, template: str, audio: Audio | None = None, text: str = "") -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -79,7 +79,7 @@ def safetensors_files(directory: str | Path) -> list[Path]:
         raise CheckpointError(directory, "directory is missing")
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = _read_json(index).get("weight_map")
+        weight_map = read_json(index).get("weight_map")
         if not isinstance(weight_map, dict):
             raise CheckpointError(index, "has no weight_map")
         files = [directory / name for name in sorted(set(weight_map.values()))]
@@ -127,7 +127,8 @@ def load_torch_dict(path: str | Path) -> dict:
     return state
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON file as a dict; CheckpointError (one line) when missing or invalid."""
     if not path.is_file():
         raise CheckpointError(path, "file is missing")
     try:
@@ -204,7 +205,7 @@ def import_deepseek_v2(
     """
     directory = Path(directory)
     config_path = directory / "config.json"
-    deepseek = _read_json(config_path)
+    deepseek = read_json(config_path)
     if deepseek.get("model_type") not in ("deepseek_v2", "most"):
         raise CheckpointError(config_path, f"model_type is {deepseek.get('model_type')!r}, expected 'deepseek_v2'")
     config = most_config_from_deepseek(deepseek, most_config, source=config_path)
@@ -311,10 +312,10 @@ def import_hubert(path: str | Path) -> tuple[HubertModel, bool]:
     False for HuBERT-base models)."""
     path = Path(path)
     if path.is_dir():
-        _read_json(path / "config.json")
+        read_json(path / "config.json")
         safetensors_files(path)
         preprocessor = path / "preprocessor_config.json"
-        normalize = bool(_read_json(preprocessor).get("do_normalize", False)) if preprocessor.is_file() else False
+        normalize = bool(read_json(preprocessor).get("do_normalize", False)) if preprocessor.is_file() else False
         return HubertModel.from_pretrained(path, use_safetensors=True).eval(), normalize
 
     if path.suffix == ".safetensors":
@@ -340,7 +341,7 @@ def import_hubert(path: str | Path) -> tuple[HubertModel, bool]:
 def import_vocoder(path: str | Path, config_path: str | Path | None = None) -> UnitVocoder:
     """Unit HiFi-GAN from SpiritLM's `generator.pt` (key `generator`) or a safetensors file; config.json beside it."""
     path = Path(path)
-    cfg = _read_json(Path(config_path) if config_path else path.parent / "config.json")
+    cfg = read_json(Path(config_path) if config_path else path.parent / "config.json")
     if path.suffix == ".safetensors":
         check_safetensors_file(path)
         state = load_file(str(path))

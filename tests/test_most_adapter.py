@@ -46,8 +46,10 @@ def checkpoint(tmp_path_factory):
 
 
 def test_no_checkpoint_says_so(tmp_path):
+    # no checkpoint= loads the bundled tiny checkpoint, which says what it is
+    assert MoSTModel(MoSTArgs(dtype="float32")).identity()["stage"] == "tiny-mini-suite"
     with pytest.raises(CheckpointError, match="no trained MoST checkpoint"):
-        MoSTModel(MoSTArgs())
+        MoSTModel(MoSTArgs(checkpoint=str(tmp_path / "absent")))
     with pytest.raises(CheckpointError, match="most.json is missing"):
         MoSTModel(MoSTArgs(checkpoint=str(tmp_path)))
 

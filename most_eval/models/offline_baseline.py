@@ -67,6 +67,9 @@ class OfflineBaseline(Model):
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
         out = []
         for audio in audios:
+            if len(audio.samples) < audio.sample_rate // 100:  # under 10 ms: nothing to decode
+                out.append("")
+                continue
             pcm = (np.clip(audio.samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
             self.decoder.reinit_feat()  # reset live CMN state: each transcript independent of the ones before
             self.decoder.start_utt()

@@ -1,0 +1,776 @@
+"""Training data for MoST: manifests, HuBERT units, and the micro-batch dataset the recipe iterates.
+
+Manifests. Every speech corpus becomes a list of `Utterance`s (id, audio file, transcript, optional segment), read
+from the layout users have on disk (README §7):
+
+    librispeech   LibriSpeech/<split>/<spk>/<chap>/<spk>-<chap>.trans.txt + .flac
+    libriheavy    libriheavy_cuts_<subset>.jsonl.gz (lhotse cuts: start, duration, recording.sources[0].source,
+                  supervisions[0].custom.texts = [cased+punctuated, upper-case]); relative sources resolve
+                  against `audio_root` (the LibriLight folder)
+    common_voice  cv-corpus-<ver>/en/<split>.tsv (path, sentence) + clips/
+    voxpopuli     voxpopuli/transcribed_data/en/asr_<split>.tsv (id, normalized_text) + <year>/<id>.ogg
+    jsonl         any audio+transcript JSONL: {"audio" | "audio_path" | "audio_filepath" | "path" | "wav",
+                  "text" | "sentence" | "transcript" | "transcription" | "normalized_text", optional "id",
+                  "start" / "offset", "duration"}; relative audio paths resolve against the file's folder
+    seedtts       seedtts_testset/en/meta.lst (prompt wav + prompt text), llama_questions / spoken_qa (question
+                  audio + question text): the mini suite's other speech, for the tiny recipe
+
+Text corpora (text-LM share): `txt` (one document per line, .gz allowed), `jsonl` (field `text`), or
+`transcripts` (the transcripts of the speech sources). Instructions: JSONL records `{"id", "question_text",
+"question_audio", "answer_text", "answer_audio"}` (either question form, either or both answer forms; relative
+paths resolve against the file's folder), or the QA layouts `llama_questions` (TSV) and `spoken_qa` (WebQuestions /
+TriviaQA JSONL, first answer alias).
+
+Bad data is never fatal: an empty transcript or a missing file is dropped when the manifest is read, an audio file
+that does not decode is dropped when it is loaded (unit extraction, training); each is written to the bad-data log
+(`BadDataLog`, JSONL: source, id, reason) and the epoch goes on.
+
+Units (TTS targets, spoken answers): `fit_kmeans` fits centroids on HuBERT features of the unit layer (or pass a
+ready quantizer: SpiritLM's linear quantizer or k-means centroids, see import_weights.import_quantizer), and
+`extract_units` writes one JSONL line per utterance (`{"id", "units": "3 3 17 ..."}`), appending and flushing as it
+goes: a restarted extraction skips the ids already in the file (a torn last line is cut off first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from most_eval.audio import AudioError, load_audio
+from most_eval.manifest import BadLine, read_lines, read_table
+
+from .mixing import IGNORE, Example, Formatter, MicroBatchSpec, Sequence, collate
+from .speech_encoder import KMeansQuantizer, SAMPLE_RATE
+
+logger = logging.getLogger(__name__)
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class Utterance:
+    """One speech segment with its transcript. `start` / `duration` in seconds (None: the whole file)."""
+
+    id: str
+    audio: str
+    text: str
+    start: float = 0.0
+    duration: float | None = None
+
+
+@dataclass
+class Instruction:
+    """A question (spoken, written or both) with its answer (text, speech or both)."""
+
+    id: str
+    question_text: str = ""
+    question_audio: str = ""
+    answer_text: str = ""
+    answer_audio: str = ""
+
+
+@dataclass
+class BadItem:
+    """A manifest entry a reader could not use (undecodable line, unreadable cut): reported, never trained on."""
+
+    id: str
+    reason: str
+
+
+class BadDataLog:
+    """Where skipped data is reported: a JSONL file (appended, one line per item) and the `logging` warning stream."""
+
+    def __init__(self, path: str | Path | None = None, rank: int = 0):
+        self.path = Path(path) if path else None
+        self.rank = rank
+        self.count = 0
+
+    def __call__(self, source: str, item_id: str, reason: str) -> None:
+        self.count += 1
+        logger.warning("skipping %s %s: %s", source, item_id, reason)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            line = json.dumps({"source": source, "id": item_id, "reason": reason, "rank": self.rank,
+                               "time": round(time.time(), 3)})
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+
+
+def warn_only(source, item_id, reason):
+    logger.warning("skipping %s %s: %s", source, item_id, reason)
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Speech manifests
+
+
+def read_librispeech(path, splits=("train-clean-100",), **_) -> Iterator[Utterance]:
+    """`path` = the LibriSpeech folder; one or more split folders."""
+    root = Path(path)
+    for split in [splits] if isinstance(splits, str) else splits:
+        for trans in sorted((root / split).glob("*/*/*.trans.txt")):
+            for entry in read_lines(trans):
+                if isinstance(entry, BadLine):
+                    yield BadItem(f"{trans.name}:{entry.line}", entry.reason)
+                    continue
+                uid, _, text = entry[1].partition(" ")
+                yield Utterance(uid, str(trans.parent / f"{uid}.flac"), text.strip())
+
+
+def read_libriheavy(path, audio_root=None, text_index=0, **_) -> Iterator[Utterance]:
+    """lhotse cut manifest (.jsonl or .jsonl.gz). `text_index` 0: cased+punctuated text, 1: upper-case."""
+    path = Path(path)
+    base = Path(audio_root) if audio_root else path.parent
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                cut = json.loads(line)
+                source = cut["recording"]["sources"][0]["source"]
+                sup = cut["supervisions"][0]
+                texts = (sup.get("custom") or {}).get("texts") or [sup.get("text", "")]
+                text = texts[min(text_index, len(texts) - 1)]
+                uid = cut.get("id") or f"{path.name}:{number}"
+                audio = source if os.path.isabs(source) else str(base / source)
+                yield Utterance(uid, audio, text or "", float(cut.get("start", 0.0)), float(cut["duration"]))
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                yield BadItem(f"{path.name}:{number}", f"unreadable cut ({type(exc).__name__}: {exc})")
+
+
+def read_common_voice(path, split="train", **_) -> Iterator[Utterance]:
+    """`path` = cv-corpus-<ver>/en."""
+    root = Path(path)
+    for entry in read_table(root / f"{split}.tsv", "\t", required=("path", "sentence")):
+        if isinstance(entry, BadLine):
+            yield BadItem(f"{split}.tsv:{entry.line}", entry.reason)
+            continue
+        row = entry[1]
+        yield Utterance(Path(row["path"]).stem, str(root / "clips" / row["path"]), row["sentence"] or "")
+
+
+def read_voxpopuli(path, split="train", column="normalized_text", **_) -> Iterator[Utterance]:
+    """`path` = the voxpopuli folder (transcribed_data/en inside)."""
+    base = Path(path) / "transcribed_data" / "en"
+    for entry in read_table(base / f"asr_{split}.tsv", "\t", required=("id", column)):
+        if isinstance(entry, BadLine):
+            yield BadItem(f"asr_{split}.tsv:{entry.line}", entry.reason)
+            continue
+        uid = entry[1]["id"]
+        yield Utterance(uid, str(base / uid[:4] / f"{uid}.ogg"), entry[1][column] or "")
+
+
+AUDIO_KEYS = ("audio", "audio_path", "audio_filepath", "path", "wav")
+TEXT_KEYS = ("text", "sentence", "transcript", "transcription", "normalized_text")
+
+
+def _first(record: dict, keys) -> str:
+    for key in keys:
+        if record.get(key):
+            return record[key]
+    return ""
+
+
+def read_speech_jsonl(path, audio_root=None, **_) -> Iterator[Utterance]:
+    """Generic audio+transcript JSONL (.gz allowed); key names in AUDIO_KEYS / TEXT_KEYS."""
+    path = Path(path)
+    base = Path(audio_root) if audio_root else path.parent
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield BadItem(f"{path.name}:{number}", f"bad JSON ({exc})")
+                continue
+            audio = str(_first(rec, AUDIO_KEYS))
+            text = _first(rec, TEXT_KEYS)
+            duration = rec.get("duration")
+            yield Utterance(str(rec.get("id") or f"{path.stem}:{number}"),
+                            audio if not audio or os.path.isabs(audio) else str(base / audio), text or "",
+                            float(rec.get("start", rec.get("offset", 0.0)) or 0.0),
+                            float(duration) if duration is not None else None)
+
+
+def read_seedtts(path, **_) -> Iterator[Utterance]:
+    """seedtts_testset/en: meta.lst `utt|prompt_text|prompt_wav|infer_text` -> (prompt wav, prompt text)."""
+    meta = Path(path) / "meta.lst"
+    for entry in read_lines(meta):
+        if isinstance(entry, BadLine):
+            yield BadItem(f"meta.lst:{entry.line}", entry.reason)
+            continue
+        fields = entry[1].split("|")
+        if len(fields) >= 3:
+            yield Utterance(Path(fields[2]).stem, str(meta.parent / fields[2]), fields[1])
+
+
+def read_llama_questions_speech(path, **_) -> Iterator[Utterance]:
+    """llama-questions: the spoken questions with their text (ASR / TTS pairs)."""
+    for ins in read_llama_questions(path):
+        yield ins if isinstance(ins, BadItem) else Utterance(ins.id, ins.question_audio, ins.question_text)
+
+
+def read_spoken_qa_speech(path, **_) -> Iterator[Utterance]:
+    """WebQuestions / TriviaQA test.jsonl + audio/: the spoken questions with their text."""
+    for ins in read_spoken_qa(path):
+        yield ins if isinstance(ins, BadItem) else Utterance(ins.id, ins.question_audio, ins.question_text)
+
+
+SPEECH_READERS: dict[str, Callable[..., Iterable[Utterance]]] = {
+    "librispeech": read_librispeech,
+    "libriheavy": read_libriheavy,
+    "common_voice": read_common_voice,
+    "voxpopuli": read_voxpopuli,
+    "jsonl": read_speech_jsonl,
+    "seedtts": read_seedtts,
+    "llama_questions": read_llama_questions_speech,
+    "spoken_qa": read_spoken_qa_speech,
+}
+
+
+def speech_manifest(sources: list[dict], bad=warn_only) -> list[Utterance]:
+    """Utterances of every source (`{format, path, name?, ...reader options}`), ids prefixed `<name>/`.
+
+    Dropped (and reported to `bad`): empty transcripts, missing audio files, repeated ids.
+    """
+    out, seen = [], set()
+    for spec in sources:
+        spec = dict(spec)
+        fmt = spec.pop("format")
+        name = spec.pop("name", None) or fmt
+        if fmt not in SPEECH_READERS:
+            raise ValueError(f"unknown speech format {fmt!r} (known: {', '.join(SPEECH_READERS)})")
+        for utt in SPEECH_READERS[fmt](**spec):
+            if isinstance(utt, BadItem):
+                bad(name, utt.id, utt.reason)
+                continue
+            uid = f"{name}/{utt.id}"
+            if not utt.text.strip():
+                bad(name, utt.id, "empty transcript")
+            elif not utt.audio or not Path(utt.audio).is_file():
+                bad(name, utt.id, f"audio file not found: {utt.audio or '(none listed)'}")
+            elif uid in seen:
+                bad(name, utt.id, "id listed twice")
+            else:
+                seen.add(uid)
+                out.append(Utterance(uid, utt.audio, utt.text.strip(), utt.start, utt.duration))
+    return out
+
+
+def write_manifest(records: Iterable, path: str | Path) -> Path:
+    """JSONL, one dataclass per line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for rec in records:
+            f.write(json.dumps(asdict(rec), ensure_ascii=False) + "\n")
+    return path
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Text corpora and instructions
+
+
+def text_corpus(sources: list[dict], speech: list[Utterance], bad=warn_only) -> list[tuple[str, str]]:
+    """(id, document) pairs of every text source; empty documents are reported and dropped."""
+    docs = []
+    for spec in sources:
+        spec = dict(spec)
+        fmt = spec.pop("format")
+        name = spec.pop("name", None) or fmt
+        if fmt == "transcripts":
+            items = [(u.id, u.text) for u in speech]
+        elif fmt in ("txt", "jsonl"):
+            path = Path(spec["path"])
+            opener = gzip.open if path.suffix == ".gz" else open
+            items = []
+            with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+                for number, line in enumerate(f, start=1):
+                    if fmt == "txt":
+                        items.append((f"{name}/{number}", line.strip()))
+                        continue
+                    try:
+                        items.append((f"{name}/{number}", str(json.loads(line).get(spec.get("field", "text"), ""))))
+                    except (json.JSONDecodeError, AttributeError) as exc:
+                        bad(name, str(number), f"bad JSON ({exc})")
+        else:
+            raise ValueError(f"unknown text format {fmt!r} (txt, jsonl, transcripts)")
+        for doc_id, text in items:
+            if text.strip():
+                docs.append((doc_id, text.strip()))
+            elif fmt != "txt":  # blank lines of a .txt are separators, not bad data
+                bad(name, doc_id, "empty document")
+    return docs
+
+
+def read_instruction_jsonl(path, **_) -> Iterator[Instruction]:
+    path = Path(path)
+    for number, line in enumerate(open(path, encoding="utf-8"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield BadItem(f"{path.name}:{number}", f"bad JSON ({exc})")
+            continue
+        resolve = lambda p: p if not p or os.path.isabs(p) else str(path.parent / p)  # noqa: E731
+        yield Instruction(str(rec.get("id") or f"{path.stem}:{number}"),
+                          rec.get("question_text") or rec.get("question") or "",
+                          resolve(rec.get("question_audio") or ""),
+                          rec.get("answer_text") or (rec.get("answer") if isinstance(rec.get("answer"), str) else "") or "",
+                          resolve(rec.get("answer_audio") or ""))
+
+
+def read_llama_questions(path, **_) -> Iterator[Instruction]:
+    """llama_questions_300.tsv (Questions, Answer, Wav Filename) + wavs."""
+    root = Path(path)
+    for entry in read_table(root / "llama_questions_300.tsv", "\t", required=("Questions", "Answer", "Wav Filename")):
+        if isinstance(entry, BadLine):
+            yield BadItem(f"llama_questions_300.tsv:{entry.line}", entry.reason)
+            continue
+        row = entry[1]
+        yield Instruction(Path(row["Wav Filename"]).stem, row["Questions"], str(root / row["Wav Filename"]),
+                          row["Answer"])
+
+
+def read_spoken_qa(path, **_) -> Iterator[Instruction]:
+    """WebQuestions / TriviaQA as test.jsonl (question, answers | answer, audio)."""
+    root = Path(path)
+    for number, line in enumerate(open(root / "test.jsonl", encoding="utf-8")):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield BadItem(f"test.jsonl:{number + 1}", f"bad JSON ({exc})")
+            continue
+        answers = rec.get("answers", rec.get("answer"))
+        answer = answers[0] if isinstance(answers, list) and answers else (answers or "")
+        yield Instruction(str(number), rec.get("question", ""), str(root / rec["audio"]) if rec.get("audio") else "",
+                          str(answer))
+
+
+INSTRUCTION_READERS = {"jsonl": read_instruction_jsonl, "llama_questions": read_llama_questions,
+                       "spoken_qa": read_spoken_qa}
+
+
+def speak_answers(records: list[Instruction], out_dir: str | Path, voice: str = "en-us", bad=warn_only) -> int:
+    """Spoken answers for records that only have a text answer, synthesised with espeak-ng into `out_dir` (kept
+    between runs). MoST's stage-2 spoken instructions are TTS output too (Parler-TTS in the release); this is the
+    offline stand-in the tiny recipe uses. Without espeak-ng the records keep their text answers only (reported).
+    Returns how many records gained a spoken answer."""
+    import shutil
+    import subprocess
+
+    todo = [r for r in records if r.answer_text.strip() and not r.answer_audio]
+    if not todo:
+        return 0
+    if shutil.which("espeak-ng") is None:
+        bad("speak_answers", f"{len(todo)} records", "espeak-ng not on PATH: no spoken answers synthesised")
+        return 0
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for rec in todo:
+        wav = out_dir / (rec.id.replace("/", "__") + ".wav")
+        if not wav.is_file():
+            tmp = wav.with_suffix(".tmp.wav")
+            result = subprocess.run(["espeak-ng", "-v", voice, "-w", str(tmp), rec.answer_text],
+                                    capture_output=True, text=True)
+            if result.returncode != 0 or not tmp.is_file():
+                bad("speak_answers", rec.id, f"espeak-ng failed: {result.stderr.strip()[:200]}")
+                continue
+            tmp.replace(wav)
+        rec.answer_audio = str(wav)
+        done += 1
+    return done
+
+
+def instructions(sources: list[dict], bad=warn_only, spoken_answers_dir: str | Path | None = None) -> list[Instruction]:
+    """Instruction records of every source; records without a question or an answer are reported and dropped.
+
+    A source with `speak_answers: {voice: en-us}` gets spoken answers synthesised (`speak_answers`) into
+    `spoken_answers_dir/<name>/`.
+    """
+    out = []
+    for spec in sources:
+        spec = dict(spec)
+        fmt = spec.pop("format")
+        name = spec.pop("name", None) or fmt
+        speak = spec.pop("speak_answers", None)
+        first = len(out)
+        if fmt not in INSTRUCTION_READERS:
+            raise ValueError(f"unknown instruction format {fmt!r} (known: {', '.join(INSTRUCTION_READERS)})")
+        for ins in INSTRUCTION_READERS[fmt](**spec):
+            if isinstance(ins, BadItem):
+                bad(name, ins.id, ins.reason)
+                continue
+            ins.id = f"{name}/{ins.id}"
+            for field_name in ("question_audio", "answer_audio"):
+                value = getattr(ins, field_name)
+                if value and not Path(value).is_file():
+                    bad(name, ins.id, f"{field_name} not found: {value}")
+                    setattr(ins, field_name, "")
+            if not (ins.question_text.strip() or ins.question_audio):
+                bad(name, ins.id, "no question")
+            elif not (ins.answer_text.strip() or ins.answer_audio):
+                bad(name, ins.id, "no answer")
+            else:
+                out.append(ins)
+        if speak:
+            if spoken_answers_dir is None:
+                raise ValueError("speak_answers needs a folder for the synthesised answers")
+            speak_answers(out[first:], Path(spoken_answers_dir) / name, dict(speak).get("voice", "en-us"), bad)
+    return out
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Audio
+
+
+def load_waveform(audio: str, start: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """16 kHz mono float32 of a file or a segment of it (LibriHeavy cuts read only their frames).
+
+    Raises AudioError (missing, undecodable, empty, non-finite).
+    """
+    if not start and duration is None:
+        return load_audio(audio, SAMPLE_RATE).samples
+    try:
+        info = sf.info(audio)
+        first = int(round(start * info.samplerate))
+        last = first + int(round(duration * info.samplerate)) if duration is not None else -1
+        data, rate = sf.read(audio, start=first, stop=None if last < 0 else last, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(audio, f"cannot decode audio segment ({str(exc).splitlines()[0][:120]})") from None
+    if data.shape[0] == 0:
+        raise AudioError(audio, f"segment {start}+{duration}s is empty")
+    if not np.isfinite(data).all():
+        raise AudioError(audio, "audio contains NaN or infinite samples")
+    samples = data.mean(axis=1).astype(np.float32)
+    if rate != SAMPLE_RATE:
+        import soxr
+
+        samples = soxr.resample(samples, rate, SAMPLE_RATE).astype(np.float32)
+    return samples
+
+
+def hubert_frames_fn(hubert_config) -> Callable[[int], int]:
+    """num_samples -> HuBERT frames, from the conv stack (kernel, stride) of a HubertConfig; no model needed."""
+    layers = list(zip(hubert_config.conv_kernel, hubert_config.conv_stride))
+
+    def frames(num_samples: int) -> int:
+        n = int(num_samples)
+        for kernel, stride in layers:
+            n = (n - kernel) // stride + 1
+        return max(n, 0)
+
+    return frames
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Units
+
+
+@torch.no_grad()
+def fit_kmeans(features: torch.Tensor, k: int, iterations: int = 30, seed: int = 0) -> KMeansQuantizer:
+    """k-means (k-means++ init, Lloyd iterations) on (N, D) features; deterministic for a seed."""
+    x = features.float()
+    if x.shape[0] < k:
+        raise ValueError(f"{x.shape[0]} feature frames cannot seed {k} clusters")
+    g = torch.Generator().manual_seed(seed)
+    centroids = x[torch.randint(x.shape[0], (1,), generator=g)]
+    for _ in range(1, k):  # k-means++: next centroid with probability ~ squared distance
+        d2 = torch.cdist(x, centroids).pow(2).min(dim=1).values
+        centroids = torch.cat([centroids, x[torch.multinomial(d2 + 1e-12, 1, generator=g)]])
+    for _ in range(iterations):
+        assign = torch.cdist(x, centroids).argmin(dim=1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).float()[:, None]
+        empty = counts[:, 0] == 0
+        centroids = torch.where(empty[:, None], centroids, sums / counts.clamp(min=1))
+    return KMeansQuantizer(centroids)
+
+
+@torch.no_grad()
+def collect_features(utterances: list[Utterance], encoder, layer: int, max_frames: int = 200_000,
+                     bad=warn_only) -> torch.Tensor:
+    """HuBERT features of `layer` (fairseq, 1-based) from the utterances in order, up to `max_frames` frames."""
+    chunks, total = [], 0
+    for utt in utterances:
+        try:
+            wav = load_waveform(utt.audio, utt.start, utt.duration)
+        except AudioError as exc:
+            bad("units", utt.id, str(exc))
+            continue
+        feats = encoder.hubert_features(torch.from_numpy(wav)[None], layer=layer)[0].float().cpu()
+        chunks.append(feats)
+        total += feats.shape[0]
+        if total >= max_frames:
+            break
+    if not chunks:
+        raise ValueError("no readable audio to fit k-means on")
+    return torch.cat(chunks)[:max_frames]
+
+
+class UnitStore:
+    """Units per utterance id in JSONL files (`{"id", "units": "3 3 17"}`); appended, flushed, resumable.
+
+    `path` is the file written; `read_paths` (a glob) may add shards written elsewhere.
+    """
+
+    def __init__(self, path: str | Path, read_glob: str | None = None):
+        self.path = Path(path)
+        self.units: dict[str, np.ndarray] = {}
+        files = sorted(set(glob.glob(read_glob)) | {str(self.path)}) if read_glob else [str(self.path)]
+        for file in files:
+            if Path(file).is_file():
+                self._read(Path(file))
+
+    def _read(self, path: Path) -> None:
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n") and path == self.path:  # torn last line of an interrupted run
+            cut = data.rfind(b"\n") + 1
+            with open(path, "r+b") as f:
+                f.truncate(cut)
+            data = data[:cut]
+        for line in data.decode("utf-8").splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                self.units[rec["id"]] = np.array([int(u) for u in rec["units"].split()], dtype=np.int16)
+
+    def __contains__(self, uid: str) -> bool:
+        return uid in self.units
+
+    def __getitem__(self, uid: str) -> np.ndarray:
+        return self.units[uid]
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def add(self, uid: str, units: np.ndarray, f) -> None:
+        f.write(json.dumps({"id": uid, "units": " ".join(map(str, np.asarray(units).tolist()))}) + "\n")
+        f.flush()
+        self.units[uid] = np.asarray(units, dtype=np.int16)
+
+
+@torch.no_grad()
+def extract_units(items: list[tuple[str, str, float, float | None]], extractor, store: UnitStore, bad=warn_only,
+                  log_every: int = 500) -> int:
+    """Units of `(id, audio, start, duration)` items missing from `store`, appended to its file. Returns how many
+    were added. Unreadable audio is reported to `bad` and skipped (tried again by the next run)."""
+    todo = [it for it in items if it[0] not in store]
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    added, t0 = 0, time.time()
+    with open(store.path, "a") as f:
+        for i, (uid, audio, start, duration) in enumerate(todo):
+            try:
+                wav = load_waveform(audio, start, duration)
+            except AudioError as exc:
+                bad("units", uid, str(exc))
+                continue
+            units = extractor(torch.from_numpy(wav)).cpu().numpy()
+            if units.size == 0:
+                bad("units", uid, "audio shorter than one HuBERT frame")
+                continue
+            store.add(uid, units, f)
+            added += 1
+            if log_every and (i + 1) % log_every == 0:
+                logger.info("units: %d/%d utterances (%.1f/s)", i + 1, len(todo), (i + 1) / (time.time() - t0))
+    return added
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# The per-task example tables and the micro-batch dataset
+
+
+@dataclass
+class TaskData:
+    """Everything the mixture samples from: one list per task (indices are what MixturePlan draws)."""
+
+    asr: list[Utterance]
+    tts: list[Utterance]  # utterances with units
+    text_lm: list[tuple[str, str]]
+    speech_instruction: list[tuple[Instruction, str]]  # (record, "text" | "speech" answer)
+    text_instruction: list[tuple[Instruction, str]]
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in
+                ("asr", "tts", "text_lm", "speech_instruction", "text_instruction")}
+
+
+def build_task_data(speech: list[Utterance], docs: list[tuple[str, str]], instr: list[Instruction],
+                    units: UnitStore, bad=warn_only) -> TaskData:
+    """Task tables; an utterance without units is not a TTS example (reported), an answer without units not a
+    spoken answer."""
+    tts = [u for u in speech if u.id in units]
+    without = [u.id for u in speech if u.id not in units]
+    if without:  # one line, not one per utterance: a partial extraction can leave millions
+        bad("tts", f"{len(without)} utterances, e.g. {without[0]}", "no units (not extracted, or audio unreadable)")
+    s_instr, t_instr = [], []
+    for ins in instr:
+        answers = (["text"] if ins.answer_text.strip() else []) + \
+                  (["speech"] if ins.answer_audio and f"{ins.id}#answer" in units else [])
+        for kind in answers:
+            if ins.question_audio:
+                s_instr.append((ins, kind))
+            if ins.question_text.strip():
+                t_instr.append((ins, kind))
+    return TaskData(list(speech), tts, list(docs), s_instr, t_instr)
+
+
+def unit_items(speech: list[Utterance], instr: list[Instruction]) -> list[tuple[str, str, float, float | None]]:
+    """What needs units: every utterance (TTS target) and every spoken answer (`<id>#answer`)."""
+    items = [(u.id, u.audio, u.start, u.duration) for u in speech]
+    items += [(f"{i.id}#answer", i.answer_audio, 0.0, None) for i in instr if i.answer_audio]
+    return items
+
+
+class MicroBatchDataset(torch.utils.data.Dataset):
+    """Map-style dataset whose "index" is a MicroBatchSpec: loads, formats and collates that micro-batch.
+
+    Examples that fail to load (undecodable audio, audio longer than `max_audio_s` or shorter than a frame) are
+    reported and left out of the micro-batch. A micro-batch left empty comes back with `empty=True` and one dummy
+    sequence, which the recipe runs with zero weight (so every process still joins the gradient all-reduce).
+    """
+
+    def __init__(self, data: TaskData, units: UnitStore, formatter: Formatter, pad_id: int, bad=warn_only,
+                 max_audio_s: float = 30.0):
+        self.data = data
+        self.units = units
+        self.formatter = formatter
+        self.pad_id = pad_id
+        self.bad = bad
+        self.max_audio_s = max_audio_s
+
+    def __len__(self):  # DataLoader asks; specs come from the sampler
+        return sys.maxsize
+
+    def _wave(self, audio: str, start=0.0, duration=None) -> np.ndarray:
+        if duration is not None and duration > self.max_audio_s:
+            raise AudioError(audio, f"segment of {duration:.1f}s is longer than max_audio_s={self.max_audio_s}")
+        wav = load_waveform(audio, start, duration)
+        if len(wav) > self.max_audio_s * SAMPLE_RATE:
+            raise AudioError(audio, f"{len(wav) / SAMPLE_RATE:.1f}s is longer than max_audio_s={self.max_audio_s}")
+        if self.formatter.frames(len(wav)) < 1:
+            raise AudioError(audio, "shorter than one HuBERT frame")
+        return wav
+
+    def example(self, task: str, index: int) -> Example:
+        if task == "asr":
+            u = self.data.asr[index]
+            return Example(task, u.id, text=u.text, waveform=self._wave(u.audio, u.start, u.duration))
+        if task == "tts":
+            u = self.data.tts[index]
+            return Example(task, u.id, text=u.text, units=self.units[u.id])
+        if task == "text_lm":
+            doc_id, text = self.data.text_lm[index]
+            return Example(task, doc_id, text=text)
+        ins, kind = getattr(self.data, task)[index]
+        ex = Example(task, f"{ins.id}:{kind}", text=ins.question_text)
+        if task == "speech_instruction":
+            ex.waveform = self._wave(ins.question_audio)
+        if kind == "speech":
+            ex.units = self.units[f"{ins.id}#answer"]
+        else:
+            ex.answer = ins.answer_text
+        return ex
+
+    def __getitem__(self, spec: MicroBatchSpec) -> dict:
+        sequences = []
+        for index in spec.examples:
+            try:
+                sequences.append(self.formatter(self.example(spec.task, index)))
+            except (AudioError, ValueError) as exc:
+                self.bad(spec.task, str(index), str(exc))
+        empty = not sequences
+        if empty:
+            bos = self.formatter.bos
+            sequences = [Sequence("empty", "", [bos, bos], [IGNORE, bos])]
+        batch = collate(sequences, self.pad_id)
+        batch.update(task=spec.task, step=spec.step, index=spec.index, empty=empty,
+                     n_examples=0 if empty else len(sequences))
+        return batch
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Command line: manifests and units outside a training run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m most_reference.data", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("manifest", help="write a speech manifest (JSONL) from a corpus layout")
+    m.add_argument("format", choices=sorted(SPEECH_READERS))
+    m.add_argument("path")
+    m.add_argument("--out", required=True)
+    m.add_argument("--split", action="append", help="split(s) (librispeech: several allowed)")
+    m.add_argument("--audio-root", help="libriheavy / jsonl: folder relative audio paths resolve against")
+    m.add_argument("--bad-log", help="JSONL file for skipped items")
+    u = sub.add_parser("extract-units", help="HuBERT units for a manifest (resumable)")
+    u.add_argument("manifest")
+    u.add_argument("--hubert", required=True, help="HuBERT dir or SpiritLM converted dict")
+    u.add_argument("--quantizer", help="quantizer file (SpiritLM linear / k-means .npy or .safetensors)")
+    u.add_argument("--fit-kmeans", type=int, metavar="K", help="fit K centroids instead (written next to --out)")
+    u.add_argument("--layer", type=int, default=11, help="fairseq layer the quantizer reads (MoST: 11)")
+    u.add_argument("--out", required=True, help="units JSONL (appended; rerun to resume)")
+    u.add_argument("--shard", default="0/1", help="I/N: this process handles every N-th utterance")
+    u.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    u.add_argument("--bad-log")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    bad = BadDataLog(args.bad_log)
+
+    if args.cmd == "manifest":
+        spec = {"format": args.format, "path": str(Path(args.path).resolve())}  # absolute paths in the manifest
+        if args.split:
+            spec["splits" if args.format == "librispeech" else "split"] = args.split if args.format == "librispeech" \
+                else args.split[0]
+        if args.audio_root:
+            spec["audio_root"] = str(Path(args.audio_root).resolve())
+        utts = speech_manifest([spec], bad)
+        write_manifest(utts, args.out)
+        print(f"{len(utts)} utterances -> {args.out} ({bad.count} skipped)")
+        return 0
+
+    from .import_weights import import_hubert, import_quantizer
+    from .speech_encoder import SpeechEncoder, UnitExtractor
+
+    utts = [Utterance(**json.loads(line)) for line in open(args.manifest) if line.strip()]
+    index, count = (int(v) for v in args.shard.split("/"))
+    utts = utts[index::count]
+    hubert, normalize = import_hubert(args.hubert)
+    encoder = SpeechEncoder(hubert, 1, args.layer, normalize_waveform=normalize).to(args.device)
+    if args.fit_kmeans:
+        quantizer = fit_kmeans(collect_features(utts, encoder, args.layer, bad=bad), args.fit_kmeans)
+        quantizer.save(Path(args.out).with_suffix(".kmeans.safetensors"))
+    elif args.quantizer:
+        quantizer = import_quantizer(args.quantizer)
+    else:
+        parser.error("give --quantizer or --fit-kmeans")
+    store = UnitStore(args.out)
+    added = extract_units([(u.id, u.audio, u.start, u.duration) for u in utts],
+                          UnitExtractor(encoder, quantizer, args.layer).to(args.device), store, bad)
+    print(f"{added} utterances added, {len(store)} in {args.out} ({bad.count} skipped)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

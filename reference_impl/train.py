@@ -1,0 +1,772 @@
+"""MoST training recipe: the paper's two stages on accelerate (one file: setup / train / save_checkpoint / cleanup).
+
+    # one process (CPU or one GPU)
+    most-eval train --config reference_impl/configs/train_tiny.yaml --output runs/tiny [--max-steps N]
+    python -m most_reference.train --config CONFIG --output DIR [--max-steps N] [--set training.lr=2e-5 ...]
+    # several GPUs / nodes: reference_impl/launch/single_node.sh, multi_node.sh (accelerate launch or torchrun)
+
+What one run does (README §1 for the model and the mixtures, mixing.py for the sequence formats):
+1. setup: builds the model parts (LM from DeepSeek-V2-Lite or a previous export or random; frozen HuBERT and a
+   trainable projection; a quantizer for the unit targets), reads the manifests (data.py), extracts the missing
+   HuBERT units on the main process (resumable), and resumes from OUTPUT/checkpoints/step_N when one exists.
+2. train: for each stage of `training.stages`, every optimizer step consumes `world_size * grad_accum` micro-batches,
+   each of one task drawn from the stage's mixture (mixing.MixturePlan: the same micro-batches whatever the number of
+   processes; rank r takes micro-batches r, r+W, ...). AdamW, warmup + cosine per stage, gradient clipping,
+   optional activation checkpointing, bf16 autocast on GPUs (fp32 on CPU). The optimizer state is reset between
+   stages (stage 2 is a fresh fine-tuning run in the paper).
+3. logging: OUTPUT/train_log.jsonl, one line per logged step: step, stage, loss (LM + balance loss, the objective),
+   lm_loss, aux_loss, task_loss {task: mean LM loss of its micro-batches in this step}, lr, grad_norm,
+   expert_load {text, audio: share of routed picks per expert of that modality's group, over all MoE layers},
+   tokens, seconds. TensorBoard too when `tensorboard` is installed (otherwise skipped, said once).
+4. save_checkpoint: OUTPUT/checkpoints/step_N/ = accelerate state (model, optimizer, RNG of every process, the LR
+   scheduler) + recipe_state.json (stage, step, data position). Resuming replays the data plan to that step, so a
+   resumed run continues with exactly the losses of an uninterrupted one.
+5. export: OUTPUT/export/ in the adapter's checkpoint layout (adapter.save_checkpoint), loadable with
+   `most-eval run --model most --model-args checkpoint=OUTPUT/export`.
+
+Config: plain YAML (see configs/train_tiny.yaml, train_stage1.yaml, train_stage2.yaml); relative paths resolve
+against the config file's folder, `$VARS` are expanded, `units` resolves against OUTPUT. `DEFAULTS` below lists every
+key with its meaning; an unknown key is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from . import data as D
+from .mixing import STAGE_MIXTURES, TEXT_PROMPTS, TINY_PROMPTS, Formatter, MixturePlan, build_char_tokenizer
+from .model import TEXT, MoSTConfig, MoSTForCausalLM, MoSTMoe
+
+logger = logging.getLogger("most_reference.train")
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+DEFAULTS = {
+    "seed": 0,
+    "model": {
+        "config": "most_full.json",  # MoSTConfig JSON (relative: to the YAML's folder)
+        "overrides": {},  # MoSTConfig fields on top of it
+        "init": None,  # DeepSeek-V2(-Lite) dir, or an export dir of a previous stage (has most.json); None: random
+        "tokenizer": None,  # tokenizer dir; None: the init dir; "char": the tiny character tokenizer (built here)
+        "hubert": {"path": None, "random": None},  # HuBERT dir / SpiritLM dict, or a HubertConfig dict (random, tiny)
+        "quantizer": {"path": None, "fit_kmeans": None},  # quantizer file, or {k, max_frames, iterations}
+        "vocoder": {"path": None, "random": None},  # generator.pt / .safetensors (+config.json), or a config dict
+        "prompts": "text",  # "text" (plain-text instructions), "tiny" (char tokenizer's tags), or a dict
+        "experts_implementation": None,  # eager / grouped_mm / batched_mm; None: per-device automatic choice
+    },
+    "data": {
+        "speech": [],  # speech sources (data.SPEECH_READERS): ASR inputs and TTS targets
+        "text": [],  # text-LM sources: txt / jsonl / transcripts
+        "instructions": [],  # instruction sources (data.INSTRUCTION_READERS)
+        "units": "units.jsonl",  # units file (relative: to OUTPUT); extracted for what is missing
+        "units_read_glob": None,  # more unit shards to read (e.g. from `python -m most_reference.data extract-units`)
+        "extract_missing_units": True,  # False: utterances without units are not TTS examples
+        "max_audio_s": 30.0,  # longer audio is skipped (logged)
+        "max_len": 4096,  # tokens per sequence (targets truncated)
+        "num_workers": 0,  # DataLoader worker processes per rank
+    },
+    "training": {
+        "stages": [],  # [{name, steps, mixture: {task: weight} | "stage1" | "stage2", lr, warmup_steps, min_lr_ratio}]
+        "micro_batch_size": 4,  # sequences per micro-batch (release default: per-device batch 4)
+        "grad_accum": 8,  # micro-batches per optimizer step per process (release default 8)
+        "weight_decay": 0.0,
+        "betas": [0.9, 0.95],
+        "eps": 1e-8,
+        "grad_clip": 1.0,  # max global grad norm; 0 disables
+        "precision": "auto",  # auto (bf16 on CUDA, fp32 on CPU; an `accelerate launch` config wins), bf16, fp32
+        "activation_checkpointing": False,
+        "reset_optimizer_between_stages": True,
+        "threads": None,  # torch.set_num_threads (CPU runs)
+    },
+    "logging": {"every": 10, "tensorboard": True, "expert_load": True},
+    "checkpointing": {"every": 1000, "keep_last": 2, "resume": "auto"},  # resume: auto | never | a step_N dir
+    "export": {"enabled": True, "dir": "export", "stage": None, "dtype": "bfloat16", "manifest": {}},
+}
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Config
+
+
+def _merge(defaults: dict, given: dict, where: str) -> dict:
+    out = copy.deepcopy(defaults)
+    for key, value in (given or {}).items():
+        if key not in defaults:
+            raise ValueError(f"unknown config key {where}{key} (known: {', '.join(defaults)})")
+        if isinstance(defaults[key], dict) and defaults[key] and isinstance(value, dict):
+            out[key] = _merge(defaults[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _set(cfg: dict, dotted: str, value) -> None:
+    node = cfg
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """YAML -> full config (DEFAULTS merged, paths resolved against the YAML's folder, $VARS expanded)."""
+    path = Path(path).resolve()
+    try:
+        raw = yaml.safe_load(path.read_text())  # plain YAML only: tags such as !!python/object are refused
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not a plain-YAML recipe config ({' '.join(str(exc).split())})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a recipe config is a mapping, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        _set(raw, dotted, value)
+    try:
+        cfg = _merge(DEFAULTS, raw, "")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    base = path.parent
+
+    def resolve(p):
+        if p is None or p in ("char",) or isinstance(p, dict):
+            return p
+        p = os.path.expandvars(os.path.expanduser(str(p)))
+        return str((base / p).resolve()) if not os.path.isabs(p) else p
+
+    m = cfg["model"]
+    m["config"] = resolve(m["config"])
+    for key in ("init", "tokenizer"):
+        m[key] = resolve(m[key])
+    for part in ("hubert", "quantizer", "vocoder"):
+        m[part]["path"] = resolve(m[part]["path"])
+    for group in ("speech", "text", "instructions"):
+        for spec in cfg["data"][group]:
+            for key in ("path", "audio_root"):
+                if key in spec:
+                    spec[key] = resolve(spec[key])
+    if not cfg["training"]["stages"]:
+        raise ValueError(f"{path}: training.stages is empty")
+    for i, stage in enumerate(cfg["training"]["stages"]):
+        missing = {"name", "steps", "mixture", "lr"} - set(stage)
+        if missing:
+            raise ValueError(f"{path}: training.stages[{i}] lacks {', '.join(sorted(missing))}")
+        if isinstance(stage["mixture"], str):
+            if stage["mixture"] not in STAGE_MIXTURES:
+                raise ValueError(f"{path}: training.stages[{i}].mixture {stage['mixture']!r}: a mapping or one of "
+                                 f"{', '.join(STAGE_MIXTURES)}")
+            stage["mixture"] = dict(STAGE_MIXTURES[stage["mixture"]])
+    cfg["_path"] = str(path)
+    return cfg
+
+
+def lr_at(step: int, stages: list[dict]) -> float:
+    """Absolute learning rate at global step `step`: per stage, linear warmup then cosine to lr * min_lr_ratio."""
+    start = 0
+    for stage in stages:
+        if step < start + stage["steps"] or stage is stages[-1]:
+            s = min(step - start, stage["steps"])
+            lr, warm = float(stage["lr"]), int(stage.get("warmup_steps", 0))
+            floor = lr * float(stage.get("min_lr_ratio", 0.1))
+            if s < warm:
+                return lr * (s + 1) / warm
+            progress = (s - warm) / max(1, stage["steps"] - warm)
+            return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        start += stage["steps"]
+    raise AssertionError("unreachable")
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# The trained module: frozen HuBERT + projection + LM
+
+
+class SpeechTextLM(nn.Module):
+    """LM + speech encoder as one module (what accelerate wraps). forward(batch) -> the LM's output."""
+
+    def __init__(self, lm: MoSTForCausalLM, encoder):
+        super().__init__()
+        self.lm = lm
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask, labels, waveforms):
+        features = None
+        if waveforms:
+            device = self.encoder.proj.weight.device
+            features = torch.cat([self.encoder(w.to(device)[None])[0] for w in waveforms])  # (n_frames, H)
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, audio_features=features,
+                      use_cache=False)
+        if features is None:  # keep the projection in the graph: DDP expects a gradient for every trained parameter
+            out.loss = out.loss + 0.0 * sum(p.sum() for p in self.encoder.proj.parameters())
+        return out
+
+
+class ExpertLoad:
+    """Counts routed picks per expert for text and audio tokens (padding excluded), from the routers' outputs."""
+
+    def __init__(self, lm: MoSTForCausalLM):
+        self.lm = lm
+        self.n = lm.config.n_routed_experts
+        self.active = False
+        self.valid: torch.Tensor | None = None
+        self.counts = torch.zeros(2, self.n, dtype=torch.float64)
+        for layer in lm.model.layers:
+            if isinstance(layer.mlp, MoSTMoe):
+                layer.mlp.gate.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, output):
+        if not self.active:  # not during activation-checkpoint recomputation or evaluation
+            return
+        indices = output[2].detach()  # (N, k)
+        marks = self.lm.routing_state.marks
+        marks = marks.reshape(-1) if marks is not None else torch.full(indices.shape[:1], TEXT, device=indices.device)
+        keep = self.valid if self.valid is not None and self.valid.numel() == marks.numel() else torch.ones_like(marks, dtype=torch.bool)
+        for modality in (0, 1):
+            picks = indices[(marks == modality) & keep].reshape(-1)
+            self.counts[modality] += torch.bincount(picks, minlength=self.n).double().cpu()
+
+    def summary(self, counts: torch.Tensor) -> dict:
+        """Per modality: each expert's share of that modality's picks, over the experts of its group."""
+        n_text = self.lm.config.num_text_experts
+        out = {}
+        for modality, name, group in ((0, "text", slice(0, n_text)), (1, "audio", slice(n_text, self.n))):
+            c = counts[modality]
+            total = float(c.sum())
+            if total == 0:
+                continue
+            share = (c[group] / total).tolist()
+            out[name] = [round(v, 4) for v in share]
+            out[f"{name}_outside_group"] = round(1 - sum(share), 6)  # > 0 only with modality routing off
+            mean = 1 / len(share)
+            out[f"{name}_max_over_mean"] = round(max(share) / mean, 3)
+        return out
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# The recipe
+
+
+class SpecSampler:
+    """This rank's micro-batch specs from a MixturePlan, step after step (runs ahead of training with workers)."""
+
+    def __init__(self, plan: MixturePlan, rank: int, world: int, last_step: int):
+        self.plan, self.rank, self.world, self.last_step = plan, rank, world, last_step
+
+    def __iter__(self):
+        while self.plan.step < self.last_step:
+            yield from self.plan.next_step()[self.rank :: self.world]
+
+
+class Recipe:
+    def __init__(self, cfg: dict, output_dir: str | Path, max_steps: int | None = None):
+        self.cfg = cfg
+        self.out = Path(output_dir)
+        self.max_steps = max_steps
+        self.t = cfg["training"]
+        self.stages = self.t["stages"]
+        self.total_steps = sum(s["steps"] for s in self.stages)
+        self.global_step = 0
+        self.tb = None
+
+    # ---- setup ---------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        if self.t["threads"]:
+            torch.set_num_threads(int(self.t["threads"]))
+        precision = self.t["precision"]
+        if precision == "auto":
+            mixed = None if os.environ.get("ACCELERATE_MIXED_PRECISION") else (
+                "bf16" if torch.cuda.is_available() else "no")
+        else:
+            mixed = {"bf16": "bf16", "fp32": "no"}[precision]
+        self.accelerator = acc = Accelerator(gradient_accumulation_steps=self.t["grad_accum"], mixed_precision=mixed,
+                                             cpu=not torch.cuda.is_available())
+        self.rank, self.world = acc.process_index, acc.num_processes
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.bad = D.BadDataLog(self.out / "bad_data.jsonl", self.rank)
+        set_seed(self.cfg["seed"])
+
+        self._build_model()
+        self._build_data()
+
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        t = self.t
+        optimizer = torch.optim.AdamW(params, lr=1.0, betas=tuple(t["betas"]), eps=t["eps"],
+                                      weight_decay=t["weight_decay"])
+        # lr=1.0 so the LambdaLR factor is the absolute learning rate (lr_at); stepped once per optimizer step, by
+        # us (an accelerate-prepared scheduler steps num_processes times per step).
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, self.stages))
+        self.model, self.optimizer = acc.prepare(self.module, optimizer)
+        acc.register_for_checkpointing(self.scheduler)
+        self.trained_params = params
+
+        self.resume_state = self._maybe_resume()
+        self._start_logging()
+
+    def _build_model(self) -> None:
+        from transformers import AutoTokenizer, HubertConfig, HubertModel
+
+        from .import_weights import import_deepseek_v2, import_hubert, import_quantizer
+        from .speech_encoder import SpeechEncoder
+
+        m = self.cfg["model"]
+        torch.manual_seed(self.cfg["seed"])
+        config = MoSTConfig.from_dict({**json.loads(Path(m["config"]).read_text()), **(m["overrides"] or {})})
+        init = Path(m["init"]) if m["init"] else None
+        previous = init is not None and (init / "most.json").is_file()  # an export of an earlier stage
+        if previous:
+            lm = MoSTForCausalLM.from_pretrained(init, dtype=torch.float32, use_safetensors=True)
+        elif init is not None:
+            lm = import_deepseek_v2(init, config, dtype=torch.float32)
+        else:
+            lm = MoSTForCausalLM(config)
+        lm.config.use_cache = False
+        if m["experts_implementation"]:
+            lm.set_experts_implementation(m["experts_implementation"])
+        if self.t["activation_checkpointing"]:
+            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+        tok_src = m["tokenizer"] or (str(init) if init else None)
+        if tok_src == "char":
+            self.tokenizer = build_char_tokenizer(lm.config)
+        elif tok_src:
+            self.tokenizer = AutoTokenizer.from_pretrained(tok_src)
+        else:
+            raise ValueError("model.tokenizer: give a tokenizer dir (or 'char' for a tiny config)")
+
+        hub = m["hubert"]
+        hubert_path = init / "hubert" if previous else hub["path"]
+        if hubert_path:
+            hubert, normalize = import_hubert(hubert_path)
+        elif hub["random"]:
+            hubert, normalize = HubertModel(HubertConfig(**hub["random"])).eval(), False
+        else:
+            raise ValueError("model.hubert: give path (HuBERT dir or SpiritLM dict) or random (a HubertConfig dict)")
+        if hubert.config.hidden_size != lm.config.speech_feature_dim:
+            raise ValueError(f"HuBERT hidden size {hubert.config.hidden_size} != speech_feature_dim "
+                             f"{lm.config.speech_feature_dim} of the model config")
+        encoder = SpeechEncoder(hubert, lm.config.hidden_size, lm.config.speech_feature_layer,
+                                normalize_waveform=normalize)
+        if previous:
+            from safetensors.torch import load_file
+
+            encoder.proj.load_state_dict(load_file(str(init / "speech_projection.safetensors")))
+        self.quantizer = None
+        q = m["quantizer"]
+        quant_path = init / "quantizer.safetensors" if previous else q["path"]
+        if quant_path:
+            self.quantizer = import_quantizer(quant_path)
+        elif not q["fit_kmeans"]:
+            raise ValueError("model.quantizer: give path or fit_kmeans: {k: ...}")
+        self.lm, self.encoder = lm, encoder
+        self.module = SpeechTextLM(lm, encoder)
+        self.prompts = {"tiny": TINY_PROMPTS, "text": TEXT_PROMPTS}.get(m["prompts"], m["prompts"])
+        if not isinstance(self.prompts, dict):
+            raise ValueError(f"model.prompts: 'tiny', 'text' or a dict, got {m['prompts']!r}")
+        if previous:  # keep the templates the earlier stage was trained with
+            self.prompts = {**self.prompts, **json.loads((init / "most.json").read_text()).get("prompts", {})}
+        self.init_dir = init if previous else None
+        self.expert_load = ExpertLoad(lm) if self.cfg["logging"]["expert_load"] else None
+
+    def _build_data(self) -> None:
+        from .speech_encoder import UnitExtractor
+
+        d, acc = self.cfg["data"], self.accelerator
+        bad = self.bad if acc.is_main_process else D.warn_only  # manifests are read by every rank; report once
+        self.speech = D.speech_manifest(d["speech"], bad)
+        docs = D.text_corpus(d["text"], self.speech, bad)
+        if acc.is_main_process:  # synthesised spoken answers (speak_answers) are written once, then read by all
+            D.instructions(d["instructions"], bad, self.out / "spoken_answers")
+        acc.wait_for_everyone()
+        instr = D.instructions(d["instructions"], D.warn_only, self.out / "spoken_answers")
+        units_path = Path(d["units"]) if os.path.isabs(str(d["units"])) else self.out / d["units"]
+
+        if acc.is_main_process:
+            self.encoder.to(acc.device)  # HuBERT on the GPU for k-means features and unit extraction
+            q = self.cfg["model"]["quantizer"]
+            layer = self.lm.config.unit_feature_layer
+            kmeans_file = self.out / "kmeans.safetensors"
+            if self.quantizer is None and kmeans_file.is_file():
+                self.quantizer = D.KMeansQuantizer.from_file(kmeans_file)
+            if self.quantizer is None:
+                fit = q["fit_kmeans"]
+                logger.info("fitting k-means (k=%d) on HuBERT layer-%d features", fit["k"], layer)
+                feats = D.collect_features(self.speech, self.encoder, layer, int(fit.get("max_frames", 200_000)), bad)
+                self.quantizer = D.fit_kmeans(feats, int(fit["k"]), int(fit.get("iterations", 30)), self.cfg["seed"])
+                self.quantizer.save(kmeans_file)
+            store = D.UnitStore(units_path, d["units_read_glob"])
+            if d["extract_missing_units"]:
+                extractor = UnitExtractor(self.encoder, self.quantizer, layer).to(acc.device)
+                added = D.extract_units(D.unit_items(self.speech, instr), extractor, store, bad)
+                if added:
+                    logger.info("extracted units of %d utterances -> %s", added, units_path)
+        acc.wait_for_everyone()
+        if self.quantizer is None:
+            self.quantizer = D.KMeansQuantizer.from_file(self.out / "kmeans.safetensors")
+        n_units = getattr(self.quantizer, "num_units", None)
+        if n_units is not None and n_units > self.lm.config.num_units:
+            raise ValueError(f"quantizer has {n_units} units, the model config {self.lm.config.num_units}")
+        self.units = D.UnitStore(units_path, d["units_read_glob"])
+        self.task_data = D.build_task_data(self.speech, docs, instr, self.units, bad)
+        frames = D.hubert_frames_fn(self.encoder.hubert.config)
+        self.formatter = Formatter(self.lm.config, self.tokenizer, self.prompts, frames, d["max_len"])
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.lm.config.eos_token_id
+        self.dataset = D.MicroBatchDataset(self.task_data, self.units, self.formatter, pad, self.bad, d["max_audio_s"])
+        self.sizes = self.task_data.sizes()
+
+    def _plan(self, stage_index: int) -> MixturePlan:
+        stage = self.stages[stage_index]
+        return MixturePlan(self.sizes, stage["mixture"], self.t["micro_batch_size"], self.world * self.t["grad_accum"],
+                           seed=self.cfg["seed"] * 1000 + stage_index)
+
+    def _maybe_resume(self) -> dict | None:
+        how = self.cfg["checkpointing"]["resume"]
+        if how == "never":
+            return None
+        if how == "auto":
+            found = sorted((self.out / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+            found = [p for p in found if (p / "recipe_state.json").is_file()]
+            if not found:
+                return None
+            where = found[-1]
+        else:
+            where = Path(how)
+        state = json.loads((where / "recipe_state.json").read_text())
+        self.accelerator.load_state(str(where))
+        self.global_step = state["global_step"]
+        logger.info("resumed from %s (step %d)", where, self.global_step)
+        return state
+
+    def _start_logging(self) -> None:
+        self.log_path = self.out / "train_log.jsonl"
+        if self.accelerator.is_main_process and self.resume_state and self.log_path.is_file():
+            # a crashed run may have logged steps past its last checkpoint: they are about to be redone
+            kept = [line for line in self.log_path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= self.global_step]
+            self.log_path.write_text("".join(line + "\n" for line in kept))
+        tb_status = "disabled"
+        if self.accelerator.is_main_process and self.cfg["logging"]["tensorboard"]:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out / "tensorboard"))
+                tb_status = f"writing {self.out / 'tensorboard'}"
+            except ImportError:
+                tb_status = "skipped: the tensorboard package is not installed (pip install tensorboard)"
+            logger.info("TensorBoard: %s", tb_status)
+        if self.accelerator.is_main_process:
+            info = {
+                "config": {k: v for k, v in self.cfg.items() if k != "_path"}, "config_path": self.cfg["_path"],
+                "world_size": self.world, "device": str(self.accelerator.device),
+                "mixed_precision": self.accelerator.mixed_precision, "distributed": str(self.accelerator.distributed_type),
+                "tensorboard": tb_status, "examples": self.sizes, "bad_data_items": self.bad.count,
+                "global_batch_micro_batches": self.world * self.t["grad_accum"],
+                "global_batch_sequences": self.world * self.t["grad_accum"] * self.t["micro_batch_size"],
+                "parameters": {"trained": sum(p.numel() for p in self.trained_params),
+                               "total": sum(p.numel() for p in self.module.parameters())},
+                "resumed_from_step": self.global_step if self.resume_state else None,
+            }
+            (self.out / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
+
+    # ---- training ------------------------------------------------------------------------------------------------
+    def train(self) -> dict:
+        acc = self.accelerator
+        last = None
+        stop = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
+        stage_start = 0
+        for stage_index, stage in enumerate(self.stages):
+            stage_end = stage_start + stage["steps"]
+            if self.global_step >= stage_end:
+                stage_start = stage_end
+                continue
+            if self.global_step >= stop:
+                break
+            first = self.global_step - stage_start
+            if first == 0 and stage_index > 0 and self.t["reset_optimizer_between_stages"]:
+                self._reset_optimizer()
+            plan = self._plan(stage_index)
+            missing = plan.missing
+            if missing and acc.is_main_process:
+                logger.warning("stage %s: no examples for %s; its weight goes to the other tasks", stage["name"], missing)
+            plan.advance_to(first)
+            if self.resume_state and self.resume_state.get("stage_index") == stage_index:
+                plan.check_state(self.resume_state["plan"])
+            feeder = self._plan(stage_index)
+            feeder.advance_to(first)
+            end = min(stage["steps"], stop - stage_start)
+            loader = torch.utils.data.DataLoader(
+                self.dataset, batch_size=None, sampler=SpecSampler(feeder, self.rank, self.world, end),
+                num_workers=self.cfg["data"]["num_workers"], persistent_workers=False)
+            batches = iter(loader)
+            for _ in range(first, end):
+                step_t0 = time.time()
+                micro = [next(batches) for _ in range(self.t["grad_accum"])]
+                expected = plan.step
+                plan.next_step()
+                assert all(b["step"] == expected for b in micro), "data loader out of step with the plan"
+                stats = self._step(micro)
+                self.global_step += 1
+                last = self._log(stats, stage, time.time() - step_t0) or last
+                every = self.cfg["checkpointing"]["every"]
+                if every and self.global_step % every == 0:
+                    self.save_checkpoint(stage_index, plan)
+            stage_start = stage_end
+        saved = self.out / "checkpoints" / f"step_{self.global_step}" / "recipe_state.json"
+        if self.global_step > 0 and not saved.is_file():  # where a rerun of the same command picks up
+            self.save_checkpoint(self._stage_of(min(self.global_step, self.total_steps - 1)), None)
+        return {"steps": self.global_step, "last": last}
+
+    def _stage_of(self, step: int) -> int:
+        start = 0
+        for i, stage in enumerate(self.stages):
+            if step < start + stage["steps"]:
+                return i
+            start += stage["steps"]
+        return len(self.stages) - 1
+
+    def _reset_optimizer(self) -> None:
+        base = getattr(self.optimizer, "optimizer", self.optimizer)
+        if isinstance(base, torch.optim.Optimizer):
+            base.state.clear()  # AdamW re-initialises its moments (and step count) on the next step
+        else:
+            logger.warning("optimizer state not reset between stages (wrapped by %s)", type(base).__name__)
+
+    def _step(self, micro: list[dict]) -> dict:
+        """One optimizer step over this rank's micro-batches; returns global sums for logging."""
+        acc, device = self.accelerator, self.accelerator.device
+        self.model.train()
+        sums = defaultdict(float)
+        tokens = 0
+        if self.expert_load:
+            self.expert_load.counts.zero_()
+        grad_norm = None
+        for batch in micro:
+            with acc.accumulate(self.model):
+                inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")}
+                waves = [w for w in batch["waveforms"]]
+                if self.expert_load:
+                    self.expert_load.valid = inputs["attention_mask"].reshape(-1).bool()
+                    self.expert_load.active = True
+                with acc.autocast():
+                    out = self.model(**inputs, waveforms=waves)
+                if self.expert_load:
+                    self.expert_load.active = False
+                weight = 0.0 if batch["empty"] else 1.0
+                acc.backward(out.loss * weight)
+                if acc.sync_gradients and self.t["grad_clip"]:
+                    grad_norm = acc.clip_grad_norm_(self.trained_params, self.t["grad_clip"])
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            if not batch["empty"]:
+                aux = float(out.aux_loss.detach()) if getattr(out, "aux_loss", None) is not None else 0.0
+                total = float(out.loss.detach())
+                sums["loss"] += total
+                sums["aux"] += aux
+                sums["n"] += 1
+                sums[f"task/{batch['task']}"] += total - aux
+                sums[f"count/{batch['task']}"] += 1
+                tokens += int((inputs["labels"] != -100).sum())
+        self.scheduler.step()
+        keys = ["loss", "aux", "n"] + [f"{kind}/{t}" for t in self.sizes for kind in ("task", "count")]
+        vec = torch.tensor([sums.get(k, 0.0) for k in keys] + [float(tokens)], dtype=torch.float64, device=device)
+        if self.expert_load:
+            vec = torch.cat([vec, self.expert_load.counts.to(device).reshape(-1)])
+        if self.world > 1:
+            vec = acc.reduce(vec, reduction="sum")
+        vec = vec.cpu()
+        stats = dict(zip(keys, vec[: len(keys)].tolist()))
+        stats["tokens"] = int(vec[len(keys)])
+        if self.expert_load:
+            stats["expert_counts"] = vec[len(keys) + 1 :].reshape(2, -1)
+        stats["grad_norm"] = float(grad_norm) if grad_norm is not None else None
+        return stats
+
+    def _log(self, stats: dict, stage: dict, seconds: float) -> dict | None:
+        every = self.cfg["logging"]["every"]
+        n = stats["n"]
+        record = {
+            "step": self.global_step,
+            "stage": stage["name"],
+            "loss": stats["loss"] / n if n else None,
+            "lm_loss": (stats["loss"] - stats["aux"]) / n if n else None,
+            "aux_loss": stats["aux"] / n if n else None,
+            "task_loss": {t: stats[f"task/{t}"] / stats[f"count/{t}"] for t in self.sizes if stats.get(f"count/{t}")},
+            "task_micro_batches": {t: int(stats[f"count/{t}"]) for t in self.sizes if stats.get(f"count/{t}")},
+            "lr": self.scheduler.get_last_lr()[0],
+            "grad_norm": stats["grad_norm"],
+            "tokens": stats["tokens"],
+            "seconds": round(seconds, 4),
+        }
+        if self.expert_load:
+            record["expert_load"] = self.expert_load.summary(stats["expert_counts"])
+        if not self.accelerator.is_main_process:
+            return record
+        if every and (self.global_step % every == 0 or self.global_step == 1):
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            tasks = " ".join(f"{t}={v:.3f}" for t, v in record["task_loss"].items())
+            logger.info("step %d [%s] loss %.4f (%s) lr %.2e %.2fs", self.global_step, stage["name"],
+                        record["loss"] or float("nan"), tasks, record["lr"], seconds)
+            if self.tb is not None:
+                self.tb.add_scalar("loss", record["loss"] or 0.0, self.global_step)
+                self.tb.add_scalar("lr", record["lr"], self.global_step)
+                for t, v in record["task_loss"].items():
+                    self.tb.add_scalar(f"task_loss/{t}", v, self.global_step)
+                for key, value in record.get("expert_load", {}).items():
+                    if key.endswith("max_over_mean"):
+                        self.tb.add_scalar(f"expert_load/{key}", value, self.global_step)
+        return record
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------------
+    def save_checkpoint(self, stage_index: int, plan: MixturePlan | None) -> Path:
+        """OUTPUT/checkpoints/step_N: accelerate state (model, optimizer, scheduler, RNG) + recipe_state.json."""
+        acc = self.accelerator
+        where = self.out / "checkpoints" / f"step_{self.global_step}"
+        acc.save_state(str(where), safe_serialization=True)
+        if plan is None:  # replay to find the data position of this step
+            stage_start = sum(s["steps"] for s in self.stages[:stage_index])
+            plan = self._plan(stage_index)
+            plan.advance_to(self.global_step - stage_start)
+        if acc.is_main_process:
+            state = {"global_step": self.global_step, "stage_index": stage_index,
+                     "stage": self.stages[stage_index]["name"], "plan": plan.state_dict(),
+                     "world_size": self.world, "grad_accum": self.t["grad_accum"]}
+            (where / "recipe_state.json").write_text(json.dumps(state, indent=2))
+            keep = self.cfg["checkpointing"]["keep_last"]
+            found = sorted((self.out / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+            for old in found[:-keep] if keep else []:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        return where
+
+    def export(self) -> Path | None:
+        """The trained model in the adapter's layout (OUTPUT/<export.dir>), safetensors only."""
+        from safetensors.torch import save_file
+
+        from .adapter import save_checkpoint as save_for_adapter
+        from .import_weights import import_vocoder
+        from .vocoder import UnitVocoder, speechbrain_to_fairseq
+
+        e, acc = self.cfg["export"], self.accelerator
+        if not e["enabled"]:
+            return None
+        acc.wait_for_everyone()
+        lm = acc.unwrap_model(self.model).lm
+        state = acc.get_state_dict(self.model)  # full state on the main process (FSDP / ZeRO-3 gather here)
+        if not acc.is_main_process:
+            return None
+        where = self.out / e["dir"]
+        v = self.cfg["model"]["vocoder"]
+        staging = self.out / "_vocoder"
+        staging.mkdir(exist_ok=True)
+        if self.init_dir is not None and (self.init_dir / "vocoder").is_dir():
+            shutil.copytree(self.init_dir / "vocoder", staging, dirs_exist_ok=True)
+        else:
+            if v["path"]:
+                vocoder = import_vocoder(v["path"])
+            elif v["random"]:
+                torch.manual_seed(self.cfg["seed"])
+                vocoder = UnitVocoder(v["random"]).remove_weight_norm()
+            else:
+                raise ValueError("model.vocoder: give path (SpiritLM generator.pt) or random (a config dict)")
+            (staging / "config.json").write_text(json.dumps(vocoder.cfg))
+            fair = speechbrain_to_fairseq(vocoder.state_dict())
+            save_file({k: t.contiguous() for k, t in fair.items()}, str(staging / "generator.safetensors"))
+        # a fresh LM on the meta device takes the gathered tensors, cast to the export dtype (no second full copy)
+        dtype = getattr(torch, e["dtype"])
+        lm_state = {k[len("lm."):]: t.detach().to("cpu", dtype) for k, t in state.items() if k.startswith("lm.")}
+        export_config = copy.deepcopy(lm.config)
+        export_config.use_cache = True
+        export_config.dtype = e["dtype"]
+        with torch.device("meta"):
+            export_lm = MoSTForCausalLM(export_config)
+        export_lm.load_state_dict(lm_state, assign=True, strict=True)
+        enc_state = {k[len("encoder."):]: t.detach().to("cpu", torch.float32) for k, t in state.items()
+                     if k.startswith("encoder.")}
+        encoder = copy.deepcopy(acc.unwrap_model(self.model).encoder).to("cpu").float()
+        encoder.load_state_dict(enc_state)
+        stage_name = e["stage"] or self.stages[-1]["name"]
+        save_for_adapter(where, export_lm, self.tokenizer, encoder, self.quantizer, staging, stage=stage_name,
+                         prompts=self.prompts)
+        shutil.rmtree(staging, ignore_errors=True)
+        manifest = json.loads((where / "most.json").read_text())
+        manifest.update(e["manifest"] or {})
+        manifest["training"] = {"steps": self.global_step, "config": Path(self.cfg["_path"]).name,
+                                "stages": [{"name": s["name"], "steps": s["steps"], "mixture": s["mixture"]}
+                                           for s in self.stages],
+                                "examples": self.sizes}
+        (where / "most.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        logger.info("exported %s", where)
+        return where
+
+    def cleanup(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()  # destroys the process group of a distributed run
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(reset_partial_state=True)  # so main() can run again in this process
+        GradientState._reset_state()
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def main(config_path, output_dir, max_steps: int | None = None, *, overrides: dict | None = None) -> dict:
+    """Runs the recipe: setup, train (up to `max_steps` global steps in all), save, export, cleanup.
+
+    Returns {"output", "steps", "last" (the last logged record), "export" (path or None)}. A run with `max_steps`
+    below the configured total stops with a checkpoint (resume by running again) and no export.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("most_reference").setLevel(logging.INFO)
+    cfg = load_config(config_path, overrides)
+    recipe = Recipe(cfg, output_dir, max_steps)
+    recipe.setup()
+    try:
+        result = recipe.train()
+        exported = recipe.export() if recipe.global_step >= recipe.total_steps else None
+    finally:
+        recipe.cleanup()
+    return {"output": str(Path(output_dir)), "steps": result["steps"], "last": result["last"],
+            "export": str(exported) if exported else None}
+
+
+def cli(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m most_reference.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="recipe YAML (configs/train_*.yaml)")
+    parser.add_argument("--output", required=True, help="output folder (checkpoints, logs, export); resumes there")
+    parser.add_argument("--max-steps", type=int, help="stop after this many global steps (checkpoint, no export)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. training.grad_accum=4 (value parsed as YAML)")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    result = main(args.config, args.output, args.max_steps, overrides=overrides)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in result.items() if k != "last"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
