@@ -84,18 +84,21 @@ def git_revision() -> str | None:
         return None
 
 
-def dataset_sha256(files: Iterable[Path], root: Path) -> str:
-    """One digest over the listed files: each file's path relative to ``root`` and its content."""
+def dataset_sha256(files: Iterable[Path], root: Path, known: dict[str, bytes] | None = None) -> str:
+    """One digest over the listed files: each file's path relative to ``root`` and its content's sha256.
+
+    ``known`` holds content digests already computed while the files were read (so they are not read twice).
+    """
+    known = known or {}
+    prefix = str(root).rstrip("/") + "/"
     digest = hashlib.sha256()
-    root = Path(root)
-    for path in sorted(set(Path(f) for f in files)):
+    for name in sorted({str(f) for f in files}):  # plain strings: sorting Path objects costs more than hashing
+        digest.update((name[len(prefix):] if name.startswith(prefix) else name).encode() + b"\0")
+        if name in known:
+            digest.update(known[name])
+            continue
         try:
-            rel = path.relative_to(root).as_posix()
-        except ValueError:
-            rel = path.as_posix()
-        digest.update(rel.encode() + b"\0")
-        try:
-            with open(path, "rb") as fh:
+            with open(name, "rb") as fh:
                 digest.update(hashlib.file_digest(fh, "sha256").digest())
         except OSError:
             digest.update(b"<missing>")

@@ -77,14 +77,16 @@ def error_record(sample_id: str, reason: str) -> dict:
     return {"id": sample_id, "error": reason}
 
 
-def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[list[Sample], list[Prepared], list[dict]]:
-    """Load each sample's audio at the model's rate; failures become error records."""
+def prepare(model: Model, task_name: str, samples: Sequence[Sample], digests: dict[str, bytes] | None = None
+            ) -> tuple[list[Sample], list[Prepared], list[dict]]:
+    """Load each sample's audio at the model's rate (noting file digests); failures become error records."""
     ready, prepared, errors = [], [], []
     for sample in samples:
         req = sample.request
         try:
-            audio = load_audio(req.audio, model.sample_rate) if (req.audio and model.needs_audio) else None
-            prompt = load_audio(req.prompt, model.sample_rate) if (req.prompt and model.needs_audio) else None
+            audio = load_audio(req.audio, model.sample_rate, digests) if (req.audio and model.needs_audio) else None
+            prompt = load_audio(req.prompt, model.sample_rate, digests) if (req.prompt and model.needs_audio) \
+                else None
         except AudioError as exc:
             errors.append(error_record(sample.id, str(exc)))
             continue
@@ -93,9 +95,9 @@ def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[li
     return ready, prepared, errors
 
 
-def run_batch(model: Model, task: Task, samples: list[Sample]) -> list[dict]:
+def run_batch(model: Model, task: Task, samples: list[Sample], digests: dict[str, bytes] | None = None) -> list[dict]:
     """Records (successes and error records) for one batch."""
-    ready, prepared, records = prepare(model, task.name, samples)
+    ready, prepared, records = prepare(model, task.name, samples, digests)
     if not prepared:
         return records
     try:
@@ -170,12 +172,13 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     pending = [s for s in samples if s.id not in done and s.id not in reader_errors]
     todo = dist.shard(pending)
     run_errors: dict[str, dict] = {}
+    digests: dict[str, bytes] = {}  # content hashes of the files read while evaluating, for the dataset digest
     # rank 0's bar stands for the job: its own progress times the number of ranks
     bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(pending)) \
         if progress else None
     try:
         for batch in length_buckets(todo, batch_size):
-            records = run_batch(model, task, batch)
+            records = run_batch(model, task, batch, digests)
             cache.append([r for r in records if "error" not in r])
             run_errors.update((r["id"], r) for r in records if "error" in r)
             if progress is not None:
@@ -198,7 +201,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     except Exception as exc:  # e.g. scores in units the task cannot compare: the other tasks still run
         return TaskOutcome({}, [], errors, len(samples), status="scoring error",
                            detail=f"{type(exc).__name__}: {exc}")
-    digest = dataset_sha256([f for s in samples for f in s.files], task.data_root)
+    digest = dataset_sha256([f for s in samples for f in s.files], task.data_root, digests)
     warnings = model.output_warnings(task.name, {s.id for s in samples})
     return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=digest, warnings=warnings)
 
