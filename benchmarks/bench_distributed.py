@@ -1,6 +1,6 @@
 """2 ranks vs 1 on a CPU-bound adapter (pocketsphinx ASR), same machine, same run.
 
-    python benchmarks/bench_distributed.py [--utterances 24]
+    python benchmarks/bench_distributed.py [--utterances 64]
 
 Synthesises a LibriSpeech-layout test set with espeak-ng, then times `most-eval run --model offline-baseline` as one
 process and as `torchrun --standalone --nproc-per-node 2` (gloo), each into a fresh output folder, and checks that the
@@ -47,7 +47,7 @@ def timed(cmd: list[str]) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--utterances", type=int, default=24)
+    parser.add_argument("--utterances", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

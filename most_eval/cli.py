@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from most_eval.adapter import Model
-from most_eval.options import OptionError, parse_options
+from most_eval.options import OptionError, parse_options, split_pairs
 from most_eval.registry import UnknownNameError, families, get_model_class, model_names, resolve_tasks
 from most_eval.results import print_results
 from most_eval.task import DatasetError, TaskContext
@@ -75,7 +75,7 @@ def default_judge(device: str, seed: int) -> Model:
 def build_tasks(spec: str, data_root: Path, task_args: str | None, context: TaskContext, embedder: str | None):
     """Task instances for ``--tasks`` with their typed options; ``--task-args`` keys go to the tasks that have them."""
     classes = resolve_tasks(spec)
-    raw = dict(x for x in _pairs(task_args).items())
+    raw = split_pairs(task_args or "")
     if embedder:
         raw["embedder"] = embedder
     known = set()
@@ -90,12 +90,6 @@ def build_tasks(spec: str, data_root: Path, task_args: str | None, context: Task
         raise OptionError(f"--task-args key(s) {', '.join(sorted(unknown))} not used by any selected task "
                           f"(their keys: {', '.join(sorted(known)) or 'none'})")
     return tasks
-
-
-def _pairs(text: str | None) -> dict:
-    from most_eval.options import split_pairs
-
-    return split_pairs(text or "")
 
 
 @app.command()

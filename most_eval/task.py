@@ -18,7 +18,7 @@ entry-point group; a family name selects its default tasks.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -59,7 +59,6 @@ class TaskContext:
     seed: int = 0
     judge: "Model | None" = None  # transcribe-capable model used by TTS and speech->speech QA
     score_reduction: str = "sum"  # how the model's plain-float score_audio values are reduced (set by the runner)
-    extra: dict = field(default_factory=dict)
 
 
 class Task:
