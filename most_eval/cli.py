@@ -1,7 +1,8 @@
 """``most-eval`` command line: a thin layer over :mod:`most_eval.runner`, :mod:`most_eval.registry` and friends.
 
-Exit codes: 0 success; 1 ``--fail-on-error`` with error records, or ``--strict`` with unsupported tasks;
-2 bad input (unknown name, bad option, unreadable dataset or checkpoint) — always one line on stderr.
+Exit codes: 0 success; 1 ``--fail-on-error`` with error records, or ``--strict`` with tasks that could not run
+(not supported, dataset error, scoring error); 2 bad input (unknown name, bad option value, unusable model or
+checkpoint) — always one line on stderr.
 """
 
 from __future__ import annotations

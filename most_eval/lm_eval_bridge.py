@@ -21,13 +21,17 @@ DEFAULT_MAX_GEN_TOKS = 256
 class MostEvalLM(LM):
     """lm-eval's three request types over a most-eval :class:`~most_eval.adapter.Model`."""
 
-    def __init__(self, model: Model | None = None, **model_args: Any):
+    #: arguments lm-eval passes to every model, which most-eval models do not take
+    LM_EVAL_ARGS = ("batch_size", "max_batch_size", "device")
+
+    def __init__(self, model: Model | str, **model_args: Any):
         super().__init__()
-        if model is None:  # built by lm-eval from --model_args model=NAME,key=value,...
+        if isinstance(model, str):  # built by lm-eval from --model_args model=NAME,key=value,...
             from most_eval.cli import build_model
 
-            name = model_args.pop("model")
-            model = build_model(name, {k: str(v) for k, v in model_args.items()})
+            device = model_args.get("device") or "cpu"
+            args = {k: str(v) for k, v in model_args.items() if k not in self.LM_EVAL_ARGS and v is not None}
+            model = build_model(model, args, device=device)
         self.model = model
 
     def _require(self, capability: str) -> None:

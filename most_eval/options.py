@@ -88,5 +88,5 @@ def parse_options(text: str | dict | None, cls: type, what: str = "option") -> A
         values[key] = _convert(value, hints[key], key) if isinstance(value, str) else value
     try:
         return cls(**values)
-    except TypeError as exc:
-        raise OptionError(f"{what}s: {exc}") from None
+    except (TypeError, ValueError) as exc:  # dataclasses validate their values in __post_init__
+        raise OptionError(f"{what.split(' key')[0]}: {exc}") from None

@@ -124,6 +124,26 @@ def run_batch(model: Model, task: Task, samples: list[Sample], digests: dict[str
     return records
 
 
+def input_key(sample: Sample) -> str:
+    """Digest of what a sample's record depends on besides the model and task config: its request and reference.
+    A cached record is reused only when this still matches (the data root or a transcript may have changed)."""
+    blob = json.dumps([sample.reference, repr(sample.request)], sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def split_duplicates(samples: list[Sample]) -> tuple[list[Sample], list[dict]]:
+    """The first sample of each id, and an error record for every later one (an id is scored once)."""
+    seen, unique, errors = set(), [], []
+    for s in samples:
+        if s.id in seen:
+            errors.append(error_record(s.id, f"sample id {s.id} listed more than once "
+                                             f"({', '.join(str(f) for f in s.files[:1]) or 'dataset'}); scored once"))
+        else:
+            seen.add(s.id)
+            unique.append(s)
+    return unique, errors
+
+
 def length_buckets(samples: list[Sample], batch_size: int) -> list[list[Sample]]:
     """Batches of similar length (longest first, so memory trouble shows at once)."""
     ordered = sorted(samples, key=lambda s: s.length, reverse=True)
@@ -164,9 +184,12 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         return TaskOutcome({}, [], [], 0, status="dataset error", detail=str(exc))
     if limit is not None:
         samples = samples[:limit]
+    listed = len(samples)
+    samples, duplicate_errors = split_duplicates(samples)
+    keys = {s.id: input_key(s) for s in samples}
     folder = cache_dir(output_dir, model, task)
     cache = SampleCache(folder / f"rank{dist.rank}.jsonl")
-    done = load_all_ranks(folder, cache)
+    done = {i: r for i, r in load_all_ranks(folder, cache).items() if r.get("input") == keys.get(i)}
     dist.barrier()  # every rank has read the same cache before any appends: the shards agree
     reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
     pending = [s for s in samples if s.id not in done and s.id not in reader_errors]
@@ -179,6 +202,8 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     try:
         for batch in length_buckets(todo, batch_size):
             records = run_batch(model, task, batch, digests)
+            for r in records:
+                r["input"] = keys[r["id"]]
             cache.append([r for r in records if "error" not in r])
             run_errors.update((r["id"], r) for r in records if "error" in r)
             if progress is not None:
@@ -189,21 +214,22 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     dist.barrier()  # every shard is finished and flushed
     if not dist.is_main:
         return None
-    done = load_all_ranks(folder, SampleCache(cache.path))
+    done = {i: r for i, r in load_all_ranks(folder, SampleCache(cache.path)).items() if r.get("input") == keys.get(i)}
     for r in range(dist.world_size):
         run_errors.update(json.loads((folder / f"errors.rank{r}.json").read_text()))
-    records = [done[s.id] for s in samples if s.id in done and s.id not in reader_errors]  # now unreadable: error
+    records = [{k: v for k, v in done[s.id].items() if k != "input"}  # the input digest is the cache's business
+               for s in samples if s.id in done and s.id not in reader_errors]  # now unreadable: an error instead
     errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
-              if s.id in reader_errors or (s.id in run_errors and s.id not in done)]
+              if s.id in reader_errors or (s.id in run_errors and s.id not in done)] + duplicate_errors
     try:
         items = task.items(records, samples) if records else []
         metrics = task.aggregate(items) if items else {}
     except Exception as exc:  # e.g. scores in units the task cannot compare: the other tasks still run
-        return TaskOutcome({}, [], errors, len(samples), status="scoring error",
+        return TaskOutcome({}, [], errors, listed, status="scoring error",
                            detail=f"{type(exc).__name__}: {exc}")
     digest = dataset_sha256([f for s in samples for f in s.files], task.data_root, digests)
     warnings = model.output_warnings(task.name, {s.id for s in samples})
-    return TaskOutcome(metrics, items, errors, len(samples), dataset_sha256=digest, warnings=warnings)
+    return TaskOutcome(metrics, items, errors, listed, dataset_sha256=digest, warnings=warnings)
 
 
 def make_progress(console: Console | None = None, enabled: bool = True) -> Progress:

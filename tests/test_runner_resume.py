@@ -86,3 +86,43 @@ def test_results_json_is_complete_and_atomic(libri_root, tmp_path):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     # the table on the terminal names the task and the metric
     assert TASK in proc.stdout and "wer" in proc.stdout and "scored 12 of 12" in proc.stdout
+
+
+def test_cached_record_is_not_reused_when_the_transcript_changes(libri_root, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(libri_root / "LibriSpeech", data / "LibriSpeech")
+    out = tmp_path / "out"
+    args = ["run", "--model", "dummy", "--model-args", "text=hello", "--tasks", TASK, "--data-root", str(data),
+            "--output", str(out), "--no-progress"]
+    assert run_cli(*args).returncode == 0
+    trans = next((data / "LibriSpeech" / "test-clean").rglob("*.trans.txt"))
+    lines = trans.read_text().splitlines()
+    uid = lines[0].split()[0]
+    trans.write_text("\n".join([f"{uid} HELLO"] + lines[1:]) + "\n")
+    assert run_cli(*args).returncode == 0
+    record = {r["id"]: r for r in read_jsonl(out / "samples" / "asr_librispeech-test-clean.jsonl")}[uid]
+    assert record["ref"] == "hello" and record["errors"] == 0
+
+
+def test_a_duplicated_id_is_scored_once_and_reported(tmp_path):
+    import shutil
+
+    from conftest import MINI_SUITE
+
+    data = tmp_path / "data"
+    shutil.copytree(MINI_SUITE / "voxpopuli", data / "voxpopuli")
+    tsv = data / "voxpopuli" / "transcribed_data" / "en" / "asr_test.tsv"
+    lines = tsv.read_text().splitlines()
+    tsv.write_text("\n".join(lines + [lines[1]]) + "\n")
+    out = tmp_path / "out"
+    proc = run_cli("run", "--model", "dummy", "--tasks", "asr:voxpopuli-en", "--data-root", str(data),
+                   "--output", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())["results"]["asr:voxpopuli-en"]
+    assert (res["listed"], res["scored"], res["errors"]) == (5, 4, 1)
+    records = read_jsonl(out / "samples" / "asr_voxpopuli-en.jsonl")
+    dup = [r for r in records if "error" in r]
+    assert len(dup) == 1 and "listed more than once" in dup[0]["error"]
+    assert len([r for r in records if "error" not in r]) == len({r["id"] for r in records if "error" not in r}) == 4

@@ -139,11 +139,15 @@ def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples
     counts = [EditCounts(r["substitutions"], r["deletions"], r["insertions"], r["ref_words"]) for r in items]
     errors = np.array([c.errors for c in counts], dtype=np.int64)
     words = np.array([c.ref_words for c in counts], dtype=np.int64)
-    if protocol == "seed-tts-eval":
-        wer = round(float(np.mean([utterance_wer(c) for c in counts])), 3) if counts else float("nan")
+    if protocol == "seed-tts-eval":  # mean of per-utterance WERs: its CI resamples that mean
+        per_utt = np.array([utterance_wer(c) for c in counts], dtype=float)
+        wer = round(float(per_utt.mean()), 3) if counts else float("nan")
+        # 100 "reference words" per utterance turns the resampled ratio into the resampled mean
+        ci = bootstrap_ci(per_utt, np.full_like(per_utt, 100.0), resamples=resamples, seed=seed)
     else:
         wer = round(corpus_wer(counts), 4)
-    return {"wer": wer, "wer_ci95": list(bootstrap_ci(errors, words, resamples=resamples, seed=seed)),
+        ci = bootstrap_ci(errors, words, resamples=resamples, seed=seed)
+    return {"wer": wer, "wer_ci95": list(ci),
             "wer_protocol": protocol, "substitutions": int(sum(c.substitutions for c in counts)),
             "deletions": int(sum(c.deletions for c in counts)), "insertions": int(sum(c.insertions for c in counts)),
             "ref_words": int(words.sum())}

@@ -69,11 +69,19 @@ class PrecomputedModel(Model):
     def identity(self) -> dict:
         import hashlib
 
-        digest = hashlib.sha256()
-        for path in sorted(self.args.dir.rglob("*")) if self.args.dir.is_dir() else []:
-            if path.is_file() and path.suffix in (".jsonl", ".txt"):
-                digest.update(path.relative_to(self.args.dir).as_posix().encode() + path.read_bytes())
-        return {**super().identity(), "files_sha256": digest.hexdigest()}
+        if getattr(self, "_identity", None) is None:  # output tables by content, audio files by size and time
+            digest = hashlib.sha256()
+            for path in sorted(self.args.dir.rglob("*")) if self.args.dir.is_dir() else []:
+                if not path.is_file():
+                    continue
+                digest.update(path.relative_to(self.args.dir).as_posix().encode())
+                if path.suffix in (".jsonl", ".txt"):
+                    digest.update(path.read_bytes())
+                else:
+                    stat = path.stat()
+                    digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            self._identity = {**super().identity(), "files_sha256": digest.hexdigest()}
+        return self._identity
 
     def table(self, task: str) -> tuple[Path, dict, list[str]]:
         """(file, {id: entry}, problems) for a task, read once."""

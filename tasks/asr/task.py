@@ -7,7 +7,7 @@ from pathlib import Path
 
 from most_eval.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
-from most_eval.task import DatasetError, Sample, Task
+from most_eval.task import Sample, Task
 
 from most_eval_tasks.asr.readers import (Utterance, find_common_voice, read_common_voice, read_librispeech,
                                          read_voxpopuli)
@@ -19,6 +19,10 @@ class ASROptions:
 
     protocol: str = "whisper"  # text normalisation + WER definition: "whisper" (corpus WER) or "seed-tts-eval"
     bootstrap: int = 1000  # resamples for the 95 % confidence interval of WER
+
+    def __post_init__(self):
+        if self.protocol not in NORMALIZERS:
+            raise ValueError(f"unknown WER protocol {self.protocol!r}; known: {', '.join(NORMALIZERS)}")
 
 
 class ASRTask(Task):
@@ -32,8 +36,6 @@ class ASRTask(Task):
         raise NotImplementedError
 
     def samples(self) -> list[Sample]:
-        if self.options.protocol not in NORMALIZERS:
-            raise DatasetError(f"unknown WER protocol {self.options.protocol!r}; known: {', '.join(NORMALIZERS)}")
         return [Sample(u.id, None if u.error else Request(TRANSCRIBE, audio=u.audio), u.text, u.error,
                        u.duration, u.files) for u in self.utterances()]
 

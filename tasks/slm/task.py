@@ -140,6 +140,10 @@ class ClozeOptions:
 
     reduction: str = cloze.DEFAULT_REDUCTION  # "mean" (per-token, slamkit's default) or "sum" log-likelihood
 
+    def __post_init__(self):
+        if self.reduction not in cloze.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(cloze.REDUCTIONS)}, got {self.reduction!r}")
+
 
 _CLOZE_WAV = re.compile(r"^(?P<idx>.+)_(?P<which>correct|incorrect)$")
 
@@ -153,8 +157,6 @@ class StoryClozeTask(Task):
     subset = "sSC"
 
     def samples(self) -> list[Sample]:
-        if self.options.reduction not in cloze.REDUCTIONS:
-            raise DatasetError(f"reduction must be one of {', '.join(cloze.REDUCTIONS)}")
         folder = self.require_root() / self.subset
         wavs = sorted(folder.glob("*.wav"))
         if not wavs:

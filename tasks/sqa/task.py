@@ -48,6 +48,12 @@ class QAOptions:
     scorer: str = "has-answer"  # "has-answer" (DPR rule, the papers' protocol) or "llm-judge"
     judge_lm: str | None = None  # local causal-LM folder for scorer=llm-judge
 
+    def __post_init__(self):
+        if self.scorer not in ("has-answer", "llm-judge"):
+            raise ValueError(f"unknown QA scorer {self.scorer!r}; use has-answer or llm-judge")
+        if self.scorer == "llm-judge" and not self.judge_lm:
+            raise ValueError("scorer=llm-judge needs judge_lm=<local causal-LM folder>")
+
 
 class SpokenQATask(Task):
     """Shared sample building and scoring; subclasses implement :meth:`rows` -> (line, question, answers, wav)."""
@@ -85,10 +91,6 @@ class SpokenQATask(Task):
             raise DatasetError(f"{folder}: neither test.jsonl nor test.parquet found")
 
     def samples(self) -> list[Sample]:
-        if self.options.scorer not in ("has-answer", "llm-judge"):
-            raise DatasetError(f"unknown QA scorer {self.options.scorer!r}; use has-answer or llm-judge")
-        if self.options.scorer == "llm-judge" and not self.options.judge_lm:
-            raise DatasetError("scorer=llm-judge needs judge_lm=<local causal-LM folder> in --task-args")
         folder = self.require_root()
         out = []
         for row in self.rows():
@@ -97,7 +99,7 @@ class SpokenQATask(Task):
                 continue
             where, question, answers, audio = row
             answers = _answers(answers)
-            sid = Path(str(audio or where)).stem
+            sid = Path(str(audio)).stem if audio else where.rsplit("/", 1)[-1]  # e.g. "test.jsonl:7"
             if not audio:
                 out.append(Sample(sid, None, None, f"{where}: no audio path", 0.0))
                 continue
@@ -138,6 +140,11 @@ class SpokenQATask(Task):
             for r, ok in zip(records, verdicts):
                 r["has_answer"], r["correct"] = r["correct"], 1.0 if ok else 0.0
         return records
+
+    def config(self) -> dict:
+        judge = self.context.judge
+        extra = {"judge": judge.identity()} if self.modality == "speech" and judge is not None else {}
+        return {**super().config(), **extra}
 
     def aggregate(self, items: list[dict]) -> dict:
         metrics = {"accuracy": round(100 * sum(r["correct"] for r in items) / len(items), 4),

@@ -45,10 +45,16 @@ class TextBenchmark(Task):
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         out = outputs[0]
-        metrics = {k.split(",")[0]: v for k, v in out["results"][self.lm_eval_task].items()
+        if self.lm_eval_task not in out.get("samples", {}):
+            raise ValueError(f"lm-eval task {self.lm_eval_task!r} is a group; name its subtasks one by one")
+        # "metric,filter" keys: the filter name is dropped only for lm-eval's default filter "none"
+        metrics = {(k[:-len(",none")] if k.endswith(",none") else k): v
+                   for k, v in out["results"][self.lm_eval_task].items()
                    if isinstance(v, (int, float)) and not k.startswith("alias") and "stderr" not in k}
+        logged = out["samples"][self.lm_eval_task]
+        first_filter = logged[0].get("filter") if logged else None  # lm-eval logs each doc once per filter
         docs = []
-        for s in out["samples"][self.lm_eval_task]:
+        for s in (s for s in logged if s.get("filter") == first_filter):
             doc = {"id": str(s["doc_id"]), "target": str(s.get("target"))}
             for key in metrics:
                 if key in s:
@@ -58,8 +64,7 @@ class TextBenchmark(Task):
             elif "exact_match" in s:
                 doc["correct"] = float(s["exact_match"])
             docs.append(doc)
-        return [{"id": samples[0].id, "lm_eval_metrics": metrics, "docs": docs,
-                 "lm_eval_version": out.get("config", {}).get("model_source", "")}]
+        return [{"id": samples[0].id, "lm_eval_metrics": metrics, "docs": docs}]
 
     def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
         self._metrics = records[0]["lm_eval_metrics"] if records else {}

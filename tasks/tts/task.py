@@ -38,6 +38,13 @@ class TTSOptions:
     prompt: str = "other"  # LibriSpeech speaker prompt: other (same speaker, other utterance) | same | none
     bootstrap: int = 1000  # resamples for the WER confidence interval
 
+    def __post_init__(self):
+        if self.prompt not in ("other", "same", "none"):
+            raise ValueError(f"unknown prompt mode {self.prompt!r}; use other, same or none")
+        kind, _, path = self.embedder.partition(":")
+        if kind not in ("resemblyzer", "ecapa", "wavlm") or (kind != "resemblyzer" and not path):
+            raise ValueError(f"unknown speaker embedder {self.embedder!r}; use resemblyzer, ecapa:PATH or wavlm:PATH")
+
 
 class TTSTask(Task):
     """Shared scoring of the TTS tasks; subclasses build the samples."""
@@ -102,8 +109,6 @@ class LibriSpeechTTS(TTSTask):
     dataset_folder = "LibriSpeech"
 
     def samples(self) -> list[Sample]:
-        if self.options.prompt not in ("other", "same", "none"):
-            raise DatasetError(f"unknown prompt mode {self.options.prompt!r}; use other, same or none")
         utts = read_librispeech(self.require_root(), "test-clean")
         by_speaker = defaultdict(list)
         for u in utts:
