@@ -79,3 +79,21 @@ def test_hub_id_offline_fails_with_one_line_saying_what_to_download(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "hf download openai/whisper-large-v3" in proc.stderr and "path=" in proc.stderr
+
+
+def test_whisper_audio_over_30_seconds_takes_the_long_form_path(tmp_path):
+    """Over 30 s the features are not truncated and transformers' long-form decoding runs (random weights)."""
+    import numpy as np
+
+    from most_eval.audio import Audio
+    from most_eval.models.hf_asr import HFASRArgs, HFWhisper
+
+    _tiny_whisper(tmp_path)
+    model = HFWhisper(HFASRArgs(path=str(tmp_path), max_new_tokens=4))
+    rng = np.random.default_rng(0)
+    long, short = (Audio((0.1 * rng.standard_normal(16000 * s)).astype(np.float32), 16000) for s in (35, 5))
+    feats = model.processor.feature_extractor([long.samples], sampling_rate=16000, return_tensors="pt",
+                                              truncation=False, padding="longest")
+    assert feats.input_features.shape[-1] > 3000  # 35 s kept whole (the default would cut it to 3000 frames)
+    texts = model.transcribe([long, short])
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)

@@ -63,12 +63,20 @@ class HFWhisper(_HFASR):
     description = "transformers WhisperForConditionalGeneration from a local folder (transcribe)"
     auto_class = "WhisperForConditionalGeneration"
 
+    #: Whisper's window; longer audio goes through transformers' long-form (sequential, timestamped) decoding
+    WINDOW_SECONDS = 30.0
+
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
         import torch
 
+        long_form = any(a.duration > self.WINDOW_SECONDS for a in audios)
+        # the feature extractor truncates to 30 s by default: long audio must keep its tail (else: deletions)
+        extra = {"truncation": False, "padding": "longest"} if long_form else {}
         feats = self.processor.feature_extractor([a.samples for a in audios], sampling_rate=self.sample_rate,
-                                                 return_tensors="pt", return_attention_mask=True)
+                                                 return_tensors="pt", return_attention_mask=True, **extra)
         kwargs = {"task": "transcribe", "num_beams": self.args.num_beams, "max_new_tokens": self.args.max_new_tokens}
+        if long_form:
+            kwargs["return_timestamps"] = True  # transformers' long-form generation needs timestamp tokens
         if self.args.language:
             kwargs["language"] = self.args.language
         with torch.inference_mode():
