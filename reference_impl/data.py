@@ -51,6 +51,7 @@ import torch
 
 from most_eval.audio import AudioError, load_audio
 from most_eval.manifest import BadLine, read_lines, read_table
+from most_eval_tasks.asr import readers as asr_readers
 
 from .mixing import IGNORE, Example, Formatter, MicroBatchSpec, Sequence, collate
 from .speech_encoder import KMeansQuantizer, SAMPLE_RATE
@@ -119,17 +120,16 @@ def warn_only(source, item_id, reason):
 # Speech manifests
 
 
+def _from_harness(utterances) -> Iterator[Utterance]:
+    """The harness's dataset readers (most_eval_tasks.asr.readers) as training items: errors become BadItems."""
+    for u in utterances:
+        yield BadItem(u.id, u.error) if u.error else Utterance(u.id, str(u.audio), u.text)
+
+
 def read_librispeech(path, splits=("train-clean-100",), **_) -> Iterator[Utterance]:
-    """`path` = the LibriSpeech folder; one or more split folders."""
-    root = Path(path)
+    """`path` = the LibriSpeech folder; one or more splits (the harness's reader, any split)."""
     for split in [splits] if isinstance(splits, str) else splits:
-        for trans in sorted((root / split).glob("*/*/*.trans.txt")):
-            for entry in read_lines(trans):
-                if isinstance(entry, BadLine):
-                    yield BadItem(f"{trans.name}:{entry.line}", entry.reason)
-                    continue
-                uid, _, text = entry[1].partition(" ")
-                yield Utterance(uid, str(trans.parent / f"{uid}.flac"), text.strip())
+        yield from _from_harness(asr_readers.read_librispeech(Path(path), split))
 
 
 def read_libriheavy(path, audio_root=None, text_index=0, **_) -> Iterator[Utterance]:
@@ -155,25 +155,13 @@ def read_libriheavy(path, audio_root=None, text_index=0, **_) -> Iterator[Uttera
 
 
 def read_common_voice(path, split="train", **_) -> Iterator[Utterance]:
-    """`path` = cv-corpus-<ver>/en."""
-    root = Path(path)
-    for entry in read_table(root / f"{split}.tsv", "\t", required=("path", "sentence")):
-        if isinstance(entry, BadLine):
-            yield BadItem(f"{split}.tsv:{entry.line}", entry.reason)
-            continue
-        row = entry[1]
-        yield Utterance(Path(row["path"]).stem, str(root / "clips" / row["path"]), row["sentence"] or "")
+    """`path` = cv-corpus-<ver>/en (the harness's reader, any split)."""
+    yield from _from_harness(asr_readers.read_common_voice(Path(path), split))
 
 
 def read_voxpopuli(path, split="train", column="normalized_text", **_) -> Iterator[Utterance]:
-    """`path` = the voxpopuli folder (transcribed_data/en inside)."""
-    base = Path(path) / "transcribed_data" / "en"
-    for entry in read_table(base / f"asr_{split}.tsv", "\t", required=("id", column)):
-        if isinstance(entry, BadLine):
-            yield BadItem(f"asr_{split}.tsv:{entry.line}", entry.reason)
-            continue
-        uid = entry[1]["id"]
-        yield Utterance(uid, str(base / uid[:4] / f"{uid}.ogg"), entry[1][column] or "")
+    """`path` = the voxpopuli folder (transcribed_data/en inside; the harness's reader, any split)."""
+    yield from _from_harness(asr_readers.read_voxpopuli(Path(path), split, column))
 
 
 AUDIO_KEYS = ("audio", "audio_path", "audio_filepath", "path", "wav")
