@@ -85,8 +85,11 @@ class ZeroSpeechTask(Task):
         scores = {r["id"]: r["score"] for r in records}
         scorer = zr.score_lexical if self.kind == zr.LEXICAL else zr.score_syntactic
         self._result = scorer(self.gold(), scores, allow_missing=True)
+        submission = self.context.output_dir / "zerospeech" / self.submission_file
         if not self._result.missing_stems:  # a complete submission: write it in the official layout
-            zr.write_submission(self.context.output_dir / "zerospeech" / self.submission_file, scores)
+            zr.write_submission(submission, scores)
+        else:  # never leave an older run's file standing beside this run's results
+            submission.unlink(missing_ok=True)
         items = []
         for pair in self._result.pairs:
             record = pair.to_record()
