@@ -155,7 +155,7 @@ def cache_dir(output_dir: Path, model: Model, task: Task) -> Path:
 
     It holds ``rank<r>.jsonl`` per process (one in a plain run) and ``errors.rank<r>.json`` of the last run.
     """
-    key = json.dumps({"model": model.fingerprint(), "task": task.config()}, sort_keys=True, default=str)
+    key = json.dumps({"model": model.fingerprint(), "task": task.cache_config()}, sort_keys=True, default=str)
     return output_dir / "cache" / task_file_name(task.name) / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -18,7 +18,7 @@ entry-point group; a family name selects its default tasks.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -103,10 +103,20 @@ class Task:
         raise NotImplementedError
 
     def config(self) -> dict:
-        """This task's configuration as written into results.json (and hashed into the cache key)."""
+        """This task's configuration as written into results.json."""
         options = asdict(self.options) if is_dataclass(self.options) else dict(self.options or {})
         return {"name": self.name, "capability": self.capability, "dataset_folder": self.dataset_folder,
                 "options": options, "version": getattr(self, "version", 1)}
+
+    def cache_config(self) -> dict:
+        """The part of :meth:`config` that cached records depend on: options marked
+        ``field(metadata={"scoring": True})`` act only in items/aggregate, so changing them re-scores the cache
+        instead of re-running the model."""
+        config = self.config()
+        if is_dataclass(self.options):
+            scoring = {f.name for f in fields(self.options) if f.metadata.get("scoring")}
+            config["options"] = {k: v for k, v in config["options"].items() if k not in scoring}
+        return config
 
     def require_root(self) -> Path:
         """The dataset folder, or a DatasetError saying where it was expected."""

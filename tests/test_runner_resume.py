@@ -126,3 +126,16 @@ def test_a_duplicated_id_is_scored_once_and_reported(tmp_path):
     dup = [r for r in records if "error" in r]
     assert len(dup) == 1 and "listed more than once" in dup[0]["error"]
     assert len([r for r in records if "error" not in r]) == len({r["id"] for r in records if "error" not in r}) == 4
+
+
+def test_a_scoring_only_option_rescores_the_cache_without_running_the_model(tmp_path):
+    out = tmp_path / "out"
+    base = ["run", "--model", "dummy", "--tasks", "slm:sstorycloze", "--output", str(out), "--no-progress"]
+    assert run_cli(*base).returncode == 0
+    cache_files = list((out / "cache" / "slm_sstorycloze").rglob("rank0.jsonl"))
+    before = [f.read_bytes() for f in cache_files]
+    assert run_cli(*base, "--task-args", "reduction=sum").returncode == 0
+    after = list((out / "cache" / "slm_sstorycloze").rglob("rank0.jsonl"))
+    assert after == cache_files and [f.read_bytes() for f in after] == before  # nothing re-run, nothing added
+    res = json.loads((out / "results.json").read_text())["results"]["slm:sstorycloze"]
+    assert res["reduction"] == "sum" and res["scored"] == 6

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from most_eval.adapter import TRANSCRIBE, Request
@@ -18,7 +18,7 @@ class ASROptions:
     """Options of every ASR task."""
 
     protocol: str = "whisper"  # text normalisation + WER definition: "whisper" (corpus WER) or "seed-tts-eval"
-    bootstrap: int = 1000  # resamples for the 95 % confidence interval of WER
+    bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the 95 % CI of WER
 
     def __post_init__(self):
         if self.protocol not in NORMALIZERS:

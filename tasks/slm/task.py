@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from most_eval.adapter import SCORE_AUDIO, AudioScore, Request
@@ -141,7 +141,9 @@ class SBlimpTest(SBlimpDev):
 class ClozeOptions:
     """StoryCloze options."""
 
-    reduction: str = cloze.DEFAULT_REDUCTION  # "mean" (per-token, slamkit's default) or "sum" log-likelihood
+    # "mean" (per-token, slamkit's default) or "sum" log-likelihood; applied when pairs are compared, so switching
+    # it re-scores the cached records instead of re-running the model
+    reduction: str = field(default=cloze.DEFAULT_REDUCTION, metadata={"scoring": True})
 
     def __post_init__(self):
         if self.reduction not in cloze.REDUCTIONS:

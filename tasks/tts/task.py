@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ class TTSOptions:
 
     embedder: str = "resemblyzer"  # speaker embedder for SIM: resemblyzer | ecapa:PATH | wavlm:PATH
     prompt: str = "other"  # LibriSpeech speaker prompt: other (same speaker, other utterance) | same | none
-    bootstrap: int = 1000  # resamples for the WER confidence interval
+    bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the WER CI
 
     def __post_init__(self):
         if self.prompt not in ("other", "same", "none"):
