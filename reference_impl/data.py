@@ -132,26 +132,31 @@ def read_librispeech(path, splits=("train-clean-100",), **_) -> Iterator[Utteran
         yield from _from_harness(asr_readers.read_librispeech(Path(path), split))
 
 
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) of the non-blank lines of a text file, gzip-compressed or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                yield number, line
+
+
 def read_libriheavy(path, audio_root=None, text_index=0, **_) -> Iterator[Utterance]:
     """lhotse cut manifest (.jsonl or .jsonl.gz). `text_index` 0: cased+punctuated text, 1: upper-case."""
     path = Path(path)
     base = Path(audio_root) if audio_root else path.parent
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                cut = json.loads(line)
-                source = cut["recording"]["sources"][0]["source"]
-                sup = cut["supervisions"][0]
-                texts = (sup.get("custom") or {}).get("texts") or [sup.get("text", "")]
-                text = texts[min(text_index, len(texts) - 1)]
-                uid = cut.get("id") or f"{path.name}:{number}"
-                audio = source if os.path.isabs(source) else str(base / source)
-                yield Utterance(uid, audio, text or "", float(cut.get("start", 0.0)), float(cut["duration"]))
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                yield BadItem(f"{path.name}:{number}", f"unreadable cut ({type(exc).__name__}: {exc})")
+    for number, line in _numbered_lines(path):
+        try:
+            cut = json.loads(line)
+            source = cut["recording"]["sources"][0]["source"]
+            sup = cut["supervisions"][0]
+            texts = (sup.get("custom") or {}).get("texts") or [sup.get("text", "")]
+            text = texts[min(text_index, len(texts) - 1)]
+            uid = cut.get("id") or f"{path.name}:{number}"
+            audio = source if os.path.isabs(source) else str(base / source)
+            yield Utterance(uid, audio, text or "", float(cut.get("start", 0.0)), float(cut["duration"]))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            yield BadItem(f"{path.name}:{number}", f"unreadable cut ({type(exc).__name__}: {exc})")
 
 
 def read_common_voice(path, split="train", **_) -> Iterator[Utterance]:
@@ -179,23 +184,19 @@ def read_speech_jsonl(path, audio_root=None, **_) -> Iterator[Utterance]:
     """Generic audio+transcript JSONL (.gz allowed); key names in AUDIO_KEYS / TEXT_KEYS."""
     path = Path(path)
     base = Path(audio_root) if audio_root else path.parent
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield BadItem(f"{path.name}:{number}", f"bad JSON ({exc})")
-                continue
-            audio = str(_first(rec, AUDIO_KEYS))
-            text = _first(rec, TEXT_KEYS)
-            duration = rec.get("duration")
-            yield Utterance(str(rec.get("id") or f"{path.stem}:{number}"),
-                            audio if not audio or os.path.isabs(audio) else str(base / audio), text or "",
-                            float(rec.get("start", rec.get("offset", 0.0)) or 0.0),
-                            float(duration) if duration is not None else None)
+    for number, line in _numbered_lines(path):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield BadItem(f"{path.name}:{number}", f"bad JSON ({exc})")
+            continue
+        audio = str(_first(rec, AUDIO_KEYS))
+        text = _first(rec, TEXT_KEYS)
+        duration = rec.get("duration")
+        yield Utterance(str(rec.get("id") or f"{path.stem}:{number}"),
+                        audio if not audio or os.path.isabs(audio) else str(base / audio), text or "",
+                        float(rec.get("start", rec.get("offset", 0.0)) or 0.0),
+                        float(duration) if duration is not None else None)
 
 
 def read_seedtts(path, **_) -> Iterator[Utterance]:
