@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from most_eval.audio import DEFAULT_SAMPLE_RATE, Audio
+from most_eval.fingerprints import code_version, path_stamp
 
 TRANSCRIBE = "transcribe"
 SYNTHESIZE = "synthesize"
@@ -103,6 +104,8 @@ class Model:
     score_reduction: ClassVar[str] = "sum"
     #: False for models that never look at input audio (precomputed outputs): the runner then skips loading it.
     needs_audio: ClassVar[bool] = True
+    #: modules besides the class's own that shape its outputs (a model file): their source is in the code version
+    code_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, args: Any = None, *, device: str = "cpu", seed: int = 0):
         self.args = args if args is not None else self.Args()
@@ -174,7 +177,22 @@ class Model:
         args = asdict(self.args) if is_dataclass(self.args) else dict(self.args or {})
         return {"name": self.name, "args": args}
 
+    def file_stamps(self) -> dict:
+        """Weights stamps of every ``--model-args`` value that names an existing file or folder (names, sizes,
+        modification times, content digests of small files): overwritten weights never reuse cached outputs."""
+        args = asdict(self.args) if is_dataclass(self.args) else dict(self.args or {})
+        stamps = {}
+        for key, value in sorted(args.items()):
+            if isinstance(value, (str, Path)) and str(value):
+                stamp = path_stamp(value)
+                if stamp is not None:
+                    stamps[key] = stamp
+        return stamps
+
     def fingerprint(self) -> str:
-        """Short stable hash of :meth:`identity`."""
-        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """Short stable hash of :meth:`identity`, the adapter's code version and :meth:`file_stamps`."""
+        if getattr(self, "_fingerprint", None) is None:
+            whole = {"identity": self.identity(), "code": code_version(type(self), self.code_modules),
+                     "files": self.file_stamps()}
+            self._fingerprint = hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return self._fingerprint

@@ -8,8 +8,8 @@ with the file and the reason, which the runner turns into a per-sample error rec
 
 from __future__ import annotations
 
-import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,21 +57,25 @@ def to_mono_float32(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
-               digests: dict[str, bytes] | None = None) -> Audio:
+def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE_RATE) -> Audio:
     """Read an audio file as mono float32, resampled to ``sample_rate`` (None keeps the file's rate).
 
-    With ``digests``, the file's sha256 is also stored there under its path (for the runner's dataset fingerprint).
-    Raises AudioError for a missing, unreadable, empty or non-finite file.
+    Raises AudioError for a missing, non-regular (directory, FIFO, device), unreadable, empty or non-finite file;
+    a FIFO is never opened, so it cannot block the run.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    if digests is not None:  # hashing here, while the file is in the page cache, is cheaper than a later pass
-        with open(path, "rb") as fh:
-            digests[str(path)] = hashlib.file_digest(fh, "sha256").digest()
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        st = os.stat(path)
+    except OSError as exc:
+        raise AudioError(path, "file not found" if isinstance(exc, FileNotFoundError)
+                         else f"cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(path, "not a regular file (directory, FIFO or device)")
+    try:
+        with open(path, "rb") as fh:
+            data, rate = sf.read(fh, dtype="float32", always_2d=True)
+    except OSError as exc:  # permission denied, I/O error
+        raise AudioError(path, f"cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files
         raise AudioError(path, f"cannot decode audio ({str(exc).splitlines()[0][:120]})") from None
     if data.shape[0] == 0:

@@ -1,10 +1,14 @@
 """Append-only JSONL cache of per-request records: what makes a killed run resume without loss or duplicates.
 
-One file per (task, model fingerprint + task config). Each batch of records is written with a single ``write`` and
-flushed to the OS, so a SIGKILL can at worst cut the last line short; on reopen that torn tail is truncated away
-and the samples it held are simply run again. Later records win over earlier ones with the same id, so a record is
-never counted twice. ``fsync`` runs at most once per ``fsync_interval`` seconds (SIGKILL does not lose flushed data;
-fsync only guards against a machine crash) and on close.
+One file per process (``rank<r>.jsonl``) in a folder per (task, model fingerprint + task config). Every record carries
+a ``"cache"`` stamp ``{"model": fingerprint, "task": task key, "input": input digest}``; a line is reused only when
+it parses as a record with an id and its model and task stamps match, so a line of another model, a forged line or
+a line that is not a record is skipped and counted (:class:`CacheStats`), never trusted and never a reason to stop.
+
+Each batch is written with a single ``write`` and flushed, so a SIGKILL can at worst cut the last line short. The file
+is never truncated (a concurrent appender's lines would be cut): a torn tail is skipped when read, and the next append
+starts on a new line. Later records win over earlier ones with the same id, so a record is never counted twice.
+``fsync`` runs at most once per ``fsync_interval`` seconds and on close.
 """
 
 from __future__ import annotations
@@ -12,62 +16,117 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+STAMP = "cache"  # the record key holding the cache stamp; removed before records reach the samples file
 
-def read_records(path: Path) -> dict[str, dict]:
-    """Records of a cache file written by another process: complete lines only, nothing truncated."""
+
+@dataclass
+class CacheStats:
+    """Lines of cache files that were not reused, by reason."""
+
+    malformed: int = 0  # not JSON, not an object, no id or no stamp
+    foreign: int = 0  # a record of another model fingerprint or task config
+    torn: int = 0  # cut short by a killed write (the expected trace of SIGKILL): not warned about
+
+    def add(self, other: "CacheStats") -> None:
+        self.malformed += other.malformed
+        self.foreign += other.foreign
+        self.torn += other.torn
+
+    def warning(self) -> str | None:
+        """One line for results.json and the terminal, or None when every line was usable."""
+        parts = []
+        if self.malformed:
+            parts.append(f"{self.malformed} malformed line(s)")
+        if self.foreign:
+            parts.append(f"{self.foreign} record(s) of another model or task config")
+        return f"cache: skipped {' and '.join(parts)}" if parts else None
+
+
+def read_records(path: Path, model: str | None = None, task: str | None = None,
+                 stats: CacheStats | None = None) -> tuple[dict[str, dict], bool]:
+    """Usable records of a cache file by id, and whether the file ends in a torn (unterminated) line.
+
+    With ``model``/``task``, records whose stamp differs are skipped and counted in ``stats`` as foreign.
+    """
+    stats = stats if stats is not None else CacheStats()
     records: dict[str, dict] = {}
-    with open(path, "rb") as fh:
+    torn = False
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return records, False
+    with fh:
         for line in fh:
             if not line.endswith(b"\n"):
+                torn = True
+                stats.torn += 1
                 break
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            records[str(record["id"])] = record
-    return records
+            except json.JSONDecodeError as exc:  # data that ends mid-value is a write cut short, else junk
+                if exc.pos >= len(exc.doc.rstrip()):
+                    stats.torn += 1
+                else:
+                    stats.malformed += 1
+                continue
+            except UnicodeDecodeError:
+                stats.malformed += 1
+                continue
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str) \
+                    or not isinstance(record.get(STAMP), dict):
+                stats.malformed += 1
+                continue
+            stamp = record[STAMP]
+            if (model is not None and stamp.get("model") != model) or (task is not None and stamp.get("task") != task):
+                stats.foreign += 1
+                continue
+            records[record["id"]] = record
+    return records, torn
 
 
 class SampleCache:
-    """Records of one task for one model, keyed by sample id."""
+    """This process's cache file of one task for one model: reads usable records, appends new ones."""
 
-    def __init__(self, path: Path, fsync_interval: float = 1.0):
+    def __init__(self, path: Path, model: str | None = None, task: str | None = None, fsync_interval: float = 1.0):
         self.path = Path(path)
+        self.model, self.task = model, task
         self.fsync_interval = fsync_interval
         self.records: dict[str, dict] = {}
+        self.stats = CacheStats()
         self._file = None
+        self._torn = False
         self._last_sync = 0.0
 
     def load(self) -> dict[str, dict]:
-        """Read the file, dropping (and truncating) a torn last line; returns {id: record}."""
-        if not self.path.exists():
-            return self.records
-        good_bytes = 0
-        with open(self.path, "rb") as fh:
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    break  # torn tail of a killed write
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    break
-                self.records[str(record["id"])] = record
-                good_bytes += len(line)
-        if good_bytes != self.path.stat().st_size:
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good_bytes)
+        """Read the file's usable records (skipping and counting the others); returns {id: record}."""
+        self.stats = CacheStats()
+        records, self._torn = read_records(self.path, self.model, self.task, self.stats)
+        self.records.update(records)
         return self.records
 
+    def stamp(self, input_key: str) -> dict:
+        """The cache stamp of a record for this model and task with the given input digest."""
+        return {"model": self.model, "task": self.task, "input": input_key}
+
     def append(self, records: list[dict]) -> None:
-        """Add records (one write call, flushed)."""
+        """Add records (one write call, flushed); a torn tail left by a killed run is closed off first."""
         if not records:
             return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
-        self._file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            if not self._torn and self.path.stat().st_size:  # not loaded by us: check the last byte
+                with open(self.path, "rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    self._torn = fh.read(1) != b"\n"
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        self._file.write(("\n" if self._torn else "") + text)
+        self._torn = False
         self._file.flush()
         for r in records:
             self.records[str(r["id"])] = r

@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from most_eval.adapter import Model
@@ -93,6 +94,48 @@ def build_tasks(spec: str, data_root: Path, task_args: str | None, context: Task
     return tasks
 
 
+def check_run_paths(output: Path, data_root: Path, task_classes: list, embedder: str | None) -> None:
+    """Output folder, data root and embedder checked before any model work; UserError (one line) otherwise."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output {output}: is a file, not a folder")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise UserError(f"--output {output}: folder is not writable")
+    if any(c.dataset_folder for c in task_classes) and not data_root.is_dir():
+        raise UserError(f"--data-root {data_root}: " + ("is not a folder" if data_root.exists() else "not found"))
+    kind, _, path = (embedder or "").partition(":")
+    if path and not Path(path).expanduser().exists():
+        raise UserError(f"--embedder {embedder}: {path} not found (a local {kind} model folder is needed)")
+
+
+def check_numbers(limit: int | None, batch_size: int, seed: int) -> None:
+    """Numeric options in range, before anything loads; UserError (one line) otherwise."""
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: must be at least 1")
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: must be 0 or more")
+
+
+def failed_tasks(document: dict) -> list[tuple[str, str]]:
+    """(task, why) for every task that ran badly: error records, a scoring or dataset error, nothing scored."""
+    failed = []
+    for name, res in document["results"].items():
+        if res.get("status") == "not supported":
+            continue
+        if res.get("status"):
+            failed.append((name, f"{res['status']}: {res.get('detail', '')}"))
+        elif res.get("errors"):
+            failed.append((name, f"{res['errors']} error record(s)"))
+        elif not res.get("scored"):
+            failed.append((name, "no sample was scored"))
+    return failed
+
+
 @app.command()
 def run(
     model: str = typer.Option(..., "--model", "-m", help="Model name (see `most-eval list models`)."),
@@ -100,38 +143,60 @@ def run(
     model_args: Optional[str] = typer.Option(None, "--model-args", "-a", help="key=value,... or a JSON object."),
     data_root: Path = typer.Option(MINI_SUITE, "--data-root", help="Folder holding each dataset under its official name."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder [default: runs/<model>]."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N samples of each task."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Samples per model call."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples of each task."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per model call."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and bootstrap resampling."),
     judge: Optional[str] = typer.Option(None, "--judge", help="ASR model that transcribes generated speech (TTS, S->S QA)."),
     judge_args: Optional[str] = typer.Option(None, "--judge-args", help="--model-args of the judge."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="Speaker embedder for TTS SIM: resemblyzer, ecapa:PATH, wavlm:PATH."),
     task_args: Optional[str] = typer.Option(None, "--task-args", help="key=value options for the tasks that have them."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when a task is not supported by the model."),
-    fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 1 when any sample has an error record."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 as --fail-on-error does, and also when a task is not supported by the model."),
+    fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 1 when any task has error records, a dataset or scoring error, or no scored sample."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every sample instead of reusing cached records."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ):
     """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
     from most_eval.distributed import finish_distributed, init_distributed
+    from most_eval.output_lock import OutputBusy, OutputLock
     from most_eval.runner import evaluate
 
-    dist, device = init_distributed(device)
+    output = output or Path("runs") / model
+    lock = OutputLock(output)
+    dist = None
     try:
+        check_numbers(limit, batch_size, seed)
+        dist, device = init_distributed(device)
         task_classes = resolve_tasks(tasks)
-        the_model = build_model(model, model_args, device, seed)
-        output = output or Path("runs") / model
+        get_model_class(model)  # an unknown model name before anything else
+        parse_options(model_args, get_model_class(model).Args, what=f"--model-args key for {model}")
+        needs_judge = any("judge" in c.needs for c in task_classes)
+        if needs_judge and judge:
+            parse_options(judge_args, get_model_class(judge).Args, what=f"--judge-args key for {judge}")
         context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed)
-        if any("judge" in c.needs for c in task_classes):
-            context.judge = build_model(judge, judge_args, device, seed) if judge else default_judge(device, seed)
         task_objs = build_tasks(tasks, data_root, task_args, context, embedder)
+        if dist.is_main:
+            check_run_paths(output, data_root, task_classes, embedder)
+        refusal = None
+        if dist.is_main:
+            try:
+                lock.acquire()
+            except OutputBusy as exc:
+                refusal = str(exc)
+        if not dist.all_agree(refusal is None):
+            raise UserError(refusal or f"{output}: rank 0 could not take the output folder")
+        if needs_judge:  # the judge before the model: a bad judge fails before any model work
+            context.judge = build_model(judge, judge_args, device, seed) if judge else default_judge(device, seed)
+        the_model = build_model(model, model_args, device, seed)
         command = "most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         outcome = evaluate(the_model, task_objs, output, batch_size=batch_size, limit=limit, seed=seed,
-                           show_progress=progress, console=err_console, command=command, dist=dist)
+                           show_progress=progress, console=err_console, command=command, dist=dist,
+                           use_cache=not no_cache, data_root=data_root)
     except (UnknownNameError, OptionError, DatasetError, UserError) as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     finally:
+        lock.release()
         finish_distributed()
     if outcome is None:  # a rank other than 0: its shard is in the cache, rank 0 reports
         return
@@ -139,12 +204,15 @@ def run(
     console.print(f"results: {output / 'results.json'}")
     for name, res in outcome.document["results"].items():
         for warning in res.get("warnings", []):
-            err_console.print(f"[yellow]warning:[/] {name}: {warning}")
+            err_console.print(f"[yellow]warning:[/] {name}: {escape(str(warning))}", highlight=False)
     for name in outcome.unsupported:
         res = outcome.document["results"][name]
-        err_console.print(f"[yellow]{name}: {res['status']}[/] ({res.get('detail') or 'needs ' + str(res.get('capability'))})")
-    if fail_on_error and outcome.errors:
-        err_console.print(f"[red]{outcome.errors} sample(s) had errors[/] (see samples/*.jsonl)")
+        why = res.get('detail') or 'needs ' + str(res.get('capability'))
+        err_console.print(f"[yellow]{name}: {res['status']}[/] ({escape(why)})", highlight=False)
+    failed = failed_tasks(outcome.document)
+    if (fail_on_error or strict) and failed:
+        err_console.print(f"[red]{len(failed)} task(s) failed[/]: " + escape("; ".join(f"{t}: {why}" for t, why in failed))
+                          + f" ({outcome.errors} sample(s) had errors; see samples/*.jsonl)")
         raise typer.Exit(1)
     if strict and outcome.unsupported:
         err_console.print(f"[red]--strict:[/] {len(outcome.unsupported)} task(s) not run")

@@ -31,6 +31,18 @@ class Dist:
 
             dist.barrier()
 
+    def all_agree(self, ok: bool) -> bool:
+        """True when ``ok`` holds on every rank (so a refusal on rank 0 stops every rank, not just one)."""
+        if self.world_size == 1:
+            return ok
+        import torch
+        import torch.distributed as dist
+
+        device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+        flag = torch.tensor([1 if ok else 0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
     def shard(self, items: list) -> list:
         """This rank's share of ``items`` (round-robin, so long and short samples spread evenly)."""
         return items[self.rank::self.world_size]

@@ -4,10 +4,14 @@
 
     {"format": "most-eval-results", "format_version": 1,
      "model": {"name", "args", "fingerprint"},
-     "results": {task: {metric: value, ..., "scored", "listed", "errors"}
-                 | {"status": "not supported", "capability": ...}},
-     "tasks": {task: {"config", "dataset_sha256", "samples_file"}},
-     "seed", "git_revision", "versions", "created", "command"}
+     "results": {task: {metric: value, ..., "scored", "listed", "errors", "reused", "seconds"[, "first_error",
+                        "warnings"]}
+                 | {"status": "not supported" | "dataset error", "capability" | "detail"}
+                 | {"status": "scoring error", "detail", "scored": 0, "listed", "errors", ...}},
+     "tasks": {task: {"config", "dataset_sha256", "samples_file", "created"}},
+     "seed", "limit", "data_root", "git_revision", "versions", "created", "command"}
+
+Re-running a subset of tasks into the same output merges by task (:func:`merge_previous`).
 
 WER and accuracy are percentages as papers print them; ``sim`` is a cosine in [-1, 1].
 """
@@ -17,15 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from most_eval.fingerprints import ContentDigests
 
 RESULTS_FORMAT = "most-eval-results"
 RESULTS_FORMAT_VERSION = 1
@@ -84,29 +92,43 @@ def git_revision() -> str | None:
         return None
 
 
-def dataset_sha256(files: Iterable[Path], root: Path, known: dict[str, bytes] | None = None) -> str:
+def dataset_sha256(files: Iterable[Path], root: Path, digests: "ContentDigests | None" = None) -> str:
     """One digest over the listed files: each file's path relative to ``root`` and its content's sha256.
 
-    ``known`` holds content digests already computed while the files were read (so they are not read twice).
+    ``digests`` memoises content digests (the runner's, so files already hashed for the input keys are not read
+    again); a missing or unreadable file contributes a digest of that condition.
     """
-    known = known or {}
+    from most_eval.fingerprints import ContentDigests
+
+    digests = digests or ContentDigests()
     prefix = str(root).rstrip("/") + "/"
     digest = hashlib.sha256()
     for name in sorted({str(f) for f in files}):  # plain strings: sorting Path objects costs more than hashing
         digest.update((name[len(prefix):] if name.startswith(prefix) else name).encode() + b"\0")
-        if name in known:
-            digest.update(known[name])
-            continue
-        try:
-            with open(name, "rb") as fh:
-                digest.update(hashlib.file_digest(fh, "sha256").digest())
-        except OSError:
-            digest.update(b"<missing>")
+        digest.update(digests.digest(name))
     return digest.hexdigest()
 
 
-def results_document(model: dict, results: dict, tasks: dict, seed: int, command: str | None = None) -> dict:
-    """Assemble the results.json dictionary."""
+def _reason_kind(reason: str) -> str:
+    """An error reason with its file paths and numbers blanked, so reasons of one cause group together."""
+    return re.sub(r"\d+", "N", re.sub(r"\S*[/\\]\S*", "<path>", reason))
+
+
+def error_summary(error_records: list[dict]) -> dict | None:
+    """The first error reason of a task and how many error records share its cause (paths and numbers aside)."""
+    if not error_records:
+        return None
+    first = str(error_records[0].get("error", ""))
+    kind = _reason_kind(first)
+    alike = sum(1 for r in error_records if _reason_kind(str(r.get("error", ""))) == kind)
+    return {"reason": first, "alike": alike}
+
+
+def results_document(model: dict, results: dict, tasks: dict, seed: int, command: str | None = None, *,
+                     limit: int | None = None, data_root: str | None = None) -> dict:
+    """Assemble the results.json dictionary; every task gets its own ``created`` time in ``tasks``."""
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tasks = {name: {**tasks.get(name, {}), "created": created} for name in results}
     return {
         "format": RESULTS_FORMAT,
         "format_version": RESULTS_FORMAT_VERSION,
@@ -114,11 +136,47 @@ def results_document(model: dict, results: dict, tasks: dict, seed: int, command
         "results": results,
         "tasks": tasks,
         "seed": seed,
+        "limit": limit,
+        "data_root": data_root,
         "git_revision": git_revision(),
         "versions": package_versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "command": command,
     }
+
+
+#: what two runs must share for results.json to merge their tasks (else the newer file replaces the older)
+MERGE_KEYS = ("seed", "limit", "data_root")
+
+
+def merge_previous(document: dict, output_dir: Path) -> dict:
+    """``document`` plus the tasks of an earlier ``results.json`` in ``output_dir`` that this run did not run, when
+    that file is of the same model fingerprint, seed, limit and data root; else ``document`` alone, and the samples
+    files of tasks it does not list are removed (the samples files always match results.json)."""
+    output_dir = Path(output_dir)
+    try:
+        previous = json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    same = isinstance(previous, dict) and previous.get("format") == RESULTS_FORMAT \
+        and isinstance(previous.get("results"), dict) and isinstance(previous.get("tasks", {}), dict) \
+        and (previous.get("model") or {}).get("fingerprint") == document["model"]["fingerprint"] \
+        and all(previous.get(k) == document.get(k) for k in MERGE_KEYS)
+    if same:
+        kept = {t: r for t, r in previous["results"].items() if t not in document["results"]}
+        document["results"] = {**kept, **document["results"]}
+        document["tasks"] = {**{t: i for t, i in (previous.get("tasks") or {}).items() if t in kept},
+                             **document["tasks"]}
+    listed = {task_file_name(t) + ".jsonl" for t, r in document["results"].items() if not _no_samples(r)}
+    for path in (output_dir / "samples").glob("*.jsonl") if (output_dir / "samples").is_dir() else ():
+        if path.name not in listed:
+            path.unlink(missing_ok=True)
+    return document
+
+
+def _no_samples(result: dict) -> bool:
+    """Tasks that list nothing (not supported, dataset error) have no samples file."""
+    return result.get("status") in ("not supported", "dataset error")
 
 
 def _fmt(value) -> str:
@@ -154,10 +212,18 @@ def results_table(document: dict) -> Table:
 
 
 def print_results(document: dict, console: Console | None = None) -> None:
-    """Print the results table and a one-line summary of errors."""
+    """Print the results table, a one-line summary of counts, and per failed task its first error reason."""
     console = console or Console()
     console.print(results_table(document))
-    scored = sum(r.get("scored", 0) for r in document["results"].values())
-    listed = sum(r.get("listed", 0) for r in document["results"].values())
-    errors = sum(r.get("errors", 0) for r in document["results"].values())
-    console.print(f"scored {scored} of {listed} listed samples; {errors} error record(s)")
+    entries = document["results"].values()
+    scored = sum(r.get("scored", 0) for r in entries)
+    listed = sum(r.get("listed", 0) for r in entries)
+    errors = sum(r.get("errors", 0) for r in entries)
+    reused = sum(r.get("reused", 0) for r in entries)
+    console.print(f"scored {scored} of {listed} listed samples; {errors} error record(s); "
+                  f"{reused} record(s) reused from the cache", markup=False, highlight=False)
+    for task, res in document["results"].items():
+        first = res.get("first_error")
+        if first:
+            console.print(f"{task}: {res.get('errors', 0)} error record(s); first: {first['reason']} "
+                          f"({first['alike']} alike)", markup=False, highlight=False, soft_wrap=True)

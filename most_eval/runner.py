@@ -26,9 +26,11 @@ from rich.text import Text
 
 from most_eval.adapter import Model, Prepared, SampleFailure
 from most_eval.audio import AudioError, load_audio
-from most_eval.cache import SampleCache, read_records
+from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
 from most_eval.distributed import Dist
-from most_eval.results import dataset_sha256, results_document, task_file_name, write_jsonl, atomic_write_text
+from most_eval.fingerprints import ContentDigests
+from most_eval.results import (atomic_write_text, dataset_sha256, error_summary, merge_previous, results_document,
+                               task_file_name, write_jsonl)
 from most_eval.task import DatasetError, Sample, Task
 
 
@@ -53,6 +55,7 @@ class TaskOutcome:
     status: str | None = None  # "not supported" / "dataset error" when the task could not run
     capability: str | None = None
     detail: str | None = None
+    reused: int = 0  # records taken from the cache instead of running the model
 
 
 @dataclass
@@ -77,16 +80,14 @@ def error_record(sample_id: str, reason: str) -> dict:
     return {"id": sample_id, "error": reason}
 
 
-def prepare(model: Model, task_name: str, samples: Sequence[Sample], digests: dict[str, bytes] | None = None
-            ) -> tuple[list[Sample], list[Prepared], list[dict]]:
-    """Load each sample's audio at the model's rate (noting file digests); failures become error records."""
+def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[list[Sample], list[Prepared], list[dict]]:
+    """Load each sample's audio at the model's rate; failures become error records."""
     ready, prepared, errors = [], [], []
     for sample in samples:
         req = sample.request
         try:
-            audio = load_audio(req.audio, model.sample_rate, digests) if (req.audio and model.needs_audio) else None
-            prompt = load_audio(req.prompt, model.sample_rate, digests) if (req.prompt and model.needs_audio) \
-                else None
+            audio = load_audio(req.audio, model.sample_rate) if (req.audio and model.needs_audio) else None
+            prompt = load_audio(req.prompt, model.sample_rate) if (req.prompt and model.needs_audio) else None
         except AudioError as exc:
             errors.append(error_record(sample.id, str(exc)))
             continue
@@ -95,9 +96,9 @@ def prepare(model: Model, task_name: str, samples: Sequence[Sample], digests: di
     return ready, prepared, errors
 
 
-def run_batch(model: Model, task: Task, samples: list[Sample], digests: dict[str, bytes] | None = None) -> list[dict]:
+def run_batch(model: Model, task: Task, samples: list[Sample]) -> list[dict]:
     """Records (successes and error records) for one batch."""
-    ready, prepared, records = prepare(model, task.name, samples, digests)
+    ready, prepared, records = prepare(model, task.name, samples)
     if not prepared:
         return records
     try:
@@ -124,10 +125,13 @@ def run_batch(model: Model, task: Task, samples: list[Sample], digests: dict[str
     return records
 
 
-def input_key(sample: Sample) -> str:
-    """Digest of what a sample's record depends on besides the model and task config: its request and reference.
-    A cached record is reused only when this still matches (the data root or a transcript may have changed)."""
-    blob = json.dumps([sample.reference, repr(sample.request)], sort_keys=True, default=str)
+def input_key(sample: Sample, digests: ContentDigests) -> str:
+    """Digest of what a sample's record depends on besides the model and task config: its request, its reference
+    and the *content* of its input files. A cached record is reused only when this still matches (a changed
+    transcript, or audio replaced at an unchanged path, runs the sample again)."""
+    request = sample.request
+    contents = [digests.digest(p).hex() for p in (request.audio, request.prompt) if p] if request else []
+    blob = json.dumps([sample.reference, repr(request), contents], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -150,6 +154,12 @@ def length_buckets(samples: list[Sample], batch_size: int) -> list[list[Sample]]
     return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
+def task_cache_key(task: Task) -> str:
+    """Digest of the task config that cached records depend on (see :meth:`Task.cache_config`)."""
+    blob = json.dumps(task.cache_config(), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def cache_dir(output_dir: Path, model: Model, task: Task) -> Path:
     """Cache folder of (model fingerprint, task config): a different model or task config never reuses records.
 
@@ -159,19 +169,34 @@ def cache_dir(output_dir: Path, model: Model, task: Task) -> Path:
     return output_dir / "cache" / task_file_name(task.name) / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def load_all_ranks(folder: Path, own: SampleCache) -> dict[str, dict]:
-    """Records of every rank's file (this rank's through its cache, which also mends a torn tail)."""
+def load_all_ranks(folder: Path, own: SampleCache, stats: CacheStats) -> dict[str, dict]:
+    """Usable records of every rank's file (this rank's through its own cache); skipped lines counted in stats."""
     records = {}
     for path in sorted(folder.glob("rank*.jsonl")):
         if path != own.path:
-            records.update(read_records(path))
+            records.update(read_records(path, own.model, own.task, stats)[0])
     records.update(own.load())
+    stats.add(own.stats)
     return records
 
 
+def _clear_cache(folder: Path) -> None:
+    """``--no-cache``: forget every earlier record of this model and task config."""
+    for path in folder.glob("rank*.jsonl"):
+        path.unlink(missing_ok=True)
+
+
+def _strip(record: dict) -> dict:
+    """A record as the samples file shows it: without the cache stamp."""
+    return {k: v for k, v in record.items() if k != STAMP}
+
+
 def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
-             progress: Progress | None = None, dist: Dist = Dist()) -> TaskOutcome | None:
-    """Run one task with resume; returns its metrics, items and error records (None on ranks other than 0)."""
+             progress: Progress | None = None, dist: Dist = Dist(), use_cache: bool = True) -> TaskOutcome | None:
+    """Run one task with resume; returns its metrics, items and error records (None on ranks other than 0).
+
+    Every listed sample ends as a scored record or an error record, whatever fails later (aggregation included).
+    """
     if not model.supports(task.name, task.capability):
         return TaskOutcome({}, [], [], 0, status="not supported", capability=task.capability)
     task.context.score_reduction = model.score_reduction
@@ -186,26 +211,31 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         samples = samples[:limit]
     listed = len(samples)
     samples, duplicate_errors = split_duplicates(samples)
-    keys = {s.id: input_key(s) for s in samples}
+    digests = ContentDigests()  # content hashes of the input files: input keys and the dataset digest
+    keys = {s.id: input_key(s, digests) for s in samples}
     folder = cache_dir(output_dir, model, task)
-    cache = SampleCache(folder / f"rank{dist.rank}.jsonl")
-    done = {i: r for i, r in load_all_ranks(folder, cache).items() if r.get("input") == keys.get(i)}
+    cache = SampleCache(folder / f"rank{dist.rank}.jsonl", model=model.fingerprint(), task=task_cache_key(task))
+    if not use_cache and dist.is_main:
+        _clear_cache(folder)
+    dist.barrier()  # the cache is cleared (--no-cache) before any rank reads it
+    stats = CacheStats()
+    done = {i: r for i, r in load_all_ranks(folder, cache, stats).items() if r[STAMP].get("input") == keys.get(i)}
     dist.barrier()  # every rank has read the same cache before any appends: the shards agree
     reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
     pending = [s for s in samples if s.id not in done and s.id not in reader_errors]
+    reused = sum(1 for s in samples if s.id in done and s.id not in reader_errors)
     todo = dist.shard(pending)
     run_errors: dict[str, dict] = {}
-    digests: dict[str, bytes] = {}  # content hashes of the files read while evaluating, for the dataset digest
     # rank 0's bar stands for the job: its own progress times the number of ranks
     bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(pending)) \
         if progress else None
     try:
         for batch in length_buckets(todo, batch_size):
-            records = run_batch(model, task, batch, digests)
+            records = run_batch(model, task, batch)
             for r in records:
-                r["input"] = keys[r["id"]]
+                r[STAMP] = cache.stamp(keys[r["id"]])
             cache.append([r for r in records if "error" not in r])
-            run_errors.update((r["id"], r) for r in records if "error" in r)
+            run_errors.update((r["id"], _strip(r)) for r in records if "error" in r)
             if progress is not None:
                 progress.advance(bar, len(batch) * dist.world_size)
     finally:
@@ -214,22 +244,31 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     dist.barrier()  # every shard is finished and flushed
     if not dist.is_main:
         return None
-    done = {i: r for i, r in load_all_ranks(folder, SampleCache(cache.path)).items() if r.get("input") == keys.get(i)}
+    final_stats = CacheStats()
+    done = {i: r for i, r in load_all_ranks(folder, SampleCache(cache.path, cache.model, cache.task),
+                                            final_stats).items() if r[STAMP].get("input") == keys.get(i)}
     for r in range(dist.world_size):
         run_errors.update(json.loads((folder / f"errors.rank{r}.json").read_text()))
-    records = [{k: v for k, v in done[s.id].items() if k != "input"}  # the input digest is the cache's business
-               for s in samples if s.id in done and s.id not in reader_errors]  # now unreadable: an error instead
+    records = [_strip(done[s.id]) for s in samples
+               if s.id in done and s.id not in reader_errors]  # now unreadable: an error instead
     errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
               if s.id in reader_errors or (s.id in run_errors and s.id not in done)] + duplicate_errors
+    accounted = {r["id"] for r in records} | {e["id"] for e in errors}
+    errors += [error_record(s.id, "no record was produced for this sample (lost output)")
+               for s in samples if s.id not in accounted]
+    warnings = model.output_warnings(task.name, {s.id for s in samples})
+    if stats.warning():
+        warnings = [stats.warning(), *warnings]
+    digest = dataset_sha256([f for s in samples for f in s.files], task.data_root, digests)
     try:
         items = task.items(records, samples) if records else []
         metrics = task.aggregate(items) if items else {}
     except Exception as exc:  # e.g. scores in units the task cannot compare: the other tasks still run
-        return TaskOutcome({}, [], errors, listed, status="scoring error",
-                           detail=f"{type(exc).__name__}: {exc}")
-    digest = dataset_sha256([f for s in samples for f in s.files], task.data_root, digests)
-    warnings = model.output_warnings(task.name, {s.id for s in samples})
-    return TaskOutcome(metrics, items, errors, listed, dataset_sha256=digest, warnings=warnings)
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        errors += [error_record(r["id"], f"scoring error: {detail}") for r in records]  # none is scored
+        return TaskOutcome({}, [], errors, listed, dataset_sha256=digest, warnings=warnings, status="scoring error",
+                           detail=detail, reused=reused)
+    return TaskOutcome(metrics, items, errors, listed, dataset_sha256=digest, warnings=warnings, reused=reused)
 
 
 def make_progress(console: Console | None = None, enabled: bool = True) -> Progress:
@@ -241,10 +280,13 @@ def make_progress(console: Console | None = None, enabled: bool = True) -> Progr
 
 def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
              seed: int = 0, show_progress: bool = True, console: Console | None = None,
-             command: str | None = None, dist: Dist = Dist()) -> RunOutcome | None:
+             command: str | None = None, dist: Dist = Dist(), use_cache: bool = True,
+             data_root: Path | None = None) -> RunOutcome | None:
     """Run every task, write ``samples/*.jsonl`` and ``results.json`` under ``output_dir``; return the outcome.
 
-    Launched distributed, every rank takes its shard and rank 0 alone writes and returns (others return None).
+    An earlier ``results.json`` of the same model, seed and limit keeps its other tasks (merged by task); otherwise
+    it is replaced and the samples files of tasks it no longer lists are removed, so the samples files always match
+    results.json. Launched distributed, every rank takes its shard and rank 0 alone writes and returns.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -254,28 +296,38 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
         for task in tasks:
             started = time.perf_counter()
             outcome = run_task(model, task, output_dir, batch_size=batch_size, limit=limit, progress=progress,
-                               dist=dist)
+                               dist=dist, use_cache=use_cache)
             if outcome is None:
                 continue
-            if outcome.status:
+            samples_file = Path("samples") / f"{task_file_name(task.name)}.jsonl"
+            if outcome.status in ("not supported", "dataset error"):  # nothing was listed: no samples file
                 results[task.name] = {"status": outcome.status, "capability": outcome.capability}
                 if outcome.detail:
                     results[task.name]["detail"] = outcome.detail
                 unsupported.append(task.name)
+                (output_dir / samples_file).unlink(missing_ok=True)
                 continue
-            samples_file = Path("samples") / f"{task_file_name(task.name)}.jsonl"
             write_jsonl(output_dir / samples_file, outcome.items + outcome.error_records)
             n_errors += len(outcome.error_records)
-            results[task.name] = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records),
-                                  "listed": outcome.listed, "errors": len(outcome.error_records),
-                                  "seconds": round(time.perf_counter() - started, 3)}
+            entry = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records),
+                     "listed": outcome.listed, "errors": len(outcome.error_records), "reused": outcome.reused,
+                     "seconds": round(time.perf_counter() - started, 3)}
+            if outcome.status:  # scoring error: every sample has its error record, and the task says why
+                entry = {"status": outcome.status, "detail": outcome.detail, **entry}
+                unsupported.append(task.name)
+            summary = error_summary(outcome.error_records)
+            if summary:
+                entry["first_error"] = summary
             if outcome.warnings:
-                results[task.name]["warnings"] = outcome.warnings
+                entry["warnings"] = outcome.warnings
+            results[task.name] = entry
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
                                     "samples_file": samples_file.as_posix()}
     if not dist.is_main:
         return None
     model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
-    document = results_document(model_info, results, task_info, seed, command)
+    document = results_document(model_info, results, task_info, seed, command, limit=limit,
+                                data_root=str(data_root) if data_root is not None else None)
+    document = merge_previous(document, output_dir)
     atomic_write_text(output_dir / "results.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
     return RunOutcome(document, n_errors, unsupported)

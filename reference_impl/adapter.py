@@ -84,6 +84,7 @@ class MoSTModel(Model):
     description = "MoST (DeepSeek-V2-Lite + modality-aware MoE, HuBERT in, unit HiFi-GAN out) from a local checkpoint"
     Args = MoSTArgs
     score_reduction = "sum"
+    code_modules = ("most_reference.model", "most_reference.speech_encoder", "most_reference.vocoder")
 
     def __init__(self, args=None, **kw):
         super().__init__(args, **kw)

@@ -37,7 +37,7 @@ def _data_root(libri_root, tmp_path):
 
 def _results(out) -> dict:
     res = json.loads((out / "results.json").read_text())["results"]
-    return {task: {k: v for k, v in r.items() if k != "seconds"} for task, r in res.items()}
+    return {task: {k: v for k, v in r.items() if k not in ("seconds", "reused")} for task, r in res.items()}
 
 
 def _samples(out) -> dict:

@@ -56,16 +56,28 @@ def test_sigkill_mid_task_then_resume_equals_uninterrupted(libri_root, tmp_path)
     assert _cache_lines(killed) == 12
 
 
-def test_cache_drops_torn_tail_and_later_record_wins(tmp_path):
+def _rec(sid: str, v: int, model: str = "m1", task: str = "t1") -> str:
+    return json.dumps({"id": sid, "v": v, "cache": {"model": model, "task": task, "input": "k"}}) + "\n"
+
+
+def test_cache_skips_torn_foreign_and_malformed_lines_and_later_record_wins(tmp_path):
     path = tmp_path / "c.jsonl"
-    path.write_text('{"id": "a", "v": 1}\n{"id": "b", "v": 2}\n{"id": "a", "v": 3}\n{"id": "c", "v"')
-    cache = SampleCache(path)
+    content = (_rec("a", 1) + _rec("b", 2) + _rec("a", 3)
+               + _rec("x", 9, model="other-model") + _rec("y", 9, task="other-task")  # another model / task config
+               + '{"not": "a record"}\n' + '[1, 2]\n' + 'garbage\n'  # valid JSON that is no record, and junk
+               + '{"id": "c", "v"')  # torn tail of a killed write
+    path.write_text(content)
+    cache = SampleCache(path, model="m1", task="t1")
     records = cache.load()
-    assert records == {"a": {"id": "a", "v": 3}, "b": {"id": "b", "v": 2}}
-    assert path.read_text().endswith('"v": 3}\n')  # torn tail truncated before new appends
-    cache.append([{"id": "c", "v": 4}])
+    assert {k: r["v"] for k, r in records.items()} == {"a": 3, "b": 2}
+    assert (cache.stats.malformed, cache.stats.foreign, cache.stats.torn) == (3, 2, 1)
+    assert "3 malformed line(s) and 2 record(s) of another model" in cache.stats.warning()
+    assert path.read_text() == content  # never truncated: a concurrent appender's lines would be cut
+    cache.append([{"id": "c", "v": 4, "cache": cache.stamp("k")}])
     cache.close()
-    assert SampleCache(path).load()["c"] == {"id": "c", "v": 4}
+    again = SampleCache(path, model="m1", task="t1")
+    assert again.load()["c"]["v"] == 4  # the new record starts on its own line after the torn one
+    assert (again.stats.malformed, again.stats.torn) == (3, 1)  # the closed-off torn line is still known as torn
 
 
 def test_results_json_is_complete_and_atomic(libri_root, tmp_path):
