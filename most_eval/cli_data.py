@@ -6,8 +6,8 @@
     most-eval data download NAME --root DIR [--force]    # fetch (resumable), check the digest, extract safely
     most-eval data verify NAME --root DIR                # check the extracted tree and any downloaded archive
 
-Exit codes: 0 ok; 2 failed or refused (download error, failed verification, unknown name, a dataset without a public
-archive: its instructions are printed first). Errors are one line on stderr.
+Exit codes: 0 ok; 2 failed or refused (download error, failed verification, unknown name, a --root that is a file, a
+dataset without a public archive: its instructions are printed first). Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from most_eval.cli_leaderboard import os_error_line, path_problem
 from most_eval.datasets import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, MANIFEST_ENV, DatasetDownloadError,
                                 ManualDatasetError, dataset_status, download_dataset, get_dataset, human_size,
                                 instructions, load_manifest, manifest_path, verify_dataset)
@@ -38,6 +39,13 @@ def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_root(root: Path | None) -> None:
+    """Refuse (exit 2, one line) a --root that is a file or lies under one."""
+    problem = path_problem("--root", root, folder=True)
+    if problem:
+        raise _fail(problem)
+
+
 def _note(message: str) -> None:
     typer.echo(f"note: {message}", err=True)
 
@@ -54,6 +62,7 @@ def list_command(root: Annotated[Optional[Path], typer.Option("--root", help="Al
     from rich.console import Console
     from rich.table import Table
 
+    _check_root(root)
     try:
         specs = load_manifest(manifest)
     except DatasetDownloadError as exc:
@@ -88,6 +97,7 @@ def download_command(
     manifest: ManifestOpt = None,
 ) -> None:
     """Download NAME into --root: resumable, digest-checked, safely extracted (instructions where none is public)."""
+    _check_root(root)
     try:
         result = download_dataset(name, root, manifest=manifest, force=force, keep_archives=keep_archive,
                                   retries=retries, timeout=timeout, progress=progress, log=_note,
@@ -97,6 +107,8 @@ def download_command(
         raise _fail(str(exc)) from None
     except DatasetDownloadError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{name}: {os_error_line(exc)}") from None
     if result.already_present:
         typer.echo(f"{result.name}: already in place at {result.folder} and verified (--force to download again)")
         return
@@ -114,6 +126,7 @@ def verify_command(
     manifest: ManifestOpt = None,
 ) -> None:
     """Check NAME under --root: its folder, file counts where known, transcripts, and any downloaded archive."""
+    _check_root(root)
     try:
         spec = get_dataset(name, manifest)
         report = verify_dataset(spec, root, check_archives=archives)

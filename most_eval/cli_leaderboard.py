@@ -4,8 +4,8 @@
     app.command("compare")(compare_command)              # most-eval compare A B [--json]
     app.command("check")(check_command)                  # most-eval check --baseline A --candidate B ...
 
-Exit codes: 0 ok / no significant regression; 1 significant regression (check); 2 refused or unreadable input.
-Errors are one line on stderr.
+Exit codes: 0 ok / no significant regression; 1 significant regression (check); 2 refused, unreadable input or a
+path that cannot be used (a folder where a file is written, a file where a folder is). Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from most_eval.compare import compare, comparison_table
+from most_eval.compare import NotComparable, compare, comparison_table
 from most_eval.leaderboard import ResultsFileError, build_leaderboard
 from most_eval.regression import CheckRefused, check, parse_tolerance, write_refusal
 
@@ -50,6 +50,24 @@ def _fail(message: str, code: int = EXIT_REFUSED) -> typer.Exit:
     return typer.Exit(code)
 
 
+def path_problem(option: str, path: Path | None, *, folder: bool) -> str | None:
+    """One line naming ``path`` when it cannot be used as a folder (``folder``) or a file: something of the other
+    kind is there, or one of its parents is a file. None when it can (it need not exist yet)."""
+    if path is None:
+        return None
+    if path.exists() and path.is_dir() != folder:
+        return f"{option} {path}: " + ("not a directory" if folder else "is a directory, expected a file path")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{option} {path}: {parent} is not a directory"
+    return None
+
+
+def os_error_line(err: OSError) -> str:
+    """``<path>: <reason>`` for an OSError (one line, no errno noise)."""
+    return f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
+
+
 @leaderboard_app.callback()
 def _leaderboard_group() -> None:
     """Leaderboard commands."""
@@ -66,10 +84,15 @@ def build_command(
     root = default_leaderboard_dir()
     data = data or root / "data"
     output = output or root
+    problem = path_problem("--data", data, folder=True) or path_problem("--output", output, folder=True)
+    if problem:
+        raise _fail(problem)
     try:
         written = build_leaderboard(data, output)
     except (ResultsFileError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
+    except OSError as err:
+        raise _fail(f"cannot write the leaderboard: {os_error_line(err)}") from None
     for path in written:
         typer.echo(str(path))
 
@@ -81,10 +104,11 @@ def compare_command(
     resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
 ) -> None:
-    """Per-task deltas B - A with paired bootstrap 95% intervals over the sample ids both runs scored."""
+    """Per-task deltas B - A with paired bootstrap 95% intervals over the sample ids both runs scored; exit 2 when the
+    runs are not comparable (limit, task config, dataset or sample ids differ; a NaN metric) or a file is unreadable."""
     try:
         comp = compare(a, b, n_resamples=resamples, seed=seed)
-    except (ResultsFileError, ValueError) as err:
+    except (NotComparable, ResultsFileError, ValueError) as err:
         raise _fail(str(err)) from None
     if json_out:
         typer.echo(json.dumps(comp.to_dict(), indent=2, sort_keys=True))
@@ -106,16 +130,25 @@ def check_command(
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
 ) -> None:
     """Fail (exit 1) when the candidate is significantly worse than the baseline beyond the tolerance; exit 2 when
-    the runs are not comparable (different sample ids or dataset hashes) or a file is unreadable."""
+    the runs are not comparable (limit, task config, dataset or sample ids differ; a NaN metric), a file is
+    unreadable or a report path cannot be written."""
     try:
         tol = parse_tolerance(tolerance)
     except ValueError as err:
         raise _fail(str(err)) from None
+    problem = path_problem("--junit", junit, folder=False) or path_problem("--markdown", markdown, folder=False)
+    if problem:
+        raise _fail(problem)
     try:
         report = check(baseline, candidate, tol, n_resamples=resamples, seed=seed, markdown_path=markdown,
                        junit_path=junit, console=_console())
     except (CheckRefused, ResultsFileError) as err:
-        write_refusal(str(err), markdown, junit)
+        try:
+            write_refusal(str(err), markdown, junit)
+        except OSError as write_err:
+            raise _fail(f"{err}; and cannot write the report: {os_error_line(write_err)}") from None
         raise _fail(str(err)) from None
+    except OSError as err:
+        raise _fail(f"cannot write the report: {os_error_line(err)}") from None
     if not report.passed:
         raise typer.Exit(EXIT_REGRESSION)

@@ -18,6 +18,14 @@ bootstrap interval of that delta over ``n_resamples`` resamples (default 1,000) 
 seeded with ``(seed, crc32(task))``, so a task's interval does not depend on which other tasks are compared.
 
 Samples pair by their key: the record ``id`` (see :meth:`Run.samples` for files whose ids repeat).
+
+Two runs are *comparable* only when they ran the same thing the same way; otherwise :func:`compare` raises
+:class:`NotComparable` (one line naming the first difference) instead of printing a delta that measures the
+difference in set-up: the ``limit`` differs (``"limit differs: 5 vs none"``), or for a task both runs scored, its
+config differs (protocol, options including scoring-only ones such as ``bootstrap`` or ``reduction``, judge identity,
+embedder: ``"asr:librispeech-test-clean: protocol differs: whisper vs seed-tts-eval"``), its ``dataset_sha256``
+differs, a metric value in ``results.json`` is NaN, infinite or not a number, or the sample ids differ. Error records
+are part of the sample set: a sample that failed in one run is left out of the pairing (``only_a`` / ``only_b``).
 """
 
 from __future__ import annotations
@@ -33,8 +41,9 @@ import numpy as np
 
 from most_eval.leaderboard import ResultsFileError, load_results
 
-__all__ = ["METRICS", "Comparison", "MetricDelta", "ResultsFileError", "Run", "compare", "compare_runs", "load_run",
-           "paired_bootstrap"]
+__all__ = ["METRICS", "SCORING_IDENTITY", "Comparison", "MetricDelta", "NotComparable", "ResultsFileError", "Run",
+           "comparability_problem", "compare", "compare_runs", "config_difference", "limit_difference", "load_run",
+           "paired_bootstrap", "sample_difference", "task_difference"]
 
 # metric -> (per-sample fields it needs, lower is better)
 METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -42,6 +51,10 @@ METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
     "accuracy": (("correct",), False),
     "sim": (("sim",), False),
 }
+
+# results.json entry fields that name how a task was scored; compared like the task config (older runs may have
+# them only here, not in the config)
+SCORING_IDENTITY = ("wer_protocol", "judge", "embedder", "reduction", "scorer")
 
 _MAX_INDICES_PER_BLOCK = 1 << 22  # resample indices held at once (32 MiB of int64); blocks do not change the draws
 
@@ -80,6 +93,11 @@ class Run:
     def scored_tasks(self) -> list[str]:
         """Tasks with at least one of the metrics in :data:`METRICS` (``"status": "not supported"`` ones excluded)."""
         return sorted(t for t, e in self.data["results"].items() if any(m in e for m in METRICS))
+
+    def ran(self, task: str) -> bool:
+        """``task`` has a results entry that is not a ``"status"`` one (it ran, whatever metrics it reports)."""
+        entry = self.data["results"].get(task)
+        return isinstance(entry, dict) and "status" not in entry
 
     def task_info(self, task: str) -> dict[str, Any]:
         info = (self.data.get("tasks") or {}).get(task) or {}
@@ -168,22 +186,27 @@ def load_run(path: str | Path) -> Run:
 
 
 def _arrays(run: Run, task: str, metric: str, ids: list[str]) -> dict[str, np.ndarray]:
+    """The per-sample fields of ``metric`` for ``ids`` as float arrays (accuracy: one value per item). A
+    non-numeric, NaN or infinite field raises :class:`ResultsFileError` naming the task, metric and sample."""
     scored, _ = run.samples(task)
     recs = [scored[i] for i in ids]
     path = run.samples_path(task)
-    try:
-        if metric == "wer":
-            errors = np.array([float(r["errors"]) for r in recs], dtype=np.float64)
-            ref = np.array([float(r["ref_words"]) for r in recs], dtype=np.float64)
-            return {"errors": errors, "ref_words": ref}
-        if metric == "accuracy":
-            # one value per item: records of the same item (voices of a ZeroSpeech pair) averaged first
-            _, inverse = np.unique(np.array([item_of(r) for r in recs], dtype=object), return_inverse=True)
-            correct = np.array([float(r["correct"]) for r in recs], dtype=np.float64)
-            return {"correct": np.bincount(inverse, weights=correct) / np.bincount(inverse)}
-        return {"sim": np.array([float(r["sim"]) for r in recs], dtype=np.float64)}
-    except (TypeError, ValueError) as err:
-        raise ResultsFileError(path, f"non-numeric {metric} field ({err})") from None
+    arrays = {}
+    for name in METRICS[metric][0]:
+        try:
+            values = np.array([float(r[name]) for r in recs], dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ResultsFileError(path, f"{task}: non-numeric {metric} field {name!r} ({err})") from None
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ResultsFileError(path, f"{task}: {metric} field {name!r} is {values[bad[0]]} in sample "
+                                         f"{ids[bad[0]]!r}")
+        arrays[name] = values
+    if metric == "accuracy":
+        # one value per item: records of the same item (voices of a ZeroSpeech pair) averaged first
+        _, inverse = np.unique(np.array([item_of(r) for r in recs], dtype=object), return_inverse=True)
+        arrays["correct"] = np.bincount(inverse, weights=arrays["correct"]) / np.bincount(inverse)
+    return arrays
 
 
 def _statistic(metric: str, aggregation: str, arrays: dict[str, np.ndarray], idx: np.ndarray | None) -> np.ndarray:
@@ -223,6 +246,124 @@ def paired_bootstrap(metric: str, arrays_a: dict[str, np.ndarray], arrays_b: dic
 
 def task_rng(seed: int, task: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(task.encode("utf-8"))])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Comparability: refuse instead of measuring a difference in set-up
+
+
+class NotComparable(ValueError):
+    """Two runs that cannot be compared; ``str(err)`` is one line naming the first difference."""
+
+
+_MISSING = object()  # a key one run has and the other has not
+
+
+def _show(value: Any) -> str:
+    """A value in a message: strings as they are, None as ``none``, the rest as compact JSON."""
+    if value is _MISSING:
+        return "missing"
+    if value is None:
+        return "none"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def _flat_config(run: Run, task: str) -> dict[str, Any]:
+    """The task's config with nested dicts as dotted keys (``options.protocol``, ``judge.args.path``)."""
+
+    def flatten(value: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            return {prefix.rstrip("."): value}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{key}."))
+        return out
+
+    config = run.task_info(task).get("config") or {}
+    return flatten(config if isinstance(config, dict) else {"config": config}, "")
+
+
+def limit_difference(run_a: Run, run_b: Run) -> str | None:
+    """``"limit differs: 5 vs none"`` when the runs were made with different ``--limit`` (a results.json without the
+    ``limit`` key counts as none), else None."""
+    limit_a, limit_b = run_a.data.get("limit"), run_b.data.get("limit")
+    return None if limit_a == limit_b else f"limit differs: {_show(limit_a)} vs {_show(limit_b)}"
+
+
+def config_difference(run_a: Run, run_b: Run, task: str) -> str | None:
+    """The first difference in how the runs ran and scored ``task``, e.g. ``"protocol differs: whisper vs
+    seed-tts-eval"``, else None. Compared: the task's config in results.json (every option, scoring-only ones such as
+    ``bootstrap`` and ``reduction`` included, named without the ``options.`` prefix; nested values such as the judge
+    identity by dotted name), then the scoring fields of its results entry (:data:`SCORING_IDENTITY`)."""
+    config_a, config_b = _flat_config(run_a, task), _flat_config(run_b, task)
+    keys = [*config_a, *(k for k in config_b if k not in config_a)]
+    pairs = [(k.removeprefix("options."), config_a.get(k, _MISSING), config_b.get(k, _MISSING)) for k in keys]
+    entry_a, entry_b = run_a.data["results"].get(task, {}), run_b.data["results"].get(task, {})
+    pairs += [(k, entry_a.get(k, _MISSING), entry_b.get(k, _MISSING)) for k in SCORING_IDENTITY]
+    for name, value_a, value_b in pairs:
+        if value_a != value_b:
+            return f"{name} differs: {_show(value_a)} vs {_show(value_b)}"
+    return None
+
+
+def _value_problem(value: Any) -> str | None:
+    if value is None:
+        return "is null"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"is not a number ({json.dumps(value, default=str)})"
+    if not math.isfinite(value):
+        return "is NaN" if math.isnan(value) else "is infinite"
+    return None
+
+
+def _short_sha(sha: str | None) -> str:
+    return "missing" if sha is None else sha[:12]
+
+
+def task_difference(run_a: Run, run_b: Run, task: str, sides: tuple[str, str] = ("run A", "run B")) -> str | None:
+    """Why ``task``, run by both runs, cannot be compared, as ``"<task>: <reason>"``, else None: its config
+    (:func:`config_difference`), its ``dataset_sha256``, or a metric of :data:`METRICS` reported by one run only or
+    NaN, infinite or not a number in either (``sides`` name the runs in that message)."""
+    diff = config_difference(run_a, run_b, task)
+    if diff:
+        return f"{task}: {diff}"
+    sha_a, sha_b = run_a.dataset_sha256(task), run_b.dataset_sha256(task)
+    if sha_a != sha_b:
+        return f"{task}: dataset_sha256 differs: {_short_sha(sha_a)} vs {_short_sha(sha_b)}"
+    entries = run_a.data["results"][task], run_b.data["results"][task]
+    for metric in METRICS:
+        if not any(metric in e for e in entries):
+            continue
+        for entry, side in zip(entries, sides):
+            problem = "is missing" if metric not in entry else _value_problem(entry[metric])
+            if problem:
+                return f"{task}: {metric} {problem} in {side}"
+    return None
+
+
+def sample_difference(run_a: Run, run_b: Run, task: str, sides: tuple[str, str] = ("run A", "run B")) -> str | None:
+    """``"<task>: sample ids differ (...)"`` when the samples files list different ids (scored or error records),
+    else None."""
+    listed = []
+    for run in (run_a, run_b):
+        scored, errors = run.samples(task)
+        listed.append(set(scored) | errors)
+    if listed[0] == listed[1]:
+        return None
+    parts = [f"{task}: sample ids differ ({sides[0]} {len(listed[0])}, {sides[1]} {len(listed[1])}"]
+    for side, ids in ((sides[0], listed[0] - listed[1]), (sides[1], listed[1] - listed[0])):
+        if ids:
+            parts.append(f"; {len(ids)} only in {side}, e.g. {min(ids)!r}")
+    return "".join(parts) + ")"
+
+
+def comparability_problem(run_a: Run, run_b: Run, tasks: list[str]) -> str | None:
+    """The first reason the runs cannot be compared on ``tasks`` (run by both), else None: the limit
+    (:func:`limit_difference`) first, then per task :func:`task_difference` and :func:`sample_difference`."""
+    problem = limit_difference(run_a, run_b)
+    for task in tasks:
+        problem = problem or task_difference(run_a, run_b, task) or sample_difference(run_a, run_b, task)
+    return problem
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -321,13 +462,17 @@ def metric_delta(run_a: Run, run_b: Run, task: str, metric: str, *, n_resamples:
 
 def compare_runs(run_a: Run, run_b: Run, *, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
                  tasks: list[str] | None = None) -> Comparison:
-    """:func:`compare` on loaded runs."""
+    """:func:`compare` on loaded runs; raises :class:`NotComparable` (see :func:`comparability_problem`)."""
     if n_resamples < 1:
         raise ValueError("n_resamples must be >= 1")
     if not 0.0 < confidence < 1.0:
         raise ValueError("confidence must be in (0, 1)")
     tasks_a, tasks_b = set(run_a.scored_tasks()), set(run_b.scored_tasks())
     wanted = sorted(tasks_a | tasks_b) if tasks is None else list(tasks)
+    ran_both = [t for t in wanted if (t in tasks_a or t in tasks_b) and run_a.ran(t) and run_b.ran(t)]
+    problem = comparability_problem(run_a, run_b, ran_both)
+    if problem:
+        raise NotComparable(f"refused to compare {run_a.results_path} with {run_b.results_path}: {problem}")
     deltas, skipped = [], []
     for task in wanted:
         if task not in tasks_a or task not in tasks_b:
@@ -350,7 +495,9 @@ def compare(a: str | Path, b: str | Path, *, n_resamples: int = 1000, seed: int 
     """Per-task, per-metric deltas ``B - A`` with paired bootstrap intervals (see the module docstring).
 
     ``a`` and ``b`` are results folders or ``results.json`` paths. Tasks scored by only one run, and metrics without
-    shared ids, are listed in ``skipped``. Raises :class:`ResultsFileError` for unreadable results or samples files."""
+    shared ids, are listed in ``skipped``. Raises :class:`NotComparable` when the runs differ in set-up (limit, task
+    config, dataset, sample ids) or report an unusable metric, and :class:`ResultsFileError` for unreadable results or
+    samples files (both one-line messages)."""
     return compare_runs(load_run(a), load_run(b), n_resamples=n_resamples, seed=seed, confidence=confidence,
                         tasks=tasks)
 

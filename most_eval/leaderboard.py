@@ -330,7 +330,9 @@ def _best(table: FamilyTable) -> set[tuple[int, str]]:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A markdown table cell: HTML escaped as on the page (markdown renders inline HTML, so a model name like
+    ``<img onerror=...>`` would otherwise run in a viewer), ``|`` escaped, on one line."""
+    return html.escape(text).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(table: FamilyTable) -> str:
@@ -354,7 +356,7 @@ def render_markdown(table: FamilyTable) -> str:
     for i, row in enumerate(table.rows):
         cells = [_md_cell(row.keys[k]) for k in f.keys]
         for c in f.columns:
-            v = row.values[c]
+            v = _md_cell(row.values[c])
             cells.append(f"**{v}**" if v and (i, c) in best else v)
         cells.append(_md_cell(row.source))
         out.write("| " + " | ".join(cells) + " |\n")

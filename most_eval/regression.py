@@ -13,22 +13,27 @@ WER and accuracy, raw cosine for sim):
 - **warn** when ``worse > tol`` but ``lo <= tol`` (beyond tolerance, not significant: a noisy difference).
 - **pass** otherwise (including significant regressions smaller than the tolerance and any improvement).
 
-The check *refuses* (:class:`CheckRefused`, a one-line message) instead of judging when the two runs are not
-comparable: a task the baseline scored is missing or unscored in the candidate, a task's ``dataset_sha256`` differs
-(or is recorded in one run only), a metric is missing on one side, or the sets of scored sample ids differ (an error
-record in one run and not the other counts as a difference: the hard samples may be the ones that failed).
+The check *refuses* (:class:`CheckRefused`, a one-line message naming the first difference) instead of judging when
+the two runs are not comparable: the ``limit`` differs (``"limit differs: 5 vs none"``, named before any sample
+difference it causes); a task the baseline scored is missing or unscored in the candidate; a task's config differs
+(protocol, options including scoring-only ones, judge, embedder: ``"asr:librispeech-test-clean: protocol differs:
+whisper vs seed-tts-eval"``); its ``dataset_sha256`` differs (or is recorded in one run only); a metric is missing on
+one side or is NaN, infinite or not a number in either; or the sets of scored sample ids differ (an error record in
+one run and not the other counts as a difference: the hard samples may be the ones that failed). See
+:mod:`most_eval.compare` for the comparability rules shared with ``compare``.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from most_eval.compare import (METRICS, MetricDelta, ResultsFileError, Run, fmt_delta, fmt_value, load_run,
-                               metric_delta)
+from most_eval.compare import (METRICS, MetricDelta, ResultsFileError, Run, fmt_delta, fmt_value, limit_difference,
+                               load_run, metric_delta, task_difference)
 
 __all__ = ["DEFAULT_TOLERANCE", "CheckRefused", "CheckReport", "CheckRow", "check", "parse_tolerance",
            "write_refusal", "ResultsFileError"]
@@ -109,8 +114,8 @@ class CheckReport:
         lines = [
             f"# most-eval regression check: {self.verdict}",
             "",
-            f"- baseline: `{self.baseline}` (model {self.baseline_model})",
-            f"- candidate: `{self.candidate}` (model {self.candidate_model})",
+            f"- baseline: `{self.baseline}` (model {_md(self.baseline_model)})",
+            f"- candidate: `{self.candidate}` (model {_md(self.candidate_model)})",
             "- tolerance: " + ", ".join(f"{k} {v:g}" for k, v in sorted(self.tolerance.items())),
             f"- paired bootstrap: {self.n_resamples} resamples, seed {self.seed}, {self.confidence:.0%} interval",
             "",
@@ -121,7 +126,7 @@ class CheckReport:
             d = r.delta
             lo, hi = d.worse_ci
             lines.append(
-                f"| {d.task} | {d.metric} | {d.n} | {fmt_value(d.metric, d.a)} | {fmt_value(d.metric, d.b)} | "
+                f"| {_md(d.task)} | {d.metric} | {d.n} | {fmt_value(d.metric, d.a)} | {fmt_value(d.metric, d.b)} | "
                 f"{fmt_delta(d.metric, d.delta)} | [{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]"
                 f" | {fmt_delta(d.metric, d.worse_by)} [{fmt_delta(d.metric, lo)}, {fmt_delta(d.metric, hi)}] | "
                 f"{r.tolerance:g} | {'**FAIL**' if r.status == 'fail' else r.status} |")
@@ -129,7 +134,7 @@ class CheckReport:
                   "its interval. A row fails when the worse-by estimate exceeds the tolerance and its whole interval "
                   "lies beyond it; it warns when the estimate exceeds the tolerance but the interval reaches it."]
         if self.notes:
-            lines += ["", "Notes:", ""] + [f"- {n}" for n in self.notes]
+            lines += ["", "Notes:", ""] + [f"- {_md(n)}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------------------------------------------- junit
@@ -174,6 +179,11 @@ class CheckReport:
         return table
 
 
+def _md(text: str) -> str:
+    """Text from results files in the markdown summary: HTML escaped (as the leaderboard does), ``|`` escaped."""
+    return html.escape(text).replace("|", "\\|")
+
+
 def judge(delta: MetricDelta, tolerance: float) -> CheckRow:
     """Apply the module's rule to one metric delta."""
     worse = delta.worse_by
@@ -187,10 +197,6 @@ def judge(delta: MetricDelta, tolerance: float) -> CheckRow:
     if worse > tolerance:
         return CheckRow(delta, tolerance, "warn", f"beyond tolerance but not significant: {detail}")
     return CheckRow(delta, tolerance, "pass", detail)
-
-
-def _short(sha: str | None) -> str:
-    return "missing" if sha is None else sha[:12]
 
 
 def _id_problem(task: str, metric: str, base: Run, cand: Run) -> str | None:
@@ -212,28 +218,26 @@ def _id_problem(task: str, metric: str, base: Run, cand: Run) -> str | None:
 
 
 def validate_pair(base: Run, cand: Run) -> list[str]:
-    """Reasons the runs cannot be checked against each other (empty when they can)."""
-    problems = []
-    base_tasks, cand_tasks = base.scored_tasks(), set(cand.scored_tasks())
-    for task in base_tasks:
-        if task not in cand_tasks:
+    """Reasons the runs cannot be checked against each other (empty when they can), the limit first; see the module
+    docstring."""
+    problems = [p for p in [limit_difference(base, cand)] if p]
+    # tasks the baseline scored, and those the candidate scored that the baseline ran without a metric
+    tasks = set(base.scored_tasks()) | {t for t in cand.scored_tasks() if base.ran(t)}
+    for task in sorted(tasks):
+        if not cand.ran(task):
             status = cand.data["results"].get(task, {}).get("status")
             problems.append(f"{task}: scored in the baseline but " + (f"{status!r} in the candidate" if status
                                                                        else "missing from the candidate"))
             continue
-        sha_b, sha_c = base.dataset_sha256(task), cand.dataset_sha256(task)
-        if sha_b != sha_c:
-            problems.append(f"{task}: dataset_sha256 differs (baseline {_short(sha_b)}, candidate {_short(sha_c)})")
+        issue = task_difference(base, cand, task, sides=("the baseline", "the candidate"))
+        if issue:
+            problems.append(issue)
             continue
         for metric in METRICS:
-            in_b, in_c = metric in base.data["results"][task], metric in cand.data["results"][task]
-            if in_b != in_c:
-                problems.append(f"{task}: metric {metric!r} only in the {'baseline' if in_b else 'candidate'}")
-            elif in_b:
-                issue = _id_problem(task, metric, base, cand)
-                if issue:
-                    problems.append(issue)
-                    break
+            issue = metric in base.data["results"][task] and _id_problem(task, metric, base, cand)
+            if issue:
+                problems.append(issue)
+                break
     return problems
 
 
@@ -296,7 +300,7 @@ def write_refusal(message: str, markdown_path: str | Path | None = None,
                   junit_path: str | Path | None = None) -> None:
     """Record a refused check (or an unreadable input) in the markdown / JUnit outputs, so CI shows why."""
     if markdown_path is not None:
-        _write(markdown_path, f"# most-eval regression check: REFUSED\n\n{message}\n")
+        _write(markdown_path, f"# most-eval regression check: REFUSED\n\n{_md(message)}\n")
     if junit_path is not None:
         attrs = {"name": "most-eval check", "tests": "1", "failures": "0", "errors": "1", "skipped": "0", "time": "0"}
         root = ET.Element("testsuites", attrs)

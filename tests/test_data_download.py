@@ -553,6 +553,20 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, server):
     assert res.exit_code == 2 and "unknown dataset 'nope'" in res.output
 
 
+def test_cli_root_that_is_a_file_exit_2_with_one_line(libri, tmp_path, server):
+    _, manifest = libri
+    a_file = tmp_path / "data.txt"
+    a_file.write_text("not a folder")
+    env = {ds.MANIFEST_ENV: str(manifest)}
+    for root, why in ((a_file, "not a directory"), (a_file / "sub", f"{a_file} is not a directory")):
+        for args in (["download", "mini-libri", "--no-progress"], ["verify", "mini-libri"], ["list"]):
+            res = CliRunner().invoke(data_app, [*args, "--root", str(root)], env=env)
+            assert res.exit_code == 2, (args, res.output)
+            assert res.stderr.strip().splitlines() == [f"error: --root {root}: {why}"], (args, res.stderr)
+            assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert a_file.read_text() == "not a folder" and server.requests == []  # refused before any download
+
+
 def test_cli_manual_dataset_prints_instructions(tmp_path):
     res = CliRunner().invoke(data_app, ["download", "webquestions", "--root", str(tmp_path)])
     assert res.exit_code == 2

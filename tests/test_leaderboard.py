@@ -199,6 +199,29 @@ def test_runs_are_mapped_to_paper_columns(tmp_path):
     assert html_lookup(html_tables, "asr_tts", ("my-model (run)", "tts"), "librispeech_clean") == "6.10"
 
 
+def test_html_in_run_names_is_escaped_in_markdown_and_page(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "paper", data / "paper")
+    evil, judge = "<img src=x onerror=alert(1)>", "<script>alert(2)</script>"
+    results = {"asr:librispeech-test-clean": {"wer": 2.5}, "tts:librispeech-test-clean": {"wer": 6.1, "judge": judge},
+               "slm:swuggy-dev": {"accuracy": 75.0}, "sqa:llama-questions-s2t": {"accuracy": 70.0}}
+    write_results(data / "runs" / "<b>run</b>" / "results.json", evil, results)
+    out = tmp_path / "out"
+    build_leaderboard(data, out)
+    for name in [f"{f.key}.md" for f in FAMILIES] + ["index.html"]:
+        text = (out / name).read_text()
+        for raw in (evil, judge, "<b>run</b>"):
+            assert raw not in text, (name, raw)
+    asr = (out / "asr_tts.md").read_text()
+    escaped = "&lt;img src=x onerror=alert(1)&gt;"  # html.escape, as the page does
+    assert md_lookup(asr, (f"{escaped} (run)", "asr"), "librispeech_clean") == "2.50"
+    assert md_lookup(asr, (f"{escaped} (run)", "asr"), "source") == "run: runs/&lt;b&gt;run&lt;/b&gt;/results.json"
+    assert "judge: &lt;script&gt;alert(2)&lt;/script&gt;" in asr
+    assert f"| {escaped} (run) |" in (out / "spoken_qa.md").read_text()
+    page = parse_html((out / "index.html").read_text())  # the page shows the name as text
+    assert html_lookup(page, "asr_tts", (f"{evil} (run)", "asr"), "librispeech_clean") == "2.50"
+
+
 def test_task_map():
     assert map_task("asr:librispeech-test-clean") == ("asr_tts", "asr", "librispeech_clean")
     assert map_task("tts:librispeech-test-clean") == ("asr_tts", "tts", "librispeech_clean")
@@ -271,6 +294,29 @@ def test_cli_build(tmp_path):
                                    "--output", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out" / "index.html").exists() and "index.html" in res.stdout
+
+
+def test_cli_build_refuses_unusable_paths(tmp_path):
+    app = Typer()
+    app.add_typer(leaderboard_app, name="leaderboard")
+    data = data_with_run(tmp_path)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep")
+    cases = [(["--data", str(data), "--output", str(a_file)], f"--output {a_file}: not a directory"),
+             (["--data", str(data), "--output", str(a_file / "out")], f"--output {a_file / 'out'}: {a_file} is not a "
+                                                                      "directory"),
+             (["--data", str(a_file), "--output", str(tmp_path / "out")], f"--data {a_file}: not a directory")]
+    for args, why in cases:
+        res = CliRunner().invoke(app, ["leaderboard", "build", *args])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.strip().splitlines() == [f"error: {why}"]
+    assert a_file.read_text() == "keep" and not (tmp_path / "out").exists()
+    # an output file that cannot be written (a folder in its place) is one line too, not a traceback
+    out = tmp_path / "out"
+    (out / "asr_tts.md").mkdir(parents=True)
+    res = CliRunner().invoke(app, ["leaderboard", "build", "--data", str(data), "--output", str(out)])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
+    assert res.stderr.startswith("error: cannot write the leaderboard: ") and "asr_tts.md" in res.stderr
 
 
 # ------------------------------------------------------------------------------------------------- headless browser
