@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from most_eval.adapter import Model
+from most_eval.comparability import summary_line
 from most_eval.options import OptionError, parse_options, split_pairs
 from most_eval.registry import UnknownNameError, families, get_model_class, model_names, resolve_tasks
 from most_eval.results import print_results
@@ -205,6 +206,10 @@ def run(
     for name, res in outcome.document["results"].items():
         for warning in res.get("warnings", []):
             err_console.print(f"[yellow]warning:[/] {name}: {escape(str(warning))}", highlight=False)
+    for name, entry in outcome.document.get("comparability", {}).items():
+        line = summary_line(name, entry)
+        if line and name in {t.name for t in task_objs}:
+            err_console.print(f"[yellow]{escape(line)}[/]", highlight=False)
     for name in outcome.unsupported:
         res = outcome.document["results"][name]
         why = res.get('detail') or 'needs ' + str(res.get('capability'))

@@ -127,6 +127,8 @@ class DatasetSpec:
     checks: tuple[Check, ...] = ()
     manual: str | None = None  # where to get it, when there is no archive
     layout: tuple[str, ...] = ()  # what ROOT must hold, one line per path
+    #: samples each task lists on the complete official set (known exactly); a run with fewer is not comparable
+    official_samples: dict[str, int] = field(default_factory=dict)
 
     @property
     def downloadable(self) -> bool:
@@ -191,10 +193,14 @@ def _spec(name: str, raw: dict) -> DatasetSpec:
     archives = tuple(_archive(name, a) for a in raw.get("archives") or ())
     if not archives and not raw.get("manual"):
         raise DatasetDownloadError(f"manifest: dataset {name} has neither archives nor 'manual' instructions")
+    official = raw.get("official_samples") or {}
+    if not isinstance(official, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                 for v in official.values()):
+        raise DatasetDownloadError(f"manifest: dataset {name} official_samples must map task names to counts")
     return DatasetSpec(name=name, description=raw.get("description", ""), folder=_relative(raw["folder"], "folder"),
                        tasks=tuple(raw.get("tasks") or ()), archives=archives,
                        checks=tuple(_check(name, c) for c in raw.get("checks") or ()),
-                       manual=raw.get("manual"), layout=tuple(raw.get("layout") or ()))
+                       manual=raw.get("manual"), layout=tuple(raw.get("layout") or ()), official_samples=official)
 
 
 def manifest_path(manifest: str | os.PathLike | None = None) -> Path:
@@ -221,6 +227,14 @@ def load_manifest(manifest: str | os.PathLike | None = None) -> dict[str, Datase
     if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
         raise DatasetDownloadError(f"{path}: a dataset manifest needs a top-level 'datasets' mapping")
     return {name: _spec(name, raw) for name, raw in data["datasets"].items()}
+
+
+def official_sample_count(task: str, manifest: str | os.PathLike | None = None) -> int | None:
+    """How many samples ``task`` lists on its complete official test set, or None when not known exactly."""
+    for spec in load_manifest(manifest).values():
+        if task in spec.official_samples:
+            return spec.official_samples[task]
+    return None
 
 
 def get_dataset(name: str, manifest: str | os.PathLike | None = None) -> DatasetSpec:

@@ -180,6 +180,7 @@ class Row:
     source: str
     is_run: bool = False
     highlight: bool = False  # the paper's own model
+    comparable: bool = True  # a run row measured as the paper measured (see most_eval.comparability)
 
 
 @dataclass
@@ -192,6 +193,7 @@ class RunDetail:
     scored: str
     notes: str
     source: str
+    comparable: str = ""  # "yes", or "no: <reasons>"
 
 
 @dataclass
@@ -241,10 +243,23 @@ def find_run_files(runs_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(runs_dir).as_posix())
 
 
+def _comparability(data: dict[str, Any], task: str) -> tuple[bool, str]:
+    """(comparable, words) of a run's task from its results.json ``comparability`` block; a file without one
+    (older runs) is not comparable."""
+    entry = (data.get("comparability") or {}).get(task)
+    if not isinstance(entry, dict):
+        return False, "no: results.json has no comparability record"
+    if entry.get("paper_comparable") is True:
+        return True, "yes"
+    reasons = [str(r) for r in entry.get("reasons") or []]
+    return False, "no: " + ("; ".join(reasons) or "not comparable")
+
+
 def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], dict[str, list[RunDetail]]]:
+    """A run's rows per family: comparable cells in one row, non-comparable cells in a row of their own (labelled,
+    drawn apart, never bold); plus a detail line per metric with scored/listed and comparability."""
     model = data["model"]["name"]
-    label = f"{model} (run)"
-    rows: dict[tuple[str, str | None], Row] = {}
+    rows: dict[tuple[str, str | None, bool], Row] = {}
     details: dict[str, list[RunDetail]] = {f.key: [] for f in FAMILIES}
     for task in sorted(data["results"]):
         entry = data["results"][task]
@@ -254,15 +269,18 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
         if family_key is None:
             continue  # a task family the paper has no table for
         family = FAMILY_BY_KEY[family_key]
+        comparable, words = _comparability(data, task)
         if "status" in entry and family.metric not in entry:
-            details[family_key].append(RunDetail(model, task, "-", "", "", "", str(entry["status"]), source))
+            details[family_key].append(RunDetail(model, task, "-", "", "", "", str(entry["status"]), source, words))
             continue
-        if mapped:
+        if mapped and family.metric in entry:
             _, row_task, column = mapped
-            row = rows.get((family_key, row_task))
+            row = rows.get((family_key, row_task, comparable))
             if row is None:
+                label = f"{model} (run)" if comparable else f"{model} (run, not comparable)"
                 keys = {"model": label} if row_task is None else {"model": label, "task": row_task}
-                row = rows[(family_key, row_task)] = Row(keys, {c: "" for c in family.columns}, source, is_run=True)
+                row = rows[(family_key, row_task, comparable)] = Row(keys, {c: "" for c in family.columns}, source,
+                                                                    is_run=True, comparable=comparable)
             row.values[column] = _fmt(entry.get(family.metric))
         notes = ", ".join(f"{k}: {entry[k]}" for k in ("judge", "embedder", "wer_protocol", "reduction")
                           if isinstance(entry.get(k), str))
@@ -273,10 +291,10 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
                 ci = entry.get(f"{metric}_ci95")
                 ci_text = (f"[{_fmt(ci[0], decimals)}, {_fmt(ci[1], decimals)}]"
                            if isinstance(ci, (list, tuple)) and len(ci) == 2 else "")
-                details[family_key].append(
-                    RunDetail(model, task, metric, _fmt(entry[metric], decimals), ci_text, scored, notes, source))
+                details[family_key].append(RunDetail(model, task, metric, _fmt(entry[metric], decimals), ci_text,
+                                                     scored, notes, source, words))
     by_family: dict[str, list[Row]] = {f.key: [] for f in FAMILIES}
-    for (family_key, _), row in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+    for (family_key, _, _), row in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", not kv[0][2])):
         if family_key == "spoken_lm":
             parts = [_num(row.values[c]) for c in SLM_AVERAGE_OF]
             if all(p is not None for p in parts):
@@ -312,11 +330,13 @@ def collect(data_dir: str | Path) -> list[FamilyTable]:
 
 
 def _best(table: FamilyTable) -> set[tuple[int, str]]:
-    """(row index, column) of the best value per column, separately per `task` group for asr_tts."""
+    """(row index, column) of the best value per column, separately per `task` group for asr_tts; rows that are not
+    comparable with the paper are left out."""
     best: set[tuple[int, str]] = set()
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(table.rows):
-        groups.setdefault(row.keys.get("task", ""), []).append(i)
+        if row.comparable:  # a run not measured as the paper measured never takes bold
+            groups.setdefault(row.keys.get("task", ""), []).append(i)
     for indices in groups.values():
         for column in table.family.columns:
             vals = [(i, _num(table.rows[i].values[column])) for i in indices]
@@ -350,24 +370,36 @@ def render_markdown(table: FamilyTable) -> str:
         out.write("\n`swuggy` holds the lexical \"all\" accuracy (`accuracy`, not `accuracy_in_vocab`); "
                   "`average` is the plain mean of the four columns.\n")
     header = [*f.keys, *f.columns, "source"]
-    out.write("\n| " + " | ".join(header) + " |\n")
-    out.write("|" + "|".join(["---"] * len(f.keys) + ["---:"] * len(f.columns) + ["---"]) + "|\n")
     best = _best(table)
-    for i, row in enumerate(table.rows):
-        cells = [_md_cell(row.keys[k]) for k in f.keys]
-        for c in f.columns:
-            v = _md_cell(row.values[c])
-            cells.append(f"**{v}**" if v and (i, c) in best else v)
-        cells.append(_md_cell(row.source))
-        out.write("| " + " | ".join(cells) + " |\n")
+
+    def write_rows(indices: list[int]) -> None:
+        out.write("\n| " + " | ".join(header) + " |\n")
+        out.write("|" + "|".join(["---"] * len(f.keys) + ["---:"] * len(f.columns) + ["---"]) + "|\n")
+        for i in indices:
+            row = table.rows[i]
+            cells = [_md_cell(row.keys[k]) for k in f.keys]
+            for c in f.columns:
+                v = _md_cell(row.values[c])
+                cells.append(f"**{v}**" if v and (i, c) in best else v)
+            cells.append(_md_cell(row.source))
+            out.write("| " + " | ".join(cells) + " |\n")
+
+    write_rows([i for i, r in enumerate(table.rows) if r.comparable])
+    apart = [i for i, r in enumerate(table.rows) if not r.comparable]
+    if apart:
+        out.write("\n## Runs not comparable with the paper\n\n"
+                  "Measured differently from the paper (a subset or mini suite, another judge or reduction, error "
+                  "records; reasons in *Run details*): real numbers, not to be ranked against the rows above, "
+                  "never bold.\n")
+        write_rows(apart)
     if table.details:
         out.write("\n## Run details\n\n"
                   "Every metric of the runs' tasks in this family, mapped to a paper column or not.\n\n")
-        out.write("| model | task | metric | value | 95% CI | scored/listed | notes | source |\n")
-        out.write("|---|---|---|---:|---|---:|---|---|\n")
+        out.write("| model | task | metric | value | 95% CI | scored/listed | comparable | notes | source |\n")
+        out.write("|---|---|---|---:|---|---:|---|---|---|\n")
         for d in table.details:
             out.write("| " + " | ".join(_md_cell(x) for x in (d.model, d.task, d.metric, d.value, d.ci95, d.scored,
-                                                              d.notes, d.source)) + " |\n")
+                                                              d.comparable, d.notes, d.source)) + " |\n")
     out.write(f"\n![{f.title}](plots/{f.key}.png)\n")
     return out.getvalue()
 
@@ -380,6 +412,7 @@ th{background:#f2f2f2;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.best{font-weight:bold}tr.most td{background:#eef5ff}tr.run td{background:#fff7e6}
+tr.apart td{background:#f3f3f3;color:#666;font-style:italic}
 img{max-width:100%}p.note{color:#555}
 """.strip()
 
@@ -424,34 +457,46 @@ def render_html(tables: list[FamilyTable]) -> str:
         direction = "lower is better" if f.lower_is_better else "higher is better"
         first = "asc" if f.lower_is_better else "desc"
         out.write(f"<section id=\"{f.key}-section\">\n<h2>{e(f.title)} ({e(f.unit)}, {direction})</h2>\n")
-        out.write(f"<table class=\"sortable\" id=\"{f.key}\">\n<thead><tr>")
-        for k in f.keys:
-            out.write(f"<th data-col=\"{k}\" data-first=\"asc\">{e(k)}</th>")
-        for c in f.columns:
-            out.write(f"<th data-col=\"{c}\" data-first=\"{first}\">{e(c)}</th>")
-        out.write("<th data-col=\"source\" data-first=\"asc\">source</th></tr></thead>\n<tbody>\n")
         best = _best(t)
-        for i, row in enumerate(t.rows):
-            cls = "run" if row.is_run else ("most" if row.highlight else "")
-            out.write(f"<tr class=\"{cls}\">" if cls else "<tr>")
+
+        def write_table(table_id: str, indices: list[int]) -> None:
+            out.write(f"<table class=\"sortable\" id=\"{table_id}\">\n<thead><tr>")
             for k in f.keys:
-                out.write(f"<td data-value=\"{e(row.keys[k])}\">{e(row.keys[k])}</td>")
+                out.write(f"<th data-col=\"{k}\" data-first=\"asc\">{e(k)}</th>")
             for c in f.columns:
-                v = row.values[c]
-                klass = "num best" if v and (i, c) in best else "num"
-                out.write(f"<td class=\"{klass}\" data-value=\"{e(v)}\">{e(v)}</td>")
-            out.write(f"<td data-value=\"{e(row.source)}\">{e(row.source)}</td></tr>\n")
-        out.write("</tbody>\n</table>\n")
+                out.write(f"<th data-col=\"{c}\" data-first=\"{first}\">{e(c)}</th>")
+            out.write("<th data-col=\"source\" data-first=\"asc\">source</th></tr></thead>\n<tbody>\n")
+            for i in indices:
+                row = t.rows[i]
+                cls = ("run" if row.comparable else "run apart") if row.is_run else ("most" if row.highlight else "")
+                out.write(f"<tr class=\"{cls}\">" if cls else "<tr>")
+                for k in f.keys:
+                    out.write(f"<td data-value=\"{e(row.keys[k])}\">{e(row.keys[k])}</td>")
+                for c in f.columns:
+                    v = row.values[c]
+                    klass = "num best" if v and (i, c) in best else "num"
+                    out.write(f"<td class=\"{klass}\" data-value=\"{e(v)}\">{e(v)}</td>")
+                out.write(f"<td data-value=\"{e(row.source)}\">{e(row.source)}</td></tr>\n")
+            out.write("</tbody>\n</table>\n")
+
+        write_table(f.key, [i for i, r in enumerate(t.rows) if r.comparable])
+        apart = [i for i, r in enumerate(t.rows) if not r.comparable]
+        if apart:
+            out.write("<h3>Runs not comparable with the paper</h3>\n<p class=\"note\">Measured differently from the "
+                      "paper (a subset or mini suite, another judge or reduction, error records; reasons in the run "
+                      "details): real numbers, not ranked against the table above, never bold.</p>\n")
+            write_table(f"{f.key}-apart", apart)
         if t.details:
             out.write(f"<h3>Run details</h3>\n<table class=\"sortable\" id=\"{f.key}-details\">\n<thead><tr>")
-            for h in ("model", "task", "metric", "value", "95% CI", "scored/listed", "notes", "source"):
+            for h in ("model", "task", "metric", "value", "95% CI", "scored/listed", "comparable", "notes", "source"):
                 col = re.sub(r"[^\w-]", "", h.replace(" ", "-").replace("/", "-")) or "col"
                 out.write(f"<th data-col=\"{col}\" data-first=\"asc\">{e(h)}</th>")
             out.write("</tr></thead>\n<tbody>\n")
             for d in t.details:
                 out.write("<tr>" + "".join(
                     f"<td data-value=\"{e(x)}\">{e(x)}</td>"
-                    for x in (d.model, d.task, d.metric, d.value, d.ci95, d.scored, d.notes, d.source)) + "</tr>\n")
+                    for x in (d.model, d.task, d.metric, d.value, d.ci95, d.scored, d.comparable, d.notes, d.source))
+                    + "</tr>\n")
             out.write("</tbody>\n</table>\n")
         out.write(f"<img src=\"plots/{f.key}.png\" alt=\"{e(f.title)} plot\">\n</section>\n")
     out.write("<script>\n" + _HTML_SCRIPT + "\n</script>\n</body>\n</html>\n")
@@ -468,7 +513,7 @@ _PLOT_RC = {
     "path.simplify": False,
     "svg.hashsalt": "most-eval",
 }
-_COLOURS = {"paper": "#9aa5b1", "most": "#1f5fbf", "run": "#e08a00"}
+_COLOURS = {"paper": "#9aa5b1", "most": "#1f5fbf", "run": "#e08a00", "apart": "#d9d9d9"}
 
 
 def _panels(table: FamilyTable) -> list[tuple[str, list[tuple[str, float, str, str]]]]:
@@ -485,8 +530,8 @@ def _panels(table: FamilyTable) -> list[tuple[str, list[tuple[str, float, str, s
                     continue
                 v = _num(r.values[c])
                 if v is not None:
-                    bars.append((r.keys["model"], v, "run" if r.is_run else ("most" if r.highlight else "paper"),
-                                 r.values[c]))
+                    kind = ("run" if r.comparable else "apart") if r.is_run else ("most" if r.highlight else "paper")
+                    bars.append((r.keys["model"], v, kind, r.values[c]))
             if not bars:
                 continue
             bars.sort(key=lambda b: (b[1] if f.lower_is_better else -b[1], b[0]), reverse=True)  # best at the top
@@ -525,7 +570,8 @@ def render_plot(table: FamilyTable, path: Path) -> None:
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
         direction = "lower is better" if f.lower_is_better else "higher is better"
-        fig.suptitle(f"{f.title} ({direction}); blue = MoST (paper), orange = runs")
+        fig.suptitle(f"{f.title} ({direction}); blue = MoST (paper), orange = runs, "
+                     f"light grey = runs not comparable with the paper")
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png", metadata={"Software": None}, dpi=100)

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from most_eval.adapter import Model, Prepared, SampleFailure
 from most_eval.audio import AudioError, load_audio
+from most_eval.comparability import assess
 from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
 from most_eval.distributed import Dist
 from most_eval.fingerprints import ContentDigests
@@ -291,7 +292,7 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    results, task_info, unsupported, n_errors = {}, {}, [], 0
+    results, task_info, comparability, unsupported, n_errors = {}, {}, {}, [], 0
     with make_progress(console, show_progress and dist.is_main) as progress:
         for task in tasks:
             started = time.perf_counter()
@@ -306,6 +307,7 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
                     results[task.name]["detail"] = outcome.detail
                 unsupported.append(task.name)
                 (output_dir / samples_file).unlink(missing_ok=True)
+                comparability[task.name] = assess(task, results[task.name], limit)
                 continue
             write_jsonl(output_dir / samples_file, outcome.items + outcome.error_records)
             n_errors += len(outcome.error_records)
@@ -323,11 +325,13 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
             results[task.name] = entry
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
                                     "samples_file": samples_file.as_posix()}
+            comparability[task.name] = assess(task, entry, limit)
     if not dist.is_main:
         return None
     model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
     document = results_document(model_info, results, task_info, seed, command, limit=limit,
-                                data_root=str(data_root) if data_root is not None else None)
+                                data_root=str(data_root) if data_root is not None else None,
+                                comparability=comparability)
     document = merge_previous(document, output_dir)
     atomic_write_text(output_dir / "results.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
     return RunOutcome(document, n_errors, unsupported)

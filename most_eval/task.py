@@ -118,6 +118,11 @@ class Task:
             config["options"] = {k: v for k, v in config["options"].items() if k not in scoring}
         return config
 
+    def protocol_differences(self) -> list[str]:
+        """How this task, as configured, departs from the paper's or the official scorer's protocol (empty: not at
+        all): a task names its own facts (judge, embedder, reduction, normalisation). See most_eval.comparability."""
+        return []
+
     def require_root(self) -> Path:
         """The dataset folder, or a DatasetError saying where it was expected."""
         if not self.root.is_dir():

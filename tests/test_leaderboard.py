@@ -103,7 +103,9 @@ def html_lookup(tables: Tables, family: str, keys: tuple[str, ...], column: str)
 
 
 def write_results(path: Path, model: str, results: dict, **extra) -> Path:
+    """A results.json whose tasks are all paper-comparable unless ``comparability=`` says otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    extra.setdefault("comparability", {t: {"paper_comparable": True, "reasons": []} for t in results})
     data = {"format": "most-eval-results", "format_version": 1,
             "model": {"name": model, "args": {}, "fingerprint": "0" * 16}, "results": results,
             "tasks": {t: {"config": {}, "dataset_sha256": "ab" * 32,
@@ -197,6 +199,47 @@ def test_runs_are_mapped_to_paper_columns(tmp_path):
     assert "not supported" in qa
     html_tables = parse_html((out / "index.html").read_text())
     assert html_lookup(html_tables, "asr_tts", ("my-model (run)", "tts"), "librispeech_clean") == "6.10"
+
+
+def md_section(text: str, title: str) -> str:
+    """The markdown from the heading ``## title`` to the next heading."""
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_non_comparable_runs_are_drawn_apart_and_never_bold(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "paper", data / "paper")
+    results = {"asr:librispeech-test-clean": {"wer": 0.0, "scored": 12, "listed": 12, "errors": 0},
+               "asr:librispeech-test-other": {"wer": 3.0, "scored": 2939, "listed": 2939, "errors": 0},
+               "slm:sstorycloze": {"accuracy": 99.0, "scored": 6, "listed": 6, "errors": 0}}
+    why = ["12 of the official 2,620 samples"]
+    write_results(data / "runs" / "mini" / "results.json", "tiny", results, comparability={
+        "asr:librispeech-test-clean": {"paper_comparable": False, "reasons": why},
+        "asr:librispeech-test-other": {"paper_comparable": True, "reasons": []}})  # sstorycloze: no record at all
+    write_results(data / "runs" / "old" / "results.json", "old-file", {"slm:swuggy-dev": {"accuracy": 99.9}},
+                  comparability=None)  # a results.json from before the comparability block
+    out = tmp_path / "out"
+    build_leaderboard(data, out)
+    asr = (out / "asr_tts.md").read_text()
+    main_rows = [r[0] for r in md_table(asr)[1]]
+    assert "tiny (run)" in main_rows and "tiny (run, not comparable)" not in main_rows
+    assert md_lookup(asr, ("tiny (run)", "asr"), "librispeech_other") == "3.00"
+    assert md_lookup(asr, ("tiny (run)", "asr"), "librispeech_clean") == ""  # never in the paper's column
+    apart = md_section(asr, "Runs not comparable with the paper")
+    assert "| tiny (run, not comparable) | asr | 0.00 |" in apart and "**" not in apart  # 0.00 WER, yet not bold
+    assert "**1.8**" in asr  # the paper's best test-clean WER keeps its bold
+    assert "| 12/12 | no: 12 of the official 2,620 samples |" in asr
+    lm = (out / "spoken_lm.md").read_text()
+    assert not [r for r in md_table(lm)[1] if "(run" in r[0]]
+    apart_lm = md_section(lm, "Runs not comparable with the paper")
+    assert "tiny (run, not comparable)" in apart_lm and "old-file (run, not comparable)" in apart_lm
+    assert "**" not in apart_lm and "no: results.json has no comparability record" in lm
+    tables = parse_html((out / "index.html").read_text()).tables
+    assert not [r for r in tables["asr_tts"]["rows"] if "not comparable" in r[0]]
+    assert html_lookup(parse_html((out / "index.html").read_text()), "asr_tts-apart",
+                       ("tiny (run, not comparable)", "asr"), "librispeech_clean") == "0.00"
+    assert 'class="num best"' not in (out / "index.html").read_text().split('id="asr_tts-apart"')[1].split(
+        "</table>")[0]
 
 
 def test_html_in_run_names_is_escaped_in_markdown_and_page(tmp_path):
