@@ -210,7 +210,9 @@ def results_table(document: dict) -> Table:
             continue
         counts = f"{res.get('scored', 0)} / {res.get('listed', 0)}"
         style = "red" if res.get("errors") else None
-        shown = [k for k in HEADLINE if k in res] or [k for k in res if k not in ("scored", "listed", "errors")]
+        shown = [k for k in HEADLINE if k in res] or [
+            k for k, v in res.items() if k not in ("scored", "listed", "errors", "reused", "seconds")
+            and isinstance(v, (int, float, str)) and not isinstance(v, bool)]  # dicts (configs) stay in the file
         for i, key in enumerate(shown):
             table.add_row(task if i == 0 else "", key, _fmt(res[key]), counts if i == 0 else "", style=style)
     return table

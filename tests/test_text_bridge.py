@@ -39,7 +39,7 @@ def _task(folder):
         "task: tiny_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
         f"    test: {data}\ntest_split: test\noutput_type: multiple_choice\n"
         'doc_to_text: "{{question}}"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: "{{label}}"\n'
-        "metric_list:\n  - metric: acc\n")
+        "metric_list:\n  - metric: acc\nmetadata:\n  version: 1.0\n")
 
 
 def test_lm_eval_task_through_the_bridge_matches_direct_scoring(tmp_path):
@@ -65,6 +65,9 @@ def test_lm_eval_task_through_the_bridge_matches_direct_scoring(tmp_path):
         right += max(range(len(scores)), key=scores.__getitem__) == d["label"]
     assert res["accuracy"] == pytest.approx(100 * right / len(DOCS))
     assert res["documents"] == len(DOCS) and res["harness"] == "lm-eval"
+    # what makes the number comparable, from lm-eval's own output: task version, few-shot count, task config
+    assert res["lm_eval_version"] == "1.0" and res["n_shot"] == 0
+    assert res["lm_eval_config"]["task"] == "tiny_mc" and res["lm_eval_config"]["output_type"] == "multiple_choice"
     docs = read_jsonl(out / "samples" / "text_tiny_mc.jsonl")
     assert sorted(d["id"] for d in docs) == [str(i) for i in range(len(DOCS))]
     assert sum(d["correct"] for d in docs) == right

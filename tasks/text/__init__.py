@@ -2,10 +2,13 @@
 
 There is no default: name the lm-eval task (``text:arc_easy``; local task YAMLs via
 ``--task-args include_path=DIR``). Datasets load the way lm-eval loads them (local files work offline).
+Besides lm-eval's metrics, results.json records what makes the number comparable: the task's version
+(``lm_eval_version``), its few-shot count (``n_shot``) and its whole lm-eval config (``lm_eval_config``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from most_eval.adapter import SCORE_TEXT, Request
@@ -51,6 +54,13 @@ class TextBenchmark(Task):
         metrics = {(k[:-len(",none")] if k.endswith(",none") else k): v
                    for k, v in out["results"][self.lm_eval_task].items()
                    if isinstance(v, (int, float)) and not k.startswith("alias") and "stderr" not in k}
+        version = out.get("versions", {}).get(self.lm_eval_task)
+        n_shot = out.get("n-shot", {}).get(self.lm_eval_task)
+        lm_eval = {"lm_eval_version": None if version is None else str(version),  # a label, not a metric
+                   "n_shot": None if n_shot is None else int(n_shot),
+                   # lm-eval's config dump may hold non-JSON values (functions): those as their str()
+                   "lm_eval_config": json.loads(json.dumps(out.get("configs", {}).get(self.lm_eval_task, {}),
+                                                           default=str))}
         logged = out["samples"][self.lm_eval_task]
         first_filter = logged[0].get("filter") if logged else None  # lm-eval logs each doc once per filter
         docs = []
@@ -64,10 +74,11 @@ class TextBenchmark(Task):
             elif "exact_match" in s:
                 doc["correct"] = float(s["exact_match"])
             docs.append(doc)
-        return [{"id": samples[0].id, "lm_eval_metrics": metrics, "docs": docs}]
+        return [{"id": samples[0].id, "lm_eval_metrics": metrics, "lm_eval": lm_eval, "docs": docs}]
 
     def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
         self._metrics = records[0]["lm_eval_metrics"] if records else {}
+        self._lm_eval = records[0].get("lm_eval", {}) if records else {}  # absent from records cached before it
         return [doc for r in records for doc in r["docs"]]
 
     def aggregate(self, items: list[dict]) -> dict:
@@ -75,7 +86,7 @@ class TextBenchmark(Task):
         for key in ("acc", "acc_norm", "exact_match"):
             if key in metrics:
                 metrics["accuracy" if key != "acc_norm" else "accuracy_norm"] = round(100 * metrics.pop(key), 4)
-        return {**metrics, "documents": len(items), "harness": "lm-eval"}
+        return {**metrics, "documents": len(items), "harness": "lm-eval", **self._lm_eval}
 
 
 def text_task(name: str) -> type[Task]:
