@@ -4,12 +4,17 @@ Two named protocols:
 
 * ``whisper`` (default; UltraEval-Audio, Kimi-Audio-Evalkit): Whisper's English normaliser on reference and
   hypothesis, corpus WER = (S + D + I) / N summed over utterances, in percent.
-* ``seed-tts-eval``: punctuation removed except apostrophes, double spaces collapsed, lower-cased; WER = *mean of
-  per-utterance WERs* in percent, rounded to 3 decimals.
+* ``seed-tts-eval``: Seed-TTS-eval's ``run_wer.py`` (``process_one``, English branch) and ``average_wer.py``: every
+  character of ``zhon.hanzi.punctuation + string.punctuation`` except the ASCII apostrophe deleted (CJK and
+  typographic marks too: 「」、。！，“ ” ‘ ’ — …, the ideographic space U+3000), then one pass of ``"  " -> " "``, then
+  lower-casing; words are what jiwer's default transform makes of that (runs of 2+ whitespace -> one space, strip,
+  split on " "); each utterance's WER = (S + D + I) / N as jiwer counts it; the score is ``round(mean(wers) * 100, 3)``
+  — the *mean of per-utterance WERs*, not corpus WER.
 
 Edge cases (documented because peers differ): an empty reference contributes 0 reference words and one insertion per
 hypothesis word (its own WER is 0 when the hypothesis is empty too, else 100 % in the per-utterance mean); an empty
-hypothesis is all deletions.
+hypothesis is all deletions. (Seed-TTS-eval itself cannot score an empty reference: jiwer raises on it and the run
+stops; an empty hypothesis is all deletions there too.)
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Sequence
 
 import jiwer
 import numpy as np
+from zhon.hanzi import punctuation as zhon_punctuation
 
 
 @lru_cache(maxsize=1)
@@ -37,14 +43,25 @@ def whisper_normalize(text: str) -> str:
     return _english_normalizer()(text)
 
 
-_PUNCT_NO_APOSTROPHE = re.compile("[" + re.escape(string.punctuation.replace("'", "")) + "]")
+# run_wer.py: ``punctuation_all = zhon.hanzi.punctuation + string.punctuation``; it skips only the ASCII apostrophe
+# (the typographic ’ and the full-width ＇ are in zhon's set, so they are deleted: "don’t" -> "dont").
+SEED_TTS_PUNCTUATION = "".join(c for c in dict.fromkeys(zhon_punctuation + string.punctuation) if c != "'")
+_DELETE_SEED_TTS_PUNCTUATION = str.maketrans("", "", SEED_TTS_PUNCTUATION)
+_WHITESPACE_RUN = re.compile(r"\s\s+")  # jiwer's RemoveMultipleSpaces
 
 
 def seed_tts_normalize(text: str) -> str:
-    """Seed-TTS-eval's English normalisation: drop punctuation except apostrophes, collapse spaces, lower-case."""
-    text = _PUNCT_NO_APOSTROPHE.sub("", text)
+    """Seed-TTS-eval's English normalisation, returned in the form jiwer scores (words = ``.split(" ")``).
+
+    ``process_one``: delete each punctuation character (deleting single characters commutes, so one ``translate``
+    equals its loop), replace ``"  "`` by ``" "`` once, lower-case; then jiwer's default transform, which its
+    ``compute_measures`` applies: whitespace runs -> one space, strip. A lone tab or no-break space between two words
+    therefore stays inside one "word", as it does there.
+    """
+    text = text.translate(_DELETE_SEED_TTS_PUNCTUATION)
     text = text.replace("  ", " ")
-    return text.lower().strip()
+    text = text.lower()
+    return _WHITESPACE_RUN.sub(" ", text).strip()
 
 
 NORMALIZERS = {"whisper": whisper_normalize, "seed-tts-eval": seed_tts_normalize, "none": lambda t: t.strip()}
@@ -65,12 +82,17 @@ class EditCounts:
         return self.substitutions + self.deletions + self.insertions
 
 
+def _jiwer_words(text: str) -> list[str]:
+    """The words jiwer's default transform makes of a text (whitespace runs -> " ", strip, split on " ")."""
+    return [w for w in _WHITESPACE_RUN.sub(" ", text).strip().split(" ") if w]
+
+
 def edit_counts(refs: Sequence[str], hyps: Sequence[str]) -> list[EditCounts]:
     """Per-utterance counts for already-normalised texts (jiwer alignment; empty sides handled here)."""
     out: list[EditCounts | None] = [None] * len(refs)
     idx = []
     for i, (r, h) in enumerate(zip(refs, hyps)):
-        rw, hw = r.split(), h.split()
+        rw, hw = _jiwer_words(r), _jiwer_words(h)
         if not rw:
             out[i] = EditCounts(0, 0, len(hw), 0)
         elif not hw:
@@ -141,7 +163,10 @@ def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples
     words = np.array([c.ref_words for c in counts], dtype=np.int64)
     if protocol == "seed-tts-eval":  # mean of per-utterance WERs: its CI resamples that mean
         per_utt = np.array([utterance_wer(c) for c in counts], dtype=float)
-        wer = round(float(per_utt.mean()), 3) if counts else float("nan")
+        # average_wer.py: round(np.mean(wers) * 100, 3) over jiwer's fractions, rounded as a numpy float (np.round:
+        # rint(x * 1000) / 1000, not Python's exact-decimal round); the same operations here, to its last digit
+        fractions = [utterance_wer(c) / 100.0 if c.ref_words == 0 else c.errors / c.ref_words for c in counts]
+        wer = float(np.round(np.mean(fractions) * 100, 3)) if counts else float("nan")
         # 100 "reference words" per utterance turns the resampled ratio into the resampled mean
         ci = bootstrap_ci(per_utt, np.full_like(per_utt, 100.0), resamples=resamples, seed=seed)
     else:

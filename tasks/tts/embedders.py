@@ -5,12 +5,18 @@
 * ``resemblyzer`` (default): resemblyzer's GE2E encoder, whose weights ship inside the PyPI package (offline).
 * ``ecapa:PATH``: speechbrain ECAPA-TDNN (``EncoderClassifier``) from a local folder (hyperparams.yaml + ckpts).
 * ``wavlm:PATH``: transformers ``WavLMForXVector`` from a local folder (the Seed-TTS-eval family of embedders).
+* ``seedtts-wavlm:PATH``: Seed-TTS-eval's own SIM model rebuilt offline — WavLM-large hidden states mixed by a
+  softmax-weighted sum into UniSpeech's ECAPA-TDNN head (256-d), loaded from the official ``wavlm_large_finetune.pth``.
+  PATH layout and key mapping: :class:`SeedTTSWavLMEmbedder`.
 
 Each returns L2-normalised embeddings, so SIM is a dot product in [-1, 1].
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from most_eval.audio import Audio
+
+log = logging.getLogger(__name__)
 
 
 class SpeakerEmbedder:
@@ -117,9 +125,356 @@ class WavLMEmbedder(SpeakerEmbedder):
         return _unit(np.stack(out))
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# seedtts-wavlm: Seed-TTS-eval's speaker-verification model, rebuilt without s3prl, fairseq or the network.
+#
+# Reference: seed-tts-eval's thirdparty/UniSpeech/downstreams/speaker_verification — verification.py (``init_model``:
+# ``ECAPA_TDNN_SMALL(feat_dim=1024, feat_type='wavlm_large')``, then ``load_state_dict(ckpt['model'], strict=False)``;
+# ``verification``: both clips resampled to 16 kHz with torchaudio's ``Resample``, one clip per forward, cosine of the
+# two embeddings) and models/ecapa_tdnn.py (the head below). The upstream is s3prl's ``wavlm_large``: the waveform is
+# layer-normalised (WavLM-Large's ``cfg.normalize``), and its "hidden_states" are the input of each of the 24
+# transformer layers plus the encoder's output after its final LayerNorm: 25 states of 1024 channels.
+# --------------------------------------------------------------------------------------------------------------------
+
+SEEDTTS_CHECKPOINT = "wavlm_large_finetune.pth"  # the official fine-tuned verifier: {"model": state_dict}
+SEEDTTS_UPSTREAM = "WavLM-Large.pt"  # optional: WavLM-Large's pre-trained weights ({"cfg", "model"}), fairseq names
+SEEDTTS_MIN_SAMPLES = 400  # one WavLM frame (first conv: kernel 400 at 16 kHz); shorter clips get a NaN embedding
+
+# WavLM-Large in transformers' WavLMConfig terms (the values of microsoft/wavlm-large's config.json that shape the
+# network); a config.json in PATH replaces it (the tests use a tiny one).
+WAVLM_LARGE_CONFIG = {
+    "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
+    # conv front end: fairseq "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2", a LayerNorm in every block
+    "conv_dim": [512] * 7, "conv_stride": [5, 2, 2, 2, 2, 2, 2], "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_bias": False, "feat_extract_norm": "layer",  # fairseq extractor_mode "layer_norm"
+    "do_stable_layer_norm": True,  # fairseq layer_norm_first: pre-LN blocks, a final LayerNorm after the last
+    "num_conv_pos_embeddings": 128, "num_conv_pos_embedding_groups": 16,  # fairseq conv_pos, conv_pos_groups
+    "num_buckets": 320, "max_bucket_distance": 800,  # gated relative position bias (fairseq max_distance)
+    "hidden_act": "gelu", "feat_extract_activation": "gelu", "layer_norm_eps": 1e-5,
+}
+
+# fairseq/s3prl WavLM parameter names (the checkpoint's ``feature_extract.model.*``) -> transformers WavLMModel names.
+# Applied in order to the name after the prefix; weight-norm halves (g, v) are resolved against the model afterwards.
+WAVLM_KEY_MAP = [
+    (r"^feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
+    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.", r"feature_extractor.conv_layers.\1.layer_norm."),  # layer_norm
+    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.", r"feature_extractor.conv_layers.\1.layer_norm."),  # group norm
+    (r"^layer_norm\.", "feature_projection.layer_norm."),  # LayerNorm(512) on the conv features
+    (r"^post_extract_proj\.", "feature_projection.projection."),  # 512 -> 1024
+    (r"^encoder\.pos_conv\.0\.", "encoder.pos_conv_embed.conv."),  # weight-normed conv (weight_g, weight_v, bias)
+    (r"^encoder\.layers\.(\d+)\.self_attn\.grep_linear\.", r"encoder.layers.\1.attention.gru_rel_pos_linear."),
+    (r"^encoder\.layers\.(\d+)\.self_attn\.grep_a$", r"encoder.layers.\1.attention.gru_rel_pos_const"),
+    (r"^encoder\.layers\.(\d+)\.self_attn\.relative_attention_bias\.", r"encoder.layers.\1.attention.rel_attn_embed."),
+    (r"^encoder\.layers\.(\d+)\.self_attn\.(q|k|v|out)_proj\.", r"encoder.layers.\1.attention.\2_proj."),
+    (r"^encoder\.layers\.(\d+)\.self_attn_layer_norm\.", r"encoder.layers.\1.layer_norm."),
+    (r"^encoder\.layers\.(\d+)\.fc1\.", r"encoder.layers.\1.feed_forward.intermediate_dense."),
+    (r"^encoder\.layers\.(\d+)\.fc2\.", r"encoder.layers.\1.feed_forward.output_dense."),
+    (r"^encoder\.layers\.(\d+)\.final_layer_norm\.", r"encoder.layers.\1.final_layer_norm."),
+    (r"^encoder\.layer_norm\.", "encoder.layer_norm."),
+]
+# checkpoint keys with no role in inference: WavLM's training-time mask vector, and the speaker classifier of the
+# verification training loss (AAM softmax), where a checkpoint carries it
+SEEDTTS_UNUSED_KEYS = {"feature_extract.model.mask_emb", "loss_calculator.projection.weight"}
+# weight norm of the positional conv: torch's old layout (weight_g, weight_v) and its parametrizations layout
+_WEIGHT_NORM = {".conv.weight_g": ".conv.parametrizations.weight.original0",
+                ".conv.weight_v": ".conv.parametrizations.weight.original1"}
+
+
+def wavlm_key(fairseq_name: str) -> str | None:
+    """transformers ``WavLMModel`` name of a fairseq/s3prl WavLM parameter (weight-norm halves as ``weight_g/_v``);
+    None for a name with no counterpart."""
+    for pattern, repl in WAVLM_KEY_MAP:
+        name, n = re.subn(pattern, repl, fairseq_name)
+        if n:
+            return name
+    return None
+
+
+def _torch_load_tensors(path: Path) -> dict:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, a pickled object is refused."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: refused by torch.load(weights_only=True) ({str(exc).splitlines()[0][:160]}); a checkpoint that "
+            f"pickles objects besides tensors is not loaded here. If you trust the file, keep only its weights where "
+            f"running its code is acceptable: torch.save({{'model': torch.load(P, weights_only=False)['model']}}, P2)"
+        ) from None
+
+
+def seedtts_verifier(config):
+    """Seed-TTS-eval's verifier for a transformers ``WavLMConfig``, randomly initialised (load weights afterwards).
+
+    The classes are defined on first use, so torch and transformers import only when this embedder is chosen."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Conv1dReluBn(nn.Module):
+        """Conv1d -> ReLU -> BatchNorm1d (UniSpeech's order: the norm comes after the activation)."""
+
+        def __init__(self, cin: int, cout: int, kernel_size: int = 1, padding: int = 0, dilation: int = 1):
+            super().__init__()
+            self.conv = nn.Conv1d(cin, cout, kernel_size, padding=padding, dilation=dilation)
+            self.bn = nn.BatchNorm1d(cout)
+
+        def forward(self, x):
+            return self.bn(F.relu(self.conv(x)))
+
+    class Res2Conv1dReluBn(nn.Module):
+        """Res2Net block: channels split into ``scale`` groups; group i (i < scale-1) is conv(group i + output i-1),
+        the last group passes through untouched."""
+
+        def __init__(self, channels: int, kernel_size: int, padding: int, dilation: int, scale: int = 8):
+            super().__init__()
+            self.width = channels // scale
+            self.convs = nn.ModuleList(nn.Conv1d(self.width, self.width, kernel_size, padding=padding,
+                                                 dilation=dilation) for _ in range(scale - 1))
+            self.bns = nn.ModuleList(nn.BatchNorm1d(self.width) for _ in range(scale - 1))
+
+        def forward(self, x):
+            groups = torch.split(x, self.width, dim=1)
+            out, y = [], None
+            for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+                y = groups[i] if i == 0 else y + groups[i]
+                y = bn(F.relu(conv(y)))
+                out.append(y)
+            out.append(groups[len(self.convs)])
+            return torch.cat(out, dim=1)
+
+    class SEConnect(nn.Module):
+        """Squeeze-excitation over channels: time mean -> 128 -> ReLU -> channels -> sigmoid gate."""
+
+        def __init__(self, channels: int, bottleneck: int = 128):
+            super().__init__()
+            self.linear1 = nn.Linear(channels, bottleneck)
+            self.linear2 = nn.Linear(bottleneck, channels)
+
+        def forward(self, x):
+            gate = torch.sigmoid(self.linear2(F.relu(self.linear1(x.mean(dim=2)))))  # (B, C)
+            return x * gate.unsqueeze(2)
+
+    class SERes2Block(nn.Module):
+        """1x1 conv, Res2 dilated conv, 1x1 conv, SE, plus the identity (in = out channels, so no shortcut conv)."""
+
+        def __init__(self, channels: int, dilation: int):
+            super().__init__()
+            self.Conv1dReluBn1 = Conv1dReluBn(channels, channels)
+            self.Res2Conv1dReluBn = Res2Conv1dReluBn(channels, 3, padding=dilation, dilation=dilation)
+            self.Conv1dReluBn2 = Conv1dReluBn(channels, channels)
+            self.SE_Connect = SEConnect(channels)
+
+        def forward(self, x):
+            return x + self.SE_Connect(self.Conv1dReluBn2(self.Res2Conv1dReluBn(self.Conv1dReluBn1(x))))
+
+    class AttentiveStatsPool(nn.Module):
+        """Attention-weighted mean and standard deviation over time (per channel attention; tanh, not ReLU)."""
+
+        def __init__(self, channels: int, attention_channels: int = 128):
+            super().__init__()
+            self.linear1 = nn.Conv1d(channels, attention_channels, kernel_size=1)
+            self.linear2 = nn.Conv1d(attention_channels, channels, kernel_size=1)
+
+        def forward(self, x):  # (B, C, T) -> (B, 2C)
+            alpha = torch.softmax(self.linear2(torch.tanh(self.linear1(x))), dim=2)
+            mean = torch.sum(alpha * x, dim=2)
+            var = torch.sum(alpha * x ** 2, dim=2) - mean ** 2
+            return torch.cat([mean, torch.sqrt(var.clamp(min=1e-9))], dim=1)
+
+    class SeedTTSVerifier(nn.Module):
+        """WavLM (transformers) + UniSpeech ``ECAPA_TDNN_SMALL`` head; head parameter names are UniSpeech's, so the
+        official state dict maps on one-to-one; the upstream's names go through :data:`WAVLM_KEY_MAP`."""
+
+        def __init__(self, config, channels: int = 512, emb_dim: int = 256):
+            super().__init__()
+            from transformers import WavLMModel
+
+            self.wavlm = WavLMModel(config)
+            dim = config.hidden_size
+            self.feature_weight = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))  # softmax-mixed states
+            self.instance_norm = nn.InstanceNorm1d(dim)  # no affine, no running stats: no parameters
+            self.layer1 = Conv1dReluBn(dim, channels, kernel_size=5, padding=2)
+            self.layer2 = SERes2Block(channels, dilation=2)
+            self.layer3 = SERes2Block(channels, dilation=3)
+            self.layer4 = SERes2Block(channels, dilation=4)
+            self.conv = nn.Conv1d(channels * 3, 1536, kernel_size=1)  # UniSpeech fixes 1536 here
+            self.pooling = AttentiveStatsPool(1536)
+            self.bn = nn.BatchNorm1d(1536 * 2)
+            self.linear = nn.Linear(1536 * 2, emb_dim)
+
+        def hidden_states(self, wav):
+            """s3prl's ``hidden_states`` of WavLM: (L+1, B, T, D) — each layer's input, then the normed output."""
+            wav = F.layer_norm(wav, wav.shape[-1:])  # WavLM-Large cfg.normalize: zero mean, unit variance
+            feats = self.wavlm.feature_extractor(wav).transpose(1, 2)  # (B, T, 512), 20 ms frames
+            x, _ = self.wavlm.feature_projection(feats)  # LayerNorm + Linear -> (B, T, D)
+            encoder = self.wavlm.encoder
+            x = x + encoder.pos_conv_embed(x)
+            states, position_bias = [x], None
+            for layer in encoder.layers:  # layer 0 computes the relative position bias, the others reuse it
+                x, position_bias = layer(x, position_bias=position_bias)
+                states.append(x)
+            states[-1] = encoder.layer_norm(x)  # s3prl hooks the encoder's output: after the final LayerNorm
+            return torch.stack(states)
+
+        def forward(self, wav):  # (B, samples) at 16 kHz -> (B, emb_dim)
+            states = self.hidden_states(wav)
+            weights = F.softmax(self.feature_weight, dim=-1)[:, None, None, None]  # (L+1, 1, 1, 1)
+            x = (weights * states).sum(dim=0)  # (B, T, D)
+            x = self.instance_norm(x.transpose(1, 2) + 1e-6)  # (B, D, T)
+            out1 = self.layer1(x)
+            out2 = self.layer2(out1)
+            out3 = self.layer3(out2)
+            out4 = self.layer4(out3)
+            x = F.relu(self.conv(torch.cat([out2, out3, out4], dim=1)))  # (B, 1536, T)
+            return self.linear(self.bn(self.pooling(x)))
+
+    return SeedTTSVerifier(config)
+
+
+class SeedTTSWavLMEmbedder(SpeakerEmbedder):
+    """Seed-TTS-eval's SIM embedder (WavLM-large + ECAPA-TDNN, 256-d), from local files only.
+
+    ``seedtts-wavlm:PATH`` — PATH is a folder holding
+
+    * ``wavlm_large_finetune.pth`` (required): the official checkpoint, a dict whose ``"model"`` entry is the state
+      dict of UniSpeech's ``ECAPA_TDNN_SMALL(feat_dim=1024, feat_type='wavlm_large')``: head keys (``feature_weight``,
+      ``layer1.conv.weight``, ``layer2.Res2Conv1dReluBn.convs.0.weight``, ``pooling.linear1.weight``, ``bn.*``,
+      ``linear.*`` …) and the upstream's keys under ``feature_extract.model.`` (fairseq WavLM names);
+    * ``config.json`` (optional): a transformers ``WavLMConfig``; default: WavLM-Large (:data:`WAVLM_LARGE_CONFIG`;
+      microsoft/wavlm-large's own config.json fits as is);
+    * ``WavLM-Large.pt`` (optional): WavLM-Large's pre-trained weights, read only for upstream keys the fine-tuned
+      checkpoint lacks (s3prl fetched them from the network when seed-tts-eval built its model).
+
+    PATH may also name the ``.pth`` file itself; the optional files are then looked for beside it. Loading is strict:
+    every parameter of the model must come from those files (a missing BatchNorm ``num_batches_tracked`` counter,
+    unused in inference, is the one exception), else a ValueError lists the missing keys. Checkpoint keys with no
+    place in the model are ignored, as seed-tts-eval's ``strict=False`` ignores them, listed in
+    ``load_report["ignored"]`` and logged (the known training-only keys, :data:`SEEDTTS_UNUSED_KEYS`, go to
+    ``load_report["unused"]`` silently). Files are read with ``torch.load(weights_only=True)``: a pickled object is
+    refused.
+
+    Audio: mono (the loader's down-mix; seed-tts-eval keeps channel 0), resampled to 16 kHz with soxr (seed-tts-eval
+    uses torchaudio's sinc ``Resample``; torchaudio is kept out of most-eval, whose install has only its CPU-less
+    build, so audio not already at 16 kHz can differ in the last digits of SIM), one clip per forward pass, float32.
+    A clip shorter than one WavLM frame (400 samples) has no embedding: a NaN row (seed-tts-eval skips that pair).
+    """
+
+    def __init__(self, path: str, device: str = "cpu"):
+        from transformers import WavLMConfig
+
+        target = Path(path).expanduser()
+        ckpt = target if target.is_file() else target / SEEDTTS_CHECKPOINT
+        folder = ckpt.parent
+        if not ckpt.is_file():
+            raise ValueError(f"{target}: no {SEEDTTS_CHECKPOINT} — expected Seed-TTS-eval's fine-tuned WavLM-large "
+                             f"verifier (UniSpeech speaker_verification) there, or PATH naming that .pth file")
+        config = dict(WAVLM_LARGE_CONFIG)
+        if (folder / "config.json").is_file():
+            config.update(json.loads((folder / "config.json").read_text()))
+        # inference only: no SpecAugment masking, no layer drop (masked_spec_embed is then not even created)
+        config.update(mask_time_prob=0.0, mask_feature_prob=0.0, layerdrop=0.0, apply_spec_augment=False)
+        config = WavLMConfig.from_dict(config)
+        if not config.do_stable_layer_norm:
+            raise ValueError(f"{folder / 'config.json'}: do_stable_layer_norm must be true (WavLM-Large's "
+                             f"layer_norm_first); this embedder rebuilds WavLM-Large only")
+        self.model = seedtts_verifier(config).eval()
+        self.load_report = self._load(ckpt, folder / SEEDTTS_UPSTREAM)
+        self.model.to(device)
+        self.device = device
+        self.name = f"seedtts-wavlm:{ckpt.name}"
+
+    def _load(self, ckpt: Path, upstream: Path) -> dict:
+        """Map the official checkpoint (and, for what it lacks, WavLM-Large.pt) onto the model; strict."""
+        payload = _torch_load_tensors(ckpt)
+        if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
+            raise ValueError(f"{ckpt}: expected a dict with a 'model' state dict (seed-tts-eval loads "
+                             f"state_dict['model'])")
+        own = self.model.state_dict()
+        state, ignored, unused, source = {}, [], [], {}
+
+        def put(target_key, value, origin):
+            state[target_key] = value
+            source[target_key] = origin
+
+        def upstream_key(name):  # fairseq WavLM name -> our key (None: no place in the model)
+            key = wavlm_key(name)
+            if key is None:
+                return None
+            key = f"wavlm.{key}"
+            for old, new in _WEIGHT_NORM.items():  # whichever weight-norm layout this torch's model uses
+                if key.endswith(old) and key not in own:
+                    key = key[: -len(old)] + new
+                elif key.endswith(new) and key not in own:
+                    key = key[: -len(new)] + old
+            return key
+
+        for name, value in payload["model"].items():
+            if name.startswith("feature_extract.model."):
+                key = upstream_key(name[len("feature_extract.model."):])
+            else:
+                key = name if not name.startswith("wavlm.") else None
+            if name in SEEDTTS_UNUSED_KEYS:
+                unused.append(name)
+            elif key is None or key not in own:
+                ignored.append(name)
+            else:
+                put(key, value, "checkpoint")
+        lacking = [k for k in own if k not in state and k.startswith("wavlm.")]
+        if lacking and upstream.is_file():
+            up = _torch_load_tensors(upstream)
+            for name, value in (up.get("model", up) if isinstance(up, dict) else {}).items():
+                key = None if f"feature_extract.model.{name}" in SEEDTTS_UNUSED_KEYS else upstream_key(name)
+                if key is not None and key in own and key not in state:
+                    put(key, value, upstream.name)
+        for key in own:  # BatchNorm step counters: not used in eval mode, absent from old checkpoints
+            if key not in state and key.endswith("num_batches_tracked"):
+                state[key] = own[key]
+        missing = [k for k in own if k not in state]
+        if missing:
+            hint = (f" nor in {upstream.name}" if upstream.is_file()
+                    else f" (put {SEEDTTS_UPSTREAM} beside it for the upstream weights)")
+            raise ValueError(f"{ckpt}: {len(missing)} model parameter(s) not in the checkpoint{hint}: "
+                             f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}")
+        try:
+            self.model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:  # a shape that does not fit: the config does not describe this checkpoint
+            raise ValueError(f"{ckpt}: does not fit the model built from the config "
+                             f"({' '.join(str(exc).split())[:300]})") from None
+        if ignored:
+            log.warning("%s: %d checkpoint key(s) not used by the model: %s", ckpt, len(ignored),
+                        ", ".join(ignored[:8]))
+        counts: dict[str, int] = {}
+        for origin in source.values():
+            counts[origin] = counts.get(origin, 0) + 1
+        return {"loaded": counts, "unused": unused, "ignored": ignored}
+
+    def _to_16k(self, audio: Audio):
+        """(1, n) float32 tensor at 16 kHz (soxr; see the class docstring for the difference to seed-tts-eval)."""
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(audio.resampled(self.sample_rate).samples, np.float32))[None]
+
+    def embed(self, audios: Sequence[Audio]) -> np.ndarray:
+        import torch
+
+        out = []
+        for a in audios:
+            wav = self._to_16k(a)
+            if wav.shape[-1] < SEEDTTS_MIN_SAMPLES:
+                out.append(np.full(self.model.linear.out_features, np.nan, dtype=np.float32))
+                continue
+            with torch.inference_mode():
+                out.append(self.model(wav.to(self.device)).reshape(-1).float().cpu().numpy())
+        return _unit(np.stack(out))
+
+
 @lru_cache(maxsize=4)
 def build_embedder(spec: str, device: str = "cpu") -> SpeakerEmbedder:
-    """``resemblyzer`` | ``ecapa:PATH`` | ``wavlm:PATH`` -> an embedder (built once per process)."""
+    """``resemblyzer`` | ``ecapa:PATH`` | ``wavlm:PATH`` | ``seedtts-wavlm:PATH`` -> an embedder (one per process)."""
     kind, _, path = spec.partition(":")
     if kind == "resemblyzer":
         return ResemblyzerEmbedder(device)
@@ -127,4 +482,7 @@ def build_embedder(spec: str, device: str = "cpu") -> SpeakerEmbedder:
         return ECAPAEmbedder(path, device)
     if kind == "wavlm" and path:
         return WavLMEmbedder(path, device)
-    raise ValueError(f"unknown speaker embedder {spec!r}; use resemblyzer, ecapa:PATH or wavlm:PATH")
+    if kind == "seedtts-wavlm" and path:
+        return SeedTTSWavLMEmbedder(path, device)
+    raise ValueError(f"unknown speaker embedder {spec!r}; "
+                     f"use resemblyzer, ecapa:PATH, wavlm:PATH or seedtts-wavlm:PATH")
