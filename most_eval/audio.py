@@ -64,20 +64,21 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE
     a FIFO is never opened, so it cannot block the run.
     """
     path = Path(path)
-    try:
-        st = os.stat(path)
+    try:  # opened without blocking and checked to be a regular file: a FIFO named like audio cannot hang the run
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise AudioError(path, "file not found" if isinstance(exc, FileNotFoundError)
                          else f"cannot read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         raise AudioError(path, "not a regular file (directory, FIFO or device)")
-    try:
-        with open(path, "rb") as fh:
+    with os.fdopen(fd, "rb") as fh:
+        try:
             data, rate = sf.read(fh, dtype="float32", always_2d=True)
-    except OSError as exc:  # permission denied, I/O error
-        raise AudioError(path, f"cannot read ({exc.strerror or exc})") from None
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files
-        raise AudioError(path, f"cannot decode audio ({str(exc).splitlines()[0][:120]})") from None
+        except OSError as exc:  # permission denied, I/O error
+            raise AudioError(path, f"cannot read ({exc.strerror or exc})") from None
+        except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files
+            raise AudioError(path, f"cannot decode audio ({str(exc).splitlines()[0][:120]})") from None
     if data.shape[0] == 0:
         raise AudioError(path, "audio is empty (0 samples)")
     if not np.isfinite(data).all():

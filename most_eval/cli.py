@@ -7,6 +7,7 @@ checkpoint) — always one line on stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -21,6 +22,7 @@ from rich.table import Table
 from most_eval.adapter import Model
 from most_eval.comparability import summary_line
 from most_eval.options import OptionError, parse_options, split_pairs
+from most_eval.paper import PAPER_GROUPS
 from most_eval.registry import UnknownNameError, families, get_model_class, model_names, resolve_tasks
 from most_eval.results import print_results
 from most_eval.task import DatasetError, TaskContext
@@ -70,9 +72,28 @@ def default_judge(device: str, seed: int) -> Model:
     path = os.environ.get("MOST_EVAL_JUDGE_PATH")
     if path:
         return build_model("hf-whisper", f"path={path}", device, seed)
-    err_console.print("[yellow]note:[/] judge ASR = offline-baseline (pocketsphinx); for the paper's protocol pass "
-                      "--judge hf-whisper --judge-args path=/models/whisper-large-v3 (or set MOST_EVAL_JUDGE_PATH)")
+    err_console.print("[yellow]note:[/] judge ASR = offline-baseline (pocketsphinx): TTS and speech-to-speech QA "
+                      "numbers are not comparable with the paper; for the reference judges pass --judge paper "
+                      "--judge-args models=DIR (or set $MOST_EVAL_MODELS)", highlight=False)
     return build_model("offline-baseline", None, device, seed)
+
+
+def paper_judge_folders(task_classes: list, judge_args: str | None) -> dict[str, Path]:
+    """``--judge paper``: the reference judge's local folder for each task that needs a judge (checked to exist)."""
+    from most_eval.paper import REFERENCE_JUDGES, judge_folder, models_folder
+
+    models = models_folder(judge_args)
+    folders = {}
+    for cls in task_classes:
+        if "judge" not in cls.needs:
+            continue
+        if cls.reference_judge not in REFERENCE_JUDGES:
+            raise UserError(f"--judge paper: task {cls.name} names no reference judge")
+        try:
+            folders[cls.name] = judge_folder(REFERENCE_JUDGES[cls.reference_judge], models)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return folders
 
 
 def build_tasks(spec: str, data_root: Path, task_args: str | None, context: TaskContext, embedder: str | None):
@@ -148,8 +169,8 @@ def run(
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per model call."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and bootstrap resampling."),
-    judge: Optional[str] = typer.Option(None, "--judge", help="ASR model that transcribes generated speech (TTS, S->S QA)."),
-    judge_args: Optional[str] = typer.Option(None, "--judge-args", help="--model-args of the judge."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="ASR model that transcribes generated speech (TTS, S->S QA); `paper` = each task's reference judge from a local models folder."),
+    judge_args: Optional[str] = typer.Option(None, "--judge-args", help="--model-args of the judge; with --judge paper: models=DIR (else $MOST_EVAL_MODELS)."),
     embedder: Optional[str] = typer.Option(None, "--embedder", help="Speaker embedder for TTS SIM: resemblyzer, ecapa:PATH, wavlm:PATH."),
     task_args: Optional[str] = typer.Option(None, "--task-args", help="key=value options for the tasks that have them."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 as --fail-on-error does, and also when a task is not supported by the model."),
@@ -172,7 +193,9 @@ def run(
         get_model_class(model)  # an unknown model name before anything else
         parse_options(model_args, get_model_class(model).Args, what=f"--model-args key for {model}")
         needs_judge = any("judge" in c.needs for c in task_classes)
-        if needs_judge and judge:
+        paper_judges = needs_judge and (judge == "paper" or any(p.strip() in PAPER_GROUPS for p in tasks.split(",")))
+        judge_folders = paper_judge_folders(task_classes, judge_args) if paper_judges else {}
+        if needs_judge and judge and not paper_judges:
             parse_options(judge_args, get_model_class(judge).Args, what=f"--judge-args key for {judge}")
         context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed)
         task_objs = build_tasks(tasks, data_root, task_args, context, embedder)
@@ -186,7 +209,18 @@ def run(
                 refusal = str(exc)
         if not dist.all_agree(refusal is None):
             raise UserError(refusal or f"{output}: rank 0 could not take the output folder")
-        if needs_judge:  # the judge before the model: a bad judge fails before any model work
+        if paper_judges:  # each task its protocol's judge, each judge built once
+            built: dict[Path, Model] = {}
+            from most_eval.paper import REFERENCE_JUDGES
+
+            for task in task_objs:
+                if task.name in judge_folders:
+                    folder = judge_folders[task.name]
+                    if folder not in built:
+                        adapter = REFERENCE_JUDGES[type(task).reference_judge].adapter
+                        built[folder] = build_model(adapter, f"path={folder}", device, seed)
+                    task.context = dataclasses.replace(context, judge=built[folder])
+        elif needs_judge:  # the judge before the model: a bad judge fails before any model work
             context.judge = build_model(judge, judge_args, device, seed) if judge else default_judge(device, seed)
         the_model = build_model(model, model_args, device, seed)
         command = "most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -208,7 +242,8 @@ def run(
             err_console.print(f"[yellow]warning:[/] {name}: {escape(str(warning))}", highlight=False)
     for name, entry in outcome.document.get("comparability", {}).items():
         line = summary_line(name, entry)
-        if line and name in {t.name for t in task_objs}:
+        status = outcome.document["results"].get(name, {}).get("status")
+        if line and not status and name in {t.name for t in task_objs}:  # a task with a status has its own line
             err_console.print(f"[yellow]{escape(line)}[/]", highlight=False)
     for name in outcome.unsupported:
         res = outcome.document["results"][name]

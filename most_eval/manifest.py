@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from most_eval.dataset_files import read_bytes
 from most_eval.task import DatasetError
 
 
@@ -30,12 +31,13 @@ class BadLine:
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str] | BadLine]:
-    """(line number, text without line ending) per non-blank line; undecodable lines as BadLine. CRLF is fine."""
+    """(line number, text without line ending) per non-blank line; undecodable lines as BadLine. CRLF is fine.
+
+    The file must be a regular file (a FIFO or directory is a DatasetError at once, never a blocking read); any
+    read failure is a DatasetError naming the file and the reason.
+    """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = read_bytes(path)
     for number, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue

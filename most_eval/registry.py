@@ -102,8 +102,12 @@ def task_names() -> list[str]:
 
 
 def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
-    """Expand ``"asr,slm:swuggy-dev"`` (family names select their defaults) into task classes, de-duplicated."""
+    """Expand ``"asr,slm:swuggy-dev"`` (family names select their defaults; ``paper``, ``paper-asr-tts``, ... the
+    tasks behind the paper's tables) into task classes, de-duplicated."""
+    from most_eval.paper import PAPER_GROUPS
+
     parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p.strip()]
+    parts = [name for p in parts for name in PAPER_GROUPS.get(p, (p,))]  # the paper's tables as task groups
     fams = families()
     all_tasks = {name: cls for fam in fams.values() for name, cls in fam.tasks.items()}
     chosen: dict[str, type[Task]] = {}

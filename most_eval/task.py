@@ -71,6 +71,8 @@ class Task:
     Options: ClassVar[type] = NoOptions  # typed task options (``--task-args``)
     #: helper models the task needs from the context: subset of {"judge", "embedder"}
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: the judge ASR its protocol names (a key of most_eval.paper.REFERENCE_JUDGES), for tasks that need a judge
+    reference_judge: ClassVar[str | None] = None
 
     def __init__(self, data_root: str | os.PathLike, options: Any = None, context: TaskContext | None = None):
         self.data_root = Path(data_root)
@@ -132,12 +134,10 @@ class Task:
 
 
 def safe_path(root: Path, relative: str) -> Path:
-    """``root / relative`` resolved, or ValueError when it escapes ``root`` (absolute path, ``..``, symlink out)."""
-    candidate = (root / relative).resolve()
-    base = root.resolve()
-    if candidate != base and base not in candidate.parents:
-        raise ValueError(f"path {relative!r} escapes the dataset root {root}")
-    return candidate
+    """Moved to :func:`most_eval.dataset_files.safe_path` (kept here for older imports)."""
+    from most_eval.dataset_files import safe_path as checked  # imported here: dataset_files imports this module
+
+    return checked(root, relative)
 
 
 @dataclass

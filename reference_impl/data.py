@@ -23,7 +23,12 @@ TriviaQA JSONL, first answer alias).
 
 Bad data is never fatal: an empty transcript or a missing file is dropped when the manifest is read, an audio file
 that does not decode is dropped when it is loaded (unit extraction, training); each is written to the bad-data log
-(`BadDataLog`, JSONL: source, id, reason) and the epoch goes on.
+(`BadDataLog`, JSONL: source, id, reason) and the epoch goes on. Files are read through `most_eval.dataset_files`,
+as the harness reads them: a manifest that is not a regular file (a FIFO, a directory) or cannot be read is a
+`DatasetError` naming it, never a blocking read; a field of the wrong type (a list as transcript, text as duration,
+a bool as answer) is a bad item naming the file and line; the official layouts (LibriSpeech, Common Voice,
+VoxPopuli, Seed-TTS, the QA sets) never name a file outside their folder. Manifests you write yourself (`jsonl`,
+`libriheavy`, instruction JSONL) are configuration: their absolute audio paths are honoured.
 
 Units (TTS targets, spoken answers): `fit_kmeans` fits centroids on HuBERT features of the unit layer (or pass a
 ready quantizer: SpiritLM's linear quantizer or k-means centroids, see import_weights.import_quantizer), and
@@ -50,7 +55,10 @@ import soundfile as sf
 import torch
 
 from most_eval.audio import AudioError, load_audio
-from most_eval.manifest import BadLine, read_lines, read_table
+from most_eval.dataset_files import (file_problem, manifest_path, number_field, open_regular, output_name, safe_path,
+                                     text_field, text_list)
+from most_eval.manifest import BadLine, read_jsonl, read_lines, read_table
+from most_eval.task import DatasetError
 from most_eval_tasks.asr import readers as asr_readers
 
 from .mixing import IGNORE, Example, Formatter, MicroBatchSpec, Sequence, collate
@@ -132,30 +140,49 @@ def read_librispeech(path, splits=("train-clean-100",), **_) -> Iterator[Utteran
         yield from _from_harness(asr_readers.read_librispeech(Path(path), split))
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line) of the non-blank lines of a text file, gzip-compressed or not."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                yield number, line
+def _numbered_lines(path: Path, errors: str = "strict") -> Iterator[tuple[int, str] | BadItem]:
+    """(1-based line number, line) of the non-blank lines of a text file, gzip-compressed or not; a line that is not
+    UTF-8 comes back as a BadItem (with ``errors="strict"``). The file must be a regular file: a FIFO or a directory
+    is a DatasetError naming it at once, as is a read error (a damaged gzip stream)."""
+    with open_regular(path) as raw:
+        stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        try:
+            for number, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, line.decode("utf-8", errors)
+                except UnicodeDecodeError as exc:
+                    yield BadItem(f"{path.name}:{number}", f"not valid UTF-8 (byte {exc.start})")
+        except (OSError, EOFError) as exc:
+            raise DatasetError(f"{path}: cannot read ({exc})") from None
+
+
+def _audio_path(value, base: Path) -> str:
+    """A manifest's audio path as text; relative paths resolve against ``base``, absolute ones are kept."""
+    audio = text_field(value, "audio path", numbers=False)
+    return audio if not audio or os.path.isabs(audio) else str(base / audio)
 
 
 def read_libriheavy(path, audio_root=None, text_index=0, **_) -> Iterator[Utterance]:
     """lhotse cut manifest (.jsonl or .jsonl.gz). `text_index` 0: cased+punctuated text, 1: upper-case."""
     path = Path(path)
     base = Path(audio_root) if audio_root else path.parent
-    for number, line in _numbered_lines(path):
+    for entry in _numbered_lines(path):
+        if isinstance(entry, BadItem):
+            yield entry
+            continue
+        number, line = entry
         try:
             cut = json.loads(line)
-            source = cut["recording"]["sources"][0]["source"]
             sup = cut["supervisions"][0]
             texts = (sup.get("custom") or {}).get("texts") or [sup.get("text", "")]
-            text = texts[min(text_index, len(texts) - 1)]
-            uid = cut.get("id") or f"{path.name}:{number}"
-            audio = source if os.path.isabs(source) else str(base / source)
-            yield Utterance(uid, audio, text or "", float(cut.get("start", 0.0)), float(cut["duration"]))
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            text = text_field(texts[min(text_index, len(texts) - 1)] or "", "text")
+            uid = text_field(cut.get("id") or f"{path.name}:{number}", "id")
+            audio = _audio_path(cut["recording"]["sources"][0]["source"], base)
+            yield Utterance(uid, audio, text, number_field(cut.get("start", 0.0), "start"),
+                            number_field(cut["duration"], "duration"))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             yield BadItem(f"{path.name}:{number}", f"unreadable cut ({type(exc).__name__}: {exc})")
 
 
@@ -173,7 +200,7 @@ AUDIO_KEYS = ("audio", "audio_path", "audio_filepath", "path", "wav")
 TEXT_KEYS = ("text", "sentence", "transcript", "transcription", "normalized_text")
 
 
-def _first(record: dict, keys) -> str:
+def _first(record: dict, keys):
     for key in keys:
         if record.get(key):
             return record[key]
@@ -184,31 +211,42 @@ def read_speech_jsonl(path, audio_root=None, **_) -> Iterator[Utterance]:
     """Generic audio+transcript JSONL (.gz allowed); key names in AUDIO_KEYS / TEXT_KEYS."""
     path = Path(path)
     base = Path(audio_root) if audio_root else path.parent
-    for number, line in _numbered_lines(path):
+    for entry in _numbered_lines(path):
+        if isinstance(entry, BadItem):
+            yield entry
+            continue
+        number, line = entry
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             yield BadItem(f"{path.name}:{number}", f"bad JSON ({exc})")
             continue
-        audio = str(_first(rec, AUDIO_KEYS))
-        text = _first(rec, TEXT_KEYS)
-        duration = rec.get("duration")
-        yield Utterance(str(rec.get("id") or f"{path.stem}:{number}"),
-                        audio if not audio or os.path.isabs(audio) else str(base / audio), text or "",
-                        float(rec.get("start", rec.get("offset", 0.0)) or 0.0),
-                        float(duration) if duration is not None else None)
+        try:
+            if not isinstance(rec, dict):
+                raise ValueError("not a JSON object")
+            duration = rec.get("duration")
+            yield Utterance(text_field(rec.get("id") or f"{path.stem}:{number}", "id"),
+                            _audio_path(_first(rec, AUDIO_KEYS), base), text_field(_first(rec, TEXT_KEYS), "text"),
+                            number_field(rec.get("start", rec.get("offset", 0.0)) or 0.0, "start"),
+                            number_field(duration, "duration") if duration is not None else None)
+        except ValueError as exc:  # a field of the wrong type
+            yield BadItem(f"{path.name}:{number}", str(exc))
 
 
 def read_seedtts(path, **_) -> Iterator[Utterance]:
     """seedtts_testset/en: meta.lst `utt|prompt_text|prompt_wav|infer_text` -> (prompt wav, prompt text)."""
-    meta = Path(path) / "meta.lst"
+    meta = manifest_path(path, "meta.lst", "Seed-TTS-eval test list")
     for entry in read_lines(meta):
         if isinstance(entry, BadLine):
             yield BadItem(f"meta.lst:{entry.line}", entry.reason)
             continue
-        fields = entry[1].split("|")
+        number, line = entry
+        fields = line.split("|")
         if len(fields) >= 3:
-            yield Utterance(Path(fields[2]).stem, str(meta.parent / fields[2]), fields[1])
+            try:
+                yield Utterance(Path(fields[2]).stem, str(safe_path(meta.parent, fields[2])), fields[1])
+            except ValueError as exc:  # a prompt wav path out of the folder
+                yield BadItem(f"meta.lst:{number}", str(exc))
 
 
 def read_llama_questions_speech(path, **_) -> Iterator[Utterance]:
@@ -254,8 +292,9 @@ def speech_manifest(sources: list[dict], bad=warn_only) -> list[Utterance]:
             uid = f"{name}/{utt.id}"
             if not utt.text.strip():
                 bad(name, utt.id, "empty transcript")
-            elif not utt.audio or not Path(utt.audio).is_file():
-                bad(name, utt.id, f"audio file not found: {utt.audio or '(none listed)'}")
+            elif not utt.audio or file_problem(utt.audio):
+                bad(name, utt.id, f"audio file {file_problem(utt.audio) if utt.audio else 'not found'}: "
+                                  f"{utt.audio or '(none listed)'}")
             elif uid in seen:
                 bad(name, utt.id, "id listed twice")
             else:
@@ -289,17 +328,20 @@ def text_corpus(sources: list[dict], speech: list[Utterance], bad=warn_only) -> 
             items = [(u.id, u.text) for u in speech]
         elif fmt in ("txt", "jsonl"):
             path = Path(spec["path"])
-            opener = gzip.open if path.suffix == ".gz" else open
             items = []
-            with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-                for number, line in enumerate(f, start=1):
-                    if fmt == "txt":
-                        items.append((f"{name}/{number}", line.strip()))
-                        continue
-                    try:
-                        items.append((f"{name}/{number}", str(json.loads(line).get(spec.get("field", "text"), ""))))
-                    except (json.JSONDecodeError, AttributeError) as exc:
-                        bad(name, str(number), f"bad JSON ({exc})")
+            for number, line in _numbered_lines(path, errors="replace"):  # blank lines separate, never bad data
+                if fmt == "txt":
+                    items.append((f"{name}/{number}", line.strip()))
+                    continue
+                try:
+                    rec = json.loads(line)
+                    if not isinstance(rec, dict):
+                        raise ValueError("not a JSON object")
+                    items.append((f"{name}/{number}", text_field(rec.get(spec.get("field", "text"), ""), "text")))
+                except json.JSONDecodeError as exc:
+                    bad(name, str(number), f"bad JSON ({exc})")
+                except ValueError as exc:  # not an object, or the field is not text
+                    bad(name, str(number), str(exc))
         else:
             raise ValueError(f"unknown text format {fmt!r} (txt, jsonl, transcripts)")
         for doc_id, text in items:
@@ -311,50 +353,57 @@ def text_corpus(sources: list[dict], speech: list[Utterance], bad=warn_only) -> 
 
 
 def read_instruction_jsonl(path, **_) -> Iterator[Instruction]:
+    """Instruction records (module docstring); relative audio paths resolve against the file's folder."""
     path = Path(path)
-    for number, line in enumerate(open(path, encoding="utf-8"), start=1):
-        if not line.strip():
+    for entry in read_jsonl(path):
+        if isinstance(entry, BadLine):
+            yield BadItem(f"{path.name}:{entry.line}", entry.reason)
             continue
+        number, rec = entry
+        answer = rec.get("answer") if isinstance(rec.get("answer"), str) else ""
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield BadItem(f"{path.name}:{number}", f"bad JSON ({exc})")
-            continue
-        resolve = lambda p: p if not p or os.path.isabs(p) else str(path.parent / p)  # noqa: E731
-        yield Instruction(str(rec.get("id") or f"{path.stem}:{number}"),
-                          rec.get("question_text") or rec.get("question") or "",
-                          resolve(rec.get("question_audio") or ""),
-                          rec.get("answer_text") or (rec.get("answer") if isinstance(rec.get("answer"), str) else "") or "",
-                          resolve(rec.get("answer_audio") or ""))
+            yield Instruction(text_field(rec.get("id") or f"{path.stem}:{number}", "id"),
+                              text_field(rec.get("question_text") or rec.get("question") or "", "question_text"),
+                              _audio_path(rec.get("question_audio") or "", path.parent),
+                              text_field(rec.get("answer_text") or answer or "", "answer_text"),
+                              _audio_path(rec.get("answer_audio") or "", path.parent))
+        except ValueError as exc:
+            yield BadItem(f"{path.name}:{number}", str(exc))
 
 
 def read_llama_questions(path, **_) -> Iterator[Instruction]:
     """llama_questions_300.tsv (Questions, Answer, Wav Filename) + wavs."""
     root = Path(path)
-    for entry in read_table(root / "llama_questions_300.tsv", "\t", required=("Questions", "Answer", "Wav Filename")):
+    tsv = manifest_path(root, "llama_questions_300.tsv", "Llama Questions table")
+    for entry in read_table(tsv, "\t", required=("Questions", "Answer", "Wav Filename")):
         if isinstance(entry, BadLine):
             yield BadItem(f"llama_questions_300.tsv:{entry.line}", entry.reason)
             continue
-        row = entry[1]
-        yield Instruction(Path(row["Wav Filename"]).stem, row["Questions"], str(root / row["Wav Filename"]),
-                          row["Answer"])
+        number, row = entry
+        try:
+            wav = str(safe_path(root, row["Wav Filename"]))
+        except ValueError as exc:  # a wav path out of the folder
+            yield BadItem(f"llama_questions_300.tsv:{number}", str(exc))
+            continue
+        yield Instruction(Path(row["Wav Filename"]).stem, row["Questions"], wav, row["Answer"])
 
 
 def read_spoken_qa(path, **_) -> Iterator[Instruction]:
-    """WebQuestions / TriviaQA as test.jsonl (question, answers | answer, audio)."""
+    """WebQuestions / TriviaQA as test.jsonl (question, answers | answer, audio); the first answer alias."""
     root = Path(path)
-    for number, line in enumerate(open(root / "test.jsonl", encoding="utf-8")):
-        if not line.strip():
+    jsonl = manifest_path(root, "test.jsonl", "question list")
+    for entry in read_jsonl(jsonl):
+        if isinstance(entry, BadLine):
+            yield BadItem(f"test.jsonl:{entry.line}", entry.reason)
             continue
+        number, rec = entry
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield BadItem(f"test.jsonl:{number + 1}", f"bad JSON ({exc})")
-            continue
-        answers = rec.get("answers", rec.get("answer"))
-        answer = answers[0] if isinstance(answers, list) and answers else (answers or "")
-        yield Instruction(str(number), rec.get("question", ""), str(root / rec["audio"]) if rec.get("audio") else "",
-                          str(answer))
+            answers = text_list(rec.get("answers", rec.get("answer", "")), "answer")
+            audio = text_field(rec.get("audio") or "", "audio path", numbers=False)
+            yield Instruction(str(number - 1), text_field(rec.get("question", ""), "question"),
+                              str(safe_path(root, audio)) if audio else "", answers[0] if answers else "")
+        except ValueError as exc:  # a field of the wrong type, an audio path out of the folder
+            yield BadItem(f"test.jsonl:{number}", str(exc))
 
 
 INSTRUCTION_READERS = {"jsonl": read_instruction_jsonl, "llama_questions": read_llama_questions,
@@ -379,10 +428,11 @@ def speak_answers(records: list[Instruction], out_dir: str | Path, voice: str = 
     out_dir.mkdir(parents=True, exist_ok=True)
     done = 0
     for rec in todo:
-        wav = out_dir / (rec.id.replace("/", "__") + ".wav")
+        wav = out_dir / output_name(rec.id.replace("/", "__"), ".wav")  # ids are data: one safe file name
         if not wav.is_file():
             tmp = wav.with_suffix(".tmp.wav")
-            result = subprocess.run(["espeak-ng", "-v", voice, "-w", str(tmp), rec.answer_text],
+            # the answer goes on stdin: on the command line, text such as "-f/etc/passwd" would be an option
+            result = subprocess.run(["espeak-ng", "-v", voice, "-w", str(tmp), "--stdin"], input=rec.answer_text,
                                     capture_output=True, text=True)
             if result.returncode != 0 or not tmp.is_file():
                 bad("speak_answers", rec.id, f"espeak-ng failed: {result.stderr.strip()[:200]}")
@@ -742,7 +792,12 @@ def main(argv=None) -> int:
     from .import_weights import import_hubert, import_quantizer
     from .speech_encoder import SpeechEncoder, UnitExtractor
 
-    utts = [Utterance(**json.loads(line)) for line in open(args.manifest) if line.strip()]
+    utts = []
+    for utt in read_speech_jsonl(args.manifest):  # the manifest `manifest` wrote: id, audio, text, start, duration
+        if isinstance(utt, BadItem):
+            bad("manifest", utt.id, utt.reason)
+        else:
+            utts.append(utt)
     index, count = (int(v) for v in args.shard.split("/"))
     utts = utts[index::count]
     hubert, normalize = import_hubert(args.hubert)

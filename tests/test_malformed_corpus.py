@@ -9,6 +9,10 @@ output folder of an earlier run byte for byte as it was.
 The inputs are generated here (from the bundled mini suite) and batched: one data root and one CLI run answer many
 entries, then one parametrized test per entry checks its answer, so pytest's own summary counts them, and a line
 ``malformed corpus: N inputs, M answered`` is printed in the terminal summary.
+
+The ``hostile-*`` entries are inputs that try to make the tool read outside the dataset folder (ids and paths with
+``..`` or ``/``, absolute paths, symlinks out, each pointing at a real file there that must never be scored) or block
+it (a FIFO where a manifest or an audio file should be); ``tests/test_hostile_inputs.py`` has the rest.
 """
 
 from __future__ import annotations
@@ -45,11 +49,17 @@ SWUGGY_TEST = "slm:swuggy-test"
 SBLIMP_TEST = "slm:sblimp-test"
 SSC = "slm:sstorycloze"
 TSC = "slm:tstorycloze"
-CLEAN_TASKS = [LIBRI, CV, VOX, WEBQ, TRIVIA, SWUGGY, SSC]
+CLEAN_TASKS = [LIBRI, CV, VOX, WEBQ, TRIVIA, LLAMA, SWUGGY, SSC]
 
 CV_DIR = "cv-corpus-15.0-2023-09-08"
 CHAPTER = "1089/999999"  # the LibriSpeech chapter that holds the broken utterances
 UTT = "1089-999999-"
+TRANS = "1089-999999.trans.txt"
+#: real files outside the data root that hostile entries point at (they exist: scoring them would be a leak)
+MINI_FLAC = f"{MINI_SUITE}/LibriSpeech/test-clean/1089/134686/1089-134686-0000"
+MINI_WAV = f"{MINI_SUITE}/seedtts_testset/en/prompt-wavs/common_voice_en_20010001.wav"
+MINI_LEX = f"{MINI_SUITE}/sLM21-dataset/lexical/dev/rEtbHwBxCTU"
+OUT_OF_ROOT = r"escapes the dataset root|not a plain file name"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -133,6 +143,69 @@ CORPUS: list[Entry] = [
           r"3_incorrect.wav is missing", SSC, "3_correct"),
     Entry("manifest-storycloze-bad-wav-name", "manifest", "record", "records", "story_4.wav",
           r"not <idx>_correct", SSC, "story_4"),
+    # --- hostile paths, ids and fields: error records of run "records" (the targets outside exist) ---------------
+    Entry("hostile-librispeech-id-dotdot", "transcript", "record", "records", f"{TRANS}:12", OUT_OF_ROOT, LIBRI,
+          "../../../../../outside/secret-libri"),
+    Entry("hostile-librispeech-id-absolute", "transcript", "record", "records", f"{TRANS}:13", OUT_OF_ROOT, LIBRI,
+          MINI_FLAC),
+    Entry("hostile-librispeech-id-with-slash", "transcript", "record", "records", f"{TRANS}:14", OUT_OF_ROOT, LIBRI,
+          f"sub/{UTT}0012"),
+    Entry("hostile-librispeech-flac-symlink-out", "audio", "record", "records", f"{TRANS}:15",
+          r"escapes the dataset root.*symlink", LIBRI, f"{UTT}0010"),
+    Entry("hostile-librispeech-flac-fifo", "audio", "record", "records", f"{UTT}0011.flac", r"FIFO", LIBRI,
+          f"{UTT}0011"),
+    Entry("hostile-librispeech-trans-fifo", "transcript", "record", "records", "1089-999998.trans.txt", r"FIFO",
+          LIBRI, "1089-999998.trans.txt"),
+    Entry("hostile-librispeech-trans-symlink-out", "transcript", "record", "records", "1089-999997.trans.txt",
+          r"escapes the dataset root", LIBRI, "1089-999997.trans.txt"),
+    Entry("hostile-voxpopuli-id-dotdot", "manifest", "record", "records", "asr_test.tsv:8", OUT_OF_ROOT, VOX,
+          "../../../../../outside/secret-vox"),
+    Entry("hostile-voxpopuli-ogg-symlink-out", "audio", "record", "records", "asr_test.tsv:9",
+          r"escapes the dataset root", VOX, "20990101-0900-PLENARY-1-en_secret_0"),
+    Entry("hostile-cv-path-dotdot", "manifest", "record", "records", "test.tsv:10", r"escapes the dataset root", CV,
+          "secret2"),
+    Entry("hostile-cv-clip-symlink-out", "audio", "record", "records", "test.tsv:11", r"escapes the dataset root", CV,
+          "common_voice_en_symlink"),
+    Entry("hostile-cv-clip-fifo", "audio", "record", "records", "common_voice_en_fifo.mp3", r"FIFO", CV,
+          "common_voice_en_fifo"),
+    Entry("hostile-seedtts-prompt-symlink-out", "manifest", "record", "records", "meta.lst:4",
+          r"escapes the dataset root", SEED, "utt-symlink"),
+    Entry("hostile-seedtts-prompt-fifo", "audio", "record", "records", "fifo.wav", r"FIFO", SEED, "utt-fifo"),
+    Entry("hostile-seedtts-empty-id", "manifest", "record", "records", "meta.lst:6", r"empty utterance id", SEED,
+          "meta.lst:6"),
+    Entry("hostile-webq-answer-bool", "manifest", "record", "records", "test.jsonl:8", r"answer is a bool", WEBQ,
+          "10"),
+    Entry("hostile-webq-answer-null", "manifest", "record", "records", "test.jsonl:9", r"answer is null", WEBQ, "11"),
+    Entry("hostile-webq-answer-list-with-null", "manifest", "record", "records", "test.jsonl:10",
+          r"answer\[1\] is null", WEBQ, "12"),
+    Entry("hostile-webq-audio-path-number", "manifest", "record", "records", "test.jsonl:11",
+          r"audio path is a number", WEBQ, "test.jsonl:11"),
+    Entry("hostile-webq-audio-symlink-out", "audio", "record", "records", "test.jsonl:12",
+          r"escapes the dataset root", WEBQ, "secret-link"),
+    Entry("hostile-webq-question-null", "manifest", "record", "records", "test.jsonl:13", r"question is null", WEBQ,
+          "14"),
+    Entry("hostile-triviaqa-answer-bool", "manifest", "record", "records", "test.jsonl:8", r"answer is a bool",
+          TRIVIA, "10"),
+    Entry("hostile-triviaqa-audio-absolute", "manifest", "record", "records", "test.jsonl:9",
+          r"escapes the dataset root", TRIVIA, "common_voice_en_20010001"),
+    Entry("hostile-triviaqa-audio-fifo", "audio", "record", "records", "fifo.wav", r"FIFO", TRIVIA, "fifo"),
+    Entry("hostile-llama-wav-dotdot", "manifest", "record", "records", "llama_questions_300.tsv:6",
+          r"escapes the dataset root", LLAMA, "secret-q"),
+    Entry("hostile-llama-answer-bool-in-json-list", "manifest", "record", "records", "llama_questions_300.tsv:7",
+          r"answer is a bool", LLAMA, "5"),
+    Entry("hostile-llama-wav-symlink-out", "audio", "record", "records", "llama_questions_300.tsv:8",
+          r"escapes the dataset root", LLAMA, "secret-link"),
+    Entry("hostile-gold-filename-dotdot", "manifest", "record", "records", "gold.csv", OUT_OF_ROOT, SWUGGY,
+          "../../../../outside/secretWav"),
+    Entry("hostile-gold-filename-absolute", "manifest", "record", "records", "gold.csv", OUT_OF_ROOT, SWUGGY,
+          MINI_LEX),
+    Entry("hostile-gold-wav-symlink-out", "audio", "record", "records", "gold.csv", r"escapes the dataset root",
+          SWUGGY, "symlinkWav"),
+    Entry("hostile-gold-wav-fifo", "audio", "record", "records", "fifoWav.wav", r"FIFO", SWUGGY, "fifoWav"),
+    Entry("hostile-storycloze-wav-symlink-out", "audio", "record", "records", "5_correct.wav",
+          r"escapes the dataset root", SSC, "5_correct"),
+    Entry("hostile-storycloze-wav-fifo", "audio", "record", "records", "5_incorrect.wav", r"FIFO", SSC,
+          "5_incorrect"),
     # --- whole manifests: one `dataset error` line per task ------------------------------------------------------
     Entry("manifest-cv-missing-sentence-column", "manifest", "dataset", "dataset", "test.tsv",
           r"missing column\(s\) sentence", CV),
@@ -144,6 +217,17 @@ CORPUS: list[Entry] = [
     Entry("manifest-qa-corrupt-parquet", "manifest", "dataset", "parquet", "test.parquet",
           r"parquet|cannot read|corrupt|not a", WEBQ),
     Entry("manifest-gold-not-utf8", "manifest", "dataset", "gold-utf8", "gold.csv", r"UTF-8|utf-8", SWUGGY),
+    Entry("hostile-seedtts-meta-fifo", "manifest", "dataset", "dataset", "meta.lst", r"FIFO", SEED),
+    Entry("hostile-triviaqa-jsonl-fifo", "manifest", "dataset", "dataset", "test.jsonl", r"FIFO", TRIVIA),
+    Entry("hostile-gold-fifo", "manifest", "dataset", "dataset", "gold.csv", r"FIFO", SWUGGY_TEST),
+    Entry("hostile-gold-directory", "manifest", "dataset", "dataset", "gold.csv", r"directory", SBLIMP_TEST),
+    Entry("hostile-cv-table-symlink-out", "manifest", "dataset", "hostile-sets", "test.tsv",
+          r"escapes the dataset root", CV),
+    Entry("hostile-voxpopuli-table-fifo", "manifest", "dataset", "hostile-sets", "asr_test.tsv", r"FIFO", VOX),
+    Entry("hostile-llama-table-directory", "manifest", "dataset", "hostile-sets", "llama_questions_300.tsv",
+          r"directory", LLAMA),
+    Entry("hostile-webq-jsonl-symlink-out", "manifest", "dataset", "hostile-sets", "test.jsonl",
+          r"escapes the dataset root", WEBQ),
     # --- score files: ZeroSpeech submissions and precomputed JSONL served by --model precomputed -----------------
     Entry("score-zerospeech-nan", "score", "record", "zerospeech", "lexical/dev.txt", r"NaN|not finite", SWUGGY,
           "rEtbHwBxCTU"),
@@ -209,6 +293,13 @@ CORPUS: list[Entry] = [
           r"unknown config key trainig"),
     Entry("config-train-yaml-syntax-error", "config", "raise", "torch", "syntax_error.yaml", r"YAML|yaml"),
     Entry("config-train-yaml-not-a-mapping", "config", "raise", "torch", "list.yaml", r"mapping"),
+    # --- training manifests (most_reference.data): a manifest that is no regular file is one raised line ----------
+    Entry("hostile-train-speech-jsonl-fifo", "manifest", "raise", "torch", "speech_fifo.jsonl", r"FIFO"),
+    Entry("hostile-train-libriheavy-directory", "manifest", "raise", "torch", "cuts.jsonl.gz", r"directory"),
+    Entry("hostile-train-text-fifo", "manifest", "raise", "torch", "text_fifo.txt", r"FIFO"),
+    Entry("hostile-train-instructions-fifo", "manifest", "raise", "torch", "instructions_fifo.jsonl", r"FIFO"),
+    Entry("hostile-train-seedtts-meta-symlink-out", "manifest", "raise", "torch", "meta.lst",
+          r"escapes the dataset root"),
 ]
 BY_ID = {e.id: e for e in CORPUS}
 KINDS = ("audio", "transcript", "manifest", "score", "results", "checkpoint", "config")
@@ -264,7 +355,7 @@ def _copy_suite(root: Path, *folders: str) -> Path:
 
 def _clean_root(root: Path) -> Path:
     """The datasets of CLEAN_TASKS, copied from the mini suite (LibriSpeech test-clean and sSC only)."""
-    _copy_suite(root, CV_DIR, "voxpopuli", "webquestions", "triviaqa")
+    _copy_suite(root, CV_DIR, "voxpopuli", "webquestions", "triviaqa", "llama-questions")
     shutil.copytree(MINI_SUITE / "LibriSpeech" / "test-clean", root / "LibriSpeech" / "test-clean")
     shutil.copytree(MINI_SUITE / "sLM21-dataset" / "lexical" / "dev", root / "sLM21-dataset" / "lexical" / "dev")
     shutil.copytree(MINI_SUITE / "spoken-storycloze" / "sSC", root / "spoken-storycloze" / "sSC")
@@ -292,7 +383,24 @@ def _break_records_root(root: Path, outside: Path) -> None:
     lines = [f"{UTT}{i:04d} THE OLD MAN SAT DOWN".encode() for i in range(9)]  # lines 1-9: 0000 ... 0008
     lines.append(f"{UTT}0009 THE CAF\xc9 WAS CLOSED".encode("latin-1"))  # line 10: Latin-1, not UTF-8
     lines.append(f"{UTT}0008 HE SAID NOTHING AT ALL".encode())  # line 11: 0008 listed a second time
-    (ch / "1089-999999.trans.txt").write_bytes(b"\n".join(lines) + b"\n")
+    # hostile ids and files (lines 12-16): each target exists, outside the data root or in a subfolder
+    shutil.copy(MINI_FLAC + ".flac", outside / "secret-libri.flac")
+    (ch / "sub").mkdir()
+    (ch / "sub" / f"{UTT}0012.flac").write_bytes(flac)
+    (ch / f"{UTT}0010.flac").symlink_to(outside / "secret-libri.flac")
+    os.mkfifo(ch / f"{UTT}0011.flac")
+    lines += [b"../../../../../outside/secret-libri THE SECRET WORDS",  # line 12: resolves to outside/
+              f"{MINI_FLAC} THE OLD MAN SAT DOWN".encode(),  # line 13: an absolute path
+              f"sub/{UTT}0012 THE SUB FOLDER".encode(),  # line 14: a path, not an id
+              f"{UTT}0010 THE SECRET LINK".encode(),  # line 15: a symlink out of the root
+              f"{UTT}0011 THE NAMED PIPE".encode()]  # line 16: a FIFO where the flac should be
+    (ch / TRANS).write_bytes(b"\n".join(lines) + b"\n")
+    (root / "LibriSpeech" / "test-clean" / "1089" / "999998").mkdir()
+    os.mkfifo(root / "LibriSpeech" / "test-clean" / "1089" / "999998" / "1089-999998.trans.txt")
+    (outside / "secret.trans.txt").write_text("1089-999997-0000 THE SECRET TRANSCRIPT\n")
+    (root / "LibriSpeech" / "test-clean" / "1089" / "999997").mkdir()
+    (root / "LibriSpeech" / "test-clean" / "1089" / "999997" / "1089-999997.trans.txt").symlink_to(
+        outside / "secret.trans.txt")
 
     # Common Voice: lines 6.. of test.tsv
     cv = root / CV_DIR / "en"
@@ -310,10 +418,16 @@ def _break_records_root(root: Path, outside: Path) -> None:
     (cv / "clips" / "common_voice_en_garbage.mp3").write_bytes(garbage_mp3)
     secret = outside / "secret.mp3"
     shutil.copy(next((cv / "clips").glob("common_voice_en_1*.mp3")), secret)
+    shutil.copy(secret, outside / "secret2.mp3")
+    (cv / "clips" / "common_voice_en_symlink.mp3").symlink_to(secret)
+    os.mkfifo(cv / "clips" / "common_voice_en_fifo.mp3")
     _append_lines(tsv, [b"only\tthree\tfields",  # line 6
                         row(str(secret).encode(), b"An absolute path."),  # line 7
                         row(b"common_voice_en_19000101.mp3", b"The caf\xe9 opens at nine."),  # line 8
-                        row(b"common_voice_en_garbage.mp3", b"Garbage in.")])  # line 9
+                        row(b"common_voice_en_garbage.mp3", b"Garbage in."),  # line 9
+                        row(b"../../../../outside/secret2.mp3", b"Up and out."),  # line 10
+                        row(b"common_voice_en_symlink.mp3", b"A symlink out."),  # line 11
+                        row(b"common_voice_en_fifo.mp3", b"A named pipe.")])  # line 12
 
     # VoxPopuli: line 6 has two fields; line 7 points to a garbage ogg
     vox = root / "voxpopuli" / "transcribed_data" / "en"
@@ -322,14 +436,27 @@ def _break_records_root(root: Path, outside: Path) -> None:
     vtemplate[0] = b"20990101-0900-PLENARY-1-en_garbage_0"
     (vox / "2099").mkdir()
     (vox / "2099" / "20990101-0900-PLENARY-1-en_garbage_0.ogg").write_bytes(b"OggS" + bytes(200))
-    _append_lines(vtsv, [b"20990101-0900-PLENARY-1-en_x_1\tonly two", b"\t".join(vtemplate)])
+    good_ogg = next((MINI_SUITE / "voxpopuli").rglob("*.ogg"))
+    shutil.copy(good_ogg, outside / "secret-vox.ogg")
+    (vox / "2099" / "20990101-0900-PLENARY-1-en_secret_0.ogg").symlink_to(outside / "secret-vox.ogg")
+    dotdot, link = list(vtemplate), list(vtemplate)
+    dotdot[0], link[0] = b"../../../../../outside/secret-vox", b"20990101-0900-PLENARY-1-en_secret_0"
+    _append_lines(vtsv, [b"20990101-0900-PLENARY-1-en_x_1\tonly two", b"\t".join(vtemplate),  # lines 6, 7
+                         b"\t".join(dotdot), b"\t".join(link)])  # line 8: an id with "..", line 9: a symlink out
 
     # Seed-TTS: every line broken (no judge or speaker embedder is needed then)
     seed = root / "seedtts_testset" / "en"
     seed.mkdir(parents=True)
+    (seed / "prompt-wavs").mkdir()
+    (outside / "secret.wav").write_bytes(good_wav)
+    (seed / "prompt-wavs" / "secret-link.wav").symlink_to(outside / "secret.wav")
+    os.mkfifo(seed / "prompt-wavs" / "fifo.wav")
     (seed / "meta.lst").write_text("utt-few|only two fields\n"
                                    "utt-escape|hi|../../../secret.wav|Hello there.\n"
-                                   "utt-missing|hi|prompt-wavs/nowhere.wav|Hello again.\n")
+                                   "utt-missing|hi|prompt-wavs/nowhere.wav|Hello again.\n"
+                                   "utt-symlink|hi|prompt-wavs/secret-link.wav|A symlink out.\n"
+                                   "utt-fifo|hi|prompt-wavs/fifo.wav|A named pipe.\n"
+                                   "|hi|prompt-wavs/nowhere.wav|No id.\n")
 
     # WebQuestions: lines 4.. of test.jsonl
     webq = root / "webquestions"
@@ -340,7 +467,18 @@ def _break_records_root(root: Path, outside: Path) -> None:
         b'{"question": "where is it?", "answers": ["here"], "audio": "audio/9.wav"',  # line 4: cut short
         json.dumps({"question": "no answers?", "answers": [], "audio": "audio/7.wav"}).encode(),  # line 5
         json.dumps({"question": "nan?", "answers": ["x"], "audio": "audio/6.wav"}).encode(),  # line 6
-        json.dumps({"question": "html?", "answers": ["y"], "audio": "audio/8.wav"}).encode()])  # line 7
+        json.dumps({"question": "html?", "answers": ["y"], "audio": "audio/8.wav"}).encode(),  # line 7
+        # typed fields and a symlink out (lines 8-13); the wavs exist, so only the check refuses them
+        json.dumps({"question": "bool?", "answers": True, "audio": "audio/10.wav"}).encode(),
+        json.dumps({"question": "null?", "answers": None, "audio": "audio/11.wav"}).encode(),
+        json.dumps({"question": "null alias?", "answers": ["x", None], "audio": "audio/12.wav"}).encode(),
+        json.dumps({"question": "number path?", "answers": ["x"], "audio": 13}).encode(),
+        json.dumps({"question": "symlink?", "answers": ["x"], "audio": "audio/secret-link.wav"}).encode(),
+        json.dumps({"question": None, "answers": ["x"], "audio": "audio/14.wav"}).encode()])
+    for name in ("10", "11", "12", "13", "14"):
+        (webq / "audio" / f"{name}.wav").write_bytes(good_wav)
+    (outside / "secret-q.wav").write_bytes(good_wav)
+    (webq / "audio" / "secret-link.wav").symlink_to(outside / "secret-q.wav")
 
     # TriviaQA: lines 4.. of test.jsonl
     trivia = root / "triviaqa"
@@ -350,7 +488,20 @@ def _break_records_root(root: Path, outside: Path) -> None:
         b'["Which element has the symbol O?", ["Oxygen"]]',  # line 4: not an object
         json.dumps({"question": "escape?", "answer": ["a"], "audio": "../secret/q.wav"}).encode(),  # line 5
         json.dumps({"question": "silence?", "answer": ["b"], "audio": "audio/9.wav"}).encode(),  # line 6
-        json.dumps({"question": "no answer field?", "audio": "audio/8.wav"}).encode()])  # line 7
+        json.dumps({"question": "no answer field?", "audio": "audio/8.wav"}).encode(),  # line 7
+        json.dumps({"question": "bool?", "answer": False, "audio": "audio/10.wav"}).encode(),  # line 8
+        json.dumps({"question": "absolute?", "answer": ["a"], "audio": MINI_WAV}).encode(),  # line 9
+        json.dumps({"question": "fifo?", "answer": ["a"], "audio": "audio/fifo.wav"}).encode()])  # line 10
+    (trivia / "audio" / "10.wav").write_bytes(good_wav)
+    os.mkfifo(trivia / "audio" / "fifo.wav")
+
+    # Llama Questions: lines 6.. of the TSV
+    llama = root / "llama-questions"
+    (llama / "5.wav").write_bytes(good_wav)
+    (llama / "secret-link.wav").symlink_to(outside / "secret-q.wav")
+    _append_lines(llama / "llama_questions_300.tsv", [b"Escape?\tx\t../../outside/secret-q.wav",  # line 6
+                                                      b"Bool?\t[true]\t5.wav",  # line 7: a bool in a JSON list
+                                                      b"Symlink?\tx\tsecret-link.wav"])  # line 8
 
     # sLM21 lexical dev: gold rows for missing / corrupt wavs, and a wav gold.csv does not list
     lex = root / "sLM21-dataset" / "lexical" / "dev"
@@ -358,6 +509,13 @@ def _break_records_root(root: Path, outside: Path) -> None:
                                      b"missingWavB,99,en-us,0,zebro,Z IY B R OW,5,0",
                                      b"corruptWavA,98,en-us,5,tiger,T AY G ER,5,1",
                                      b"corruptWavB,98,en-us,0,tigel,T AY G AH L,5,0"])
+    _append_lines(lex / "gold.csv", [b"../../../../outside/secretWav,97,en-us,5,lion,L AY AH N,4,1",
+                                     f"{MINI_LEX},97,en-us,0,liom,L AY AH M,4,0".encode(),
+                                     b"symlinkWav,96,en-us,5,bear,B EH R,4,1",
+                                     b"fifoWav,96,en-us,0,beal,B IY L,4,0"])
+    (outside / "secretWav.wav").write_bytes(good_wav)
+    (lex / "symlinkWav.wav").symlink_to(outside / "secretWav.wav")
+    os.mkfifo(lex / "fifoWav.wav")
     (lex / "corruptWavA.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
     (lex / "corruptWavB.wav").write_bytes(good_wav)
     (lex / "strayWav.wav").write_bytes(good_wav)
@@ -366,6 +524,9 @@ def _break_records_root(root: Path, outside: Path) -> None:
     ssc = root / "spoken-storycloze" / "sSC"
     shutil.copy(ssc / "0_correct.wav", ssc / "3_correct.wav")
     shutil.copy(ssc / "0_correct.wav", ssc / "story_4.wav")
+    shutil.copy(ssc / "0_correct.wav", outside / "secret-story.wav")
+    (ssc / "5_correct.wav").symlink_to(outside / "secret-story.wav")
+    os.mkfifo(ssc / "5_incorrect.wav")
 
 
 def _dataset_error_root(root: Path) -> Path:
@@ -388,6 +549,32 @@ def _dataset_error_root(root: Path) -> Path:
     webq = root / "webquestions"
     (webq / "test.jsonl").unlink()
     (webq / "test.parquet").write_bytes(b"PAR1" + b"this is not a parquet file" * 4)
+    # manifests that are no regular file: each must be refused at once (a blocking open would hang the run)
+    _copy_suite(root, "seedtts_testset", "triviaqa")
+    for fifo in (root / "seedtts_testset" / "en" / "meta.lst", root / "triviaqa" / "test.jsonl"):
+        fifo.unlink()
+        os.mkfifo(fifo)
+    (root / "sLM21-dataset" / "lexical" / "test").mkdir()
+    os.mkfifo(root / "sLM21-dataset" / "lexical" / "test" / "gold.csv")
+    (root / "sLM21-dataset" / "syntactic" / "test" / "gold.csv").mkdir(parents=True)
+    return root
+
+
+def _hostile_sets_root(root: Path, outside: Path) -> Path:
+    """Whole manifests that are symlinks out of the root, a FIFO or a directory; a clean LibriSpeech beside them."""
+    _copy_suite(root, CV_DIR, "voxpopuli", "llama-questions", "webquestions")
+    shutil.copytree(MINI_SUITE / "LibriSpeech" / "test-clean", root / "LibriSpeech" / "test-clean")
+    for manifest, secret in ((root / CV_DIR / "en" / "test.tsv", "secret-test.tsv"),
+                             (root / "webquestions" / "test.jsonl", "secret-test.jsonl")):
+        shutil.copy(manifest, outside / secret)  # a readable table: only the containment check refuses it
+        manifest.unlink()
+        manifest.symlink_to(outside / secret)
+    vox = root / "voxpopuli" / "transcribed_data" / "en" / "asr_test.tsv"
+    vox.unlink()
+    os.mkfifo(vox)
+    llama = root / "llama-questions" / "llama_questions_300.tsv"
+    llama.unlink()
+    llama.mkdir()
     return root
 
 
@@ -507,18 +694,21 @@ def outcomes(tmp_path_factory):
     broken = _clean_root(tmp / "broken")
     _break_records_root(broken, outside)
     bad_sets = _dataset_error_root(tmp / "bad_sets")
+    hostile_sets = _hostile_sets_root(tmp / "hostile_sets", outside)
     zs_root, zs_pre, pc_pre = tmp / "zs_root", tmp / "zs_pre", tmp / "pc_pre"
     _zerospeech_inputs(zs_root, zs_pre)
     _precomputed_inputs(pc_pre)
 
-    out = {k: tmp / f"out_{k}" for k in ("clean", "records", "records_fail", "dataset", "parquet", "gold-utf8",
-                                         "zerospeech", "precomputed")}
+    out = {k: tmp / f"out_{k}" for k in ("clean", "records", "records_fail", "dataset", "hostile-sets", "parquet",
+                                         "gold-utf8", "zerospeech", "precomputed")}
     judge = ["--judge", "dummy"]
     launches = {
         "clean": _cli_args(clean, out["clean"], CLEAN_TASKS),
         "records": _cli_args(broken, out["records"], CLEAN_TASKS + [SEED], *judge),
         "records_fail": _cli_args(broken, out["records_fail"], [LIBRI], "--fail-on-error"),
-        "dataset": _cli_args(bad_sets, out["dataset"], [LIBRI, CV, VOX, LLAMA, SBLIMP]),
+        "dataset": _cli_args(bad_sets, out["dataset"], [LIBRI, CV, VOX, LLAMA, SBLIMP, SEED, TRIVIA, SWUGGY_TEST,
+                                                        SBLIMP_TEST], *judge),
+        "hostile-sets": _cli_args(hostile_sets, out["hostile-sets"], [LIBRI, CV, VOX, LLAMA, WEBQ]),
         "parquet": _cli_args(bad_sets, out["parquet"], [LIBRI, WEBQ]),
         "gold-utf8": _cli_args(bad_sets, out["gold-utf8"], [LIBRI, SWUGGY]),
         "zerospeech": _cli_args(zs_root, out["zerospeech"], [SWUGGY, SBLIMP, SWUGGY_TEST, SBLIMP_TEST],
@@ -722,8 +912,41 @@ def _torch_group_main(workdir: str, earlier: str) -> None:
                 answers[key] = {"raised": None, "message": "accepted"}
             except Exception as exc:
                 answers[key] = {"raised": type(exc).__name__, "message": str(exc)}
+    answers.update(_train_manifest_answers(work / "train_manifests"))
     answers["marker"] = marker.exists()
     (work / "answers.json").write_text(json.dumps(answers))
+
+
+def _train_manifest_answers(work: Path) -> dict:
+    """Training manifests that are no regular file (FIFO, directory) or a symlink out of their layout: each call of
+    the training data pipeline must raise one line naming the file, never block or read outside."""
+    from most_reference import data as D
+
+    work.mkdir()
+    for name in ("speech_fifo.jsonl", "text_fifo.txt", "instructions_fifo.jsonl"):
+        os.mkfifo(work / name)
+    (work / "cuts.jsonl.gz").mkdir()
+    seed = work / "seedtts_testset" / "en"
+    seed.mkdir(parents=True)
+    (work / "secret-meta.lst").write_text("utt|secret text|prompt-wavs/x.wav|secret\n")
+    (seed / "meta.lst").symlink_to(work / "secret-meta.lst")
+    calls = {
+        "hostile-train-speech-jsonl-fifo": lambda: D.speech_manifest([{"format": "jsonl",
+                                                                       "path": work / "speech_fifo.jsonl"}]),
+        "hostile-train-libriheavy-directory": lambda: D.speech_manifest([{"format": "libriheavy",
+                                                                          "path": work / "cuts.jsonl.gz"}]),
+        "hostile-train-text-fifo": lambda: D.text_corpus([{"format": "txt", "path": work / "text_fifo.txt"}], []),
+        "hostile-train-instructions-fifo": lambda: D.instructions([{"format": "jsonl",
+                                                                    "path": work / "instructions_fifo.jsonl"}]),
+        "hostile-train-seedtts-meta-symlink-out": lambda: D.speech_manifest([{"format": "seedtts", "path": seed}]),
+    }
+    answers = {}
+    for key, call in calls.items():
+        try:
+            answers[key] = {"raised": None, "message": f"accepted: {call()!r}"[:300]}
+        except Exception as exc:
+            answers[key] = {"raised": type(exc).__name__, "message": str(exc)}
+    return answers
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -233,6 +233,10 @@ def test_output_naming_a_file_and_a_missing_data_root_are_refused_in_one_line(tm
 
 
 def test_a_second_run_on_a_held_output_is_refused_and_a_dead_holder_is_taken_over(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
     data, out = _cloze_root(tmp_path), tmp_path / "out"
     with OutputLock(out):
         proc = _run(data, out)
@@ -240,8 +244,14 @@ def test_a_second_run_on_a_held_output_is_refused_and_a_dead_holder_is_taken_ove
         assert f"another most-eval run (pid {os.getpid()})" in proc.stderr
         with pytest.raises(OutputBusy):
             OutputLock(out).acquire()
-    assert not (out / "results.json").exists()
-    (out / ".most-eval.lock").write_text("999999\n")  # a lock file left by a dead process: no live holder
+    assert list(out.iterdir()) == []  # the lock writes nothing into the folder
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from most_eval.output_lock import OutputLock; "
+                               "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(600)",
+                               str(out)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert _run(data, out).returncode == 2
+    holder.send_signal(signal.SIGKILL)  # a run killed while holding the folder
+    holder.wait()
     proc = _run(data, out)
     assert proc.returncode == 0, proc.stderr
 

@@ -85,8 +85,11 @@ class OfflineBaseline(Model):
             raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
         out = []
         for text in texts:
-            wav = subprocess.run([exe, "-v", self.args.voice, "-s", str(self.args.speed), "--stdout", text],
-                                 capture_output=True, check=True).stdout
+            # the text goes on stdin, never on the command line: dataset text such as "-f/etc/passwd" would be an
+            # option there (speak that file), and a NUL byte cannot be passed as an argument at all. An empty stdin
+            # gives no WAV at all, a blank gives the near-empty WAV an empty argument gave.
+            wav = subprocess.run([exe, "-v", self.args.voice, "-s", str(self.args.speed), "--stdout", "--stdin"],
+                                 input=(text or " ").encode("utf-8"), capture_output=True, check=True).stdout
             data, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
             out.append(Audio(to_mono_float32(data), int(rate)))
         return out

@@ -5,7 +5,9 @@
 * Common Voice English: ``cv-corpus-<version>/en/test.tsv`` (``path``, ``sentence``) + ``clips/<path>``.
 
 Nothing is dropped: a transcript line whose audio is missing, an audio file without a transcript line, an undecodable
-line or a path that escapes the dataset root all come back as utterances with ``error`` set.
+line or a path that escapes the dataset root all come back as utterances with ``error`` set. Paths and manifests go
+through :mod:`most_eval.dataset_files`: an id with ``/`` or ``..``, an absolute path, a symlink out of the dataset
+folder, a FIFO or a directory where a file should be are error records, never read.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.audio import audio_duration
+from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path
 from most_eval.manifest import BadLine, read_lines, read_table
-from most_eval.task import DatasetError, safe_path
+from most_eval.task import DatasetError
 
 
 @dataclass
@@ -31,8 +34,9 @@ class Utterance:
 
 
 def _with_audio(uid: str, audio: Path, text: str, manifest: Path) -> Utterance:
-    if not audio.is_file():
-        return Utterance(uid, None, text, f"{audio}: audio file listed in {manifest.name} not found", (manifest,))
+    problem = file_problem(audio)
+    if problem:
+        return Utterance(uid, None, text, f"{audio}: audio file listed in {manifest.name} {problem}", (manifest,))
     return Utterance(uid, audio, text, None, (manifest, audio), audio_duration(audio))
 
 
@@ -43,21 +47,37 @@ def read_librispeech(root: Path, split: str) -> list[Utterance]:
         raise DatasetError(f"{split_dir}: LibriSpeech split folder not found")
     utts: dict[str, Utterance] = {}
     for trans in sorted(split_dir.glob("*/*/*.trans.txt")):
-        for entry in read_lines(trans):
+        chapter = trans.parent.relative_to(split_dir).as_posix()
+        problem = file_problem(trans, split_dir)  # a symlink out of the split, a FIFO, a directory ...
+        try:
+            lines = [] if problem else list(read_lines(trans))
+        except DatasetError as exc:
+            problem = str(exc).removeprefix(f"{trans}: ")
+        if problem:  # one error record for the transcript file; the other chapters go on
+            utts[trans.name] = Utterance(trans.name, None, "", f"{trans}: {problem}")
+            continue
+        for entry in lines:
             if isinstance(entry, BadLine):
                 uid = entry.raw.split(b" ", 1)[0].decode("ascii", "replace") or f"{trans.name}:{entry.line}"
                 utts[uid] = Utterance(uid, None, "", str(entry), (trans,))
                 continue
-            _, line = entry
+            number, line = entry
             uid, _, text = line.partition(" ")
             if uid in utts:
                 utts[uid] = Utterance(uid, None, text, f"{trans}: utterance id {uid} listed twice", (trans,))
                 continue
-            utts[uid] = _with_audio(uid, trans.parent / f"{uid}.flac", text.strip(), trans)
+            try:
+                audio = safe_path(split_dir, f"{chapter}/{plain_name(uid, 'utterance id')}.flac")
+            except ValueError as exc:  # "..", "/", an absolute path, a symlink out of the split
+                uid = uid or f"{trans.name}:{number}"
+                utts[uid] = Utterance(uid, None, text, f"{trans}:{number}: {exc}", (trans,))
+                continue
+            utts[uid] = _with_audio(uid, audio, text.strip(), trans)
     for audio in sorted(split_dir.glob("*/*/*.flac")):
         if audio.stem not in utts:
+            readable = not file_problem(audio, split_dir)  # never hash a FIFO or a file outside the split
             utts[audio.stem] = Utterance(audio.stem, None, "", f"{audio}: no transcript line in "
-                                         f"{audio.stem.rsplit('-', 1)[0]}.trans.txt", (audio,))
+                                         f"{audio.stem.rsplit('-', 1)[0]}.trans.txt", (audio,) if readable else ())
     if not utts:
         raise DatasetError(f"{split_dir}: no *.trans.txt transcripts found")
     return [utts[k] for k in sorted(utts)]
@@ -66,18 +86,16 @@ def read_librispeech(root: Path, split: str) -> list[Utterance]:
 def read_voxpopuli(root: Path, split: str = "test", column: str = "normalized_text") -> list[Utterance]:
     """Utterances of ``root/transcribed_data/en/asr_<split>.tsv`` (``root`` = the ``voxpopuli`` folder)."""
     base = root / "transcribed_data" / "en"
-    tsv = base / f"asr_{split}.tsv"
-    if not tsv.is_file():
-        raise DatasetError(f"{tsv}: VoxPopuli transcript table not found")
+    tsv = manifest_path(base, f"asr_{split}.tsv", "VoxPopuli transcript table")
     utts = []
     for entry in read_table(tsv, "\t", required=("id", column)):
         if isinstance(entry, BadLine):
             utts.append(Utterance(f"{tsv.name}:{entry.line}", None, "", str(entry), (tsv,)))
             continue
         number, row = entry
-        uid = row["id"]
+        uid = row["id"] or f"{tsv.name}:{number}"
         try:
-            audio = safe_path(base, f"{uid[:4]}/{uid}.ogg")
+            audio = safe_path(base, f"{uid[:4]}/{plain_name(row['id'])}.ogg")
         except ValueError as exc:
             utts.append(Utterance(uid, None, row[column], f"{tsv}:{number}: {exc}", (tsv,)))
             continue
@@ -96,16 +114,14 @@ def find_common_voice(data_root: Path, version: str | None = None) -> Path:
 
 def read_common_voice(root: Path, split: str = "test") -> list[Utterance]:
     """Utterances of ``root/<split>.tsv`` (``root`` = ``cv-corpus-<ver>/en``); audio under ``clips/``."""
-    tsv = root / f"{split}.tsv"
-    if not tsv.is_file():
-        raise DatasetError(f"{tsv}: Common Voice table not found")
+    tsv = manifest_path(root, f"{split}.tsv", "Common Voice table")
     utts = []
     for entry in read_table(tsv, "\t", required=("path", "sentence")):
         if isinstance(entry, BadLine):
             utts.append(Utterance(f"{tsv.name}:{entry.line}", None, "", str(entry), (tsv,)))
             continue
         number, row = entry
-        uid = Path(row["path"]).stem
+        uid = Path(row["path"]).stem or f"{tsv.name}:{number}"
         try:
             audio = safe_path(root / "clips", row["path"])
         except ValueError as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from most_eval.adapter import SCORE_AUDIO, AudioScore, Request
 from most_eval.audio import audio_duration
+from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path
 from most_eval.task import DatasetError, Sample, Task
 
 from most_eval_tasks.slm import storycloze_scoring as cloze
@@ -56,7 +57,7 @@ class ZeroSpeechTask(Task):
         """The split's gold.csv (read once)."""
         if not hasattr(self, "_gold"):
             try:
-                self._gold = zr.read_gold(self.folder / "gold.csv", self.kind)
+                self._gold = zr.read_gold(manifest_path(self.folder, "gold.csv", "gold file"), self.kind)
             except zr.ScoreFileError as exc:
                 raise DatasetError(str(exc)) from None
         return self._gold
@@ -67,15 +68,22 @@ class ZeroSpeechTask(Task):
         listed = set(stems)
         out = []
         for stem in stems:
-            wav = self.folder / f"{stem}.wav"
-            if not wav.is_file():
-                out.append(Sample(stem, None, None, f"{wav}: listed in gold.csv but not found", 0.0, (gold_csv,)))
+            try:  # a file name with "/" or "..", an absolute one, a symlink out of the split: never read
+                wav = safe_path(self.folder, f"{plain_name(stem, 'filename')}.wav")
+            except ValueError as exc:
+                out.append(Sample(stem, None, None, f"{gold_csv}: {exc}", 0.0, (gold_csv,)))
+                continue
+            problem = file_problem(wav)
+            if problem:
+                out.append(Sample(stem, None, None, f"{wav}: listed in gold.csv but {problem}", 0.0, (gold_csv,)))
             else:
                 out.append(Sample(stem, Request(SCORE_AUDIO, audio=wav), None, None, audio_duration(wav),
                                   (gold_csv, wav)))
         for wav in sorted(self.folder.glob("*.wav")):
             if wav.stem not in listed:
-                out.append(Sample(wav.stem, None, None, f"{wav}: not listed in gold.csv", 0.0, (wav,)))
+                readable = not file_problem(wav, self.folder)  # never hash a FIFO or a file outside the split
+                out.append(Sample(wav.stem, None, None, f"{wav}: not listed in gold.csv", 0.0,
+                                  (wav,) if readable else ()))
         return out
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
@@ -170,16 +178,18 @@ class StoryClozeTask(Task):
         out = []
         for wav in wavs:
             m = _CLOZE_WAV.match(wav.stem)
-            if not m:
+            partner = m and f"{m['idx']}_{'incorrect' if m['which'] == 'correct' else 'correct'}"
+            problem = file_problem(wav, folder)  # a symlink out of the folder, a FIFO, a directory: never read
+            if problem:
+                out.append(Sample(wav.stem, None, None, f"{wav}: {problem}", 0.0))
+            elif not m:
                 out.append(Sample(wav.stem, None, None, f"{wav}: name is not <idx>_correct/<idx>_incorrect", 0.0,
                                   (wav,)))
-                continue
-            partner = f"{m['idx']}_{'incorrect' if m['which'] == 'correct' else 'correct'}"
-            if partner not in stems:
+            elif partner not in stems:
                 out.append(Sample(wav.stem, None, None, f"{wav}: its pair {partner}.wav is missing", 0.0, (wav,)))
-                continue
-            out.append(Sample(wav.stem, Request(SCORE_AUDIO, audio=wav), m["idx"], None, audio_duration(wav),
-                              (wav,)))
+            else:
+                out.append(Sample(wav.stem, Request(SCORE_AUDIO, audio=wav), m["idx"], None, audio_duration(wav),
+                                  (wav,)))
         return out
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:

@@ -47,6 +47,7 @@ Deliberate differences from the official code (it would crash or return NaN ther
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -55,6 +56,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+
+from most_eval.dataset_files import open_regular
+from most_eval.task import DatasetError
 
 LEXICAL = "lexical"
 SYNTACTIC = "syntactic"
@@ -104,15 +108,20 @@ class Gold:
 _INT = re.compile(r"[+-]?\d+")
 
 
+def _open_text(path: Path, what: str) -> io.TextIOWrapper:
+    """``path`` as UTF-8 text (BOM skipped), opened only if it is a regular file: a FIFO never blocks the run."""
+    try:
+        return io.TextIOWrapper(open_regular(path), encoding="utf-8-sig", newline="")
+    except DatasetError as error:
+        raise ScoreFileError(path, None, f"cannot open {what}: {str(error).removeprefix(f'{path}: ')}") from None
+
+
 def read_gold(path, kind: str) -> Gold:
     """Read a ZeroSpeech 2021 lexical or syntactic ``gold.csv`` by header names; :class:`ScoreFileError` if unusable."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     path = Path(path)
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except OSError as error:
-        raise ScoreFileError(path, None, f"cannot open gold file: {error.strerror or error}") from None
+    handle = _open_text(path, "gold file")
     try:
         return _parse_gold(handle, path, kind)
     except UnicodeDecodeError as error:
@@ -188,10 +197,7 @@ def read_submission(path, expected_stems: Iterable[str] | None = None) -> dict[s
     expected = None if expected_stems is None else set(expected_stems)
     scores: dict[str, float] = {}
     lines: dict[str, int] = {}
-    try:
-        handle = open(path, encoding="utf-8-sig")
-    except OSError as error:
-        raise ScoreFileError(path, None, f"cannot open submission: {error.strerror or error}") from None
+    handle = _open_text(path, "submission")
     with handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.strip()

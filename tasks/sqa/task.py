@@ -8,37 +8,52 @@ A response is correct when any reference answer occurs in it under the DPR "has 
   with the same columns (an ``audio`` column holding a path string or ``{"path": ...}``).
 * ``triviaqa/``: ``test.jsonl`` / ``test.parquet`` with ``answer`` as the alias list.
 
-The sample id is the question wav's stem. A record without answers is an error record; the run goes on.
+The sample id is the question wav's stem. A record without answers is an error record; the run goes on. Fields are
+typed (:mod:`most_eval.dataset_files`): a number answer is its text ("1984"); a bool or null answer, a non-text audio
+path or question is an error record naming the line. The S->S task keeps each spoken answer under
+``OUTPUT/audio/<task>/<name>.wav`` (``<name>``: the id made a safe file name; the record's ``audio`` field).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.adapter import RESPOND, Request
 from most_eval.audio import Audio, audio_duration, save_audio
+from most_eval.dataset_files import file_problem, manifest_path, output_name, read_bytes, safe_path, text_field, \
+    text_list
 from most_eval.manifest import BadLine, read_jsonl, read_table
 from most_eval.results import task_file_name
-from most_eval.task import DatasetError, Sample, Task, safe_path
+from most_eval.task import DatasetError, Sample, Task
 
 from most_eval_tasks.sqa.has_answer import matching_answer
 from most_eval_tasks.sqa.llm_judge import judge_verdicts, load_judge
 
+MISSING = object()  # a manifest row without the answer field (as opposed to an explicit null)
+
 
 def _answers(value) -> list[str]:
-    if value is None:
+    """Reference answers of a manifest field: a text (a TSV cell holding a JSON list is read as the list), a number
+    ("1984"), or a list of those; blank aliases are left out. ValueError for a bool, a null or an object."""
+    if value is MISSING:
         return []
     if isinstance(value, str):
         value = value.strip()
         if value.startswith("["):
             try:
-                return [str(a) for a in json.loads(value)]
+                value = json.loads(value)
             except json.JSONDecodeError:
                 pass
-        return [value] if value else []
-    return [str(a) for a in value]
+    return text_list(value, "answer")
+
+
+def _plain(value):
+    """A parquet cell as plain Python: numpy arrays as lists, numpy scalars as numbers or bools."""
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 @dataclass(frozen=True)
@@ -64,33 +79,36 @@ class SpokenQATask(Task):
     answer_field = "answers"
 
     def rows(self):
-        """(where, question, answers, audio path string) per listed question; BadLine for unreadable lines."""
+        """(where, question, answers, audio path) per listed question, as the manifest holds them (typed in
+        :meth:`samples`); BadLine for unreadable lines. ``answers`` is :data:`MISSING` when the field is absent."""
         folder = self.require_root()
-        jsonl, parquet = folder / "test.jsonl", folder / "test.parquet"
-        if jsonl.is_file():
-            for entry in read_jsonl(jsonl):
+        name = next((n for n in ("test.jsonl", "test.parquet") if os.path.lexists(folder / n)), None)
+        if name is None:
+            raise DatasetError(f"{folder}: neither test.jsonl nor test.parquet found")
+        path = manifest_path(folder, name, "question list")
+        if name == "test.jsonl":
+            for entry in read_jsonl(path):
                 if isinstance(entry, BadLine):
                     yield entry
                 else:
                     n, obj = entry
-                    audio = obj.get("audio")
-                    yield f"{jsonl}:{n}", obj.get("question", ""), obj.get(self.answer_field), \
-                        audio.get("path") if isinstance(audio, dict) else audio
-        elif parquet.is_file():
-            import pandas as pd
+                    yield (f"{path}:{n}", obj.get("question", ""), obj.get(self.answer_field, MISSING),
+                           obj.get("audio"))
+            return
+        import pandas as pd
 
-            try:
-                table = pd.read_parquet(parquet)
-            except Exception as exc:  # pyarrow raises its own error types for a damaged file
-                raise DatasetError(f"{parquet}: cannot read parquet ({str(exc).splitlines()[0][:120]})") from None
-            for n, obj in enumerate(table.to_dict("records"), start=1):
-                audio = obj.get("audio")
-                yield f"{parquet}:row {n}", obj.get("question", ""), obj.get(self.answer_field), \
-                    audio.get("path") if isinstance(audio, dict) else audio
-        else:
-            raise DatasetError(f"{folder}: neither test.jsonl nor test.parquet found")
+        data = read_bytes(path)
+        try:
+            table = pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises its own error types for a damaged file
+            raise DatasetError(f"{path}: cannot read parquet ({str(exc).splitlines()[0][:120]})") from None
+        for n, obj in enumerate(table.to_dict("records"), start=1):
+            obj = {k: _plain(v) for k, v in obj.items()}
+            yield f"{path}:row {n}", obj.get("question", ""), obj.get(self.answer_field, MISSING), obj.get("audio")
 
     def samples(self) -> list[Sample]:
+        """One sample per listed question; a line with a mistyped field (a bool or null answer, a number as audio
+        path), an audio path out of the folder, missing audio or no answers is an error record naming the line."""
         folder = self.require_root()
         out = []
         for row in self.rows():
@@ -98,33 +116,36 @@ class SpokenQATask(Task):
                 out.append(Sample(f"line-{row.line}", None, None, str(row), 0.0, (row.path,)))
                 continue
             where, question, answers, audio = row
-            answers = _answers(answers)
-            sid = Path(str(audio)).stem if audio else where.rsplit("/", 1)[-1]  # e.g. "test.jsonl:7"
-            if not audio:
-                out.append(Sample(sid, None, None, f"{where}: no audio path", 0.0))
-                continue
+            if isinstance(audio, dict):  # {"path": ..., "bytes": ...} as HF datasets store audio
+                audio = audio.get("path")
+            sid = Path(audio).stem if isinstance(audio, str) and audio.strip() else where.rsplit("/", 1)[-1]
             try:
-                wav = safe_path(folder, str(audio))
+                if audio is None or audio == "":
+                    raise ValueError("no audio path")
+                wav = safe_path(folder, text_field(audio, "audio path", numbers=False))
+                reference = {"question": text_field(question, "question"), "answers": _answers(answers)}
             except ValueError as exc:
                 out.append(Sample(sid, None, None, f"{where}: {exc}", 0.0))
                 continue
-            if not answers:
+            problem = file_problem(wav)
+            if problem:
+                out.append(Sample(sid, None, None, f"{wav}: question audio {problem} ({where})", 0.0))
+            elif not reference["answers"]:
                 out.append(Sample(sid, None, None, f"{where}: no reference answers", 0.0, (wav,)))
-            elif not wav.is_file():
-                out.append(Sample(sid, None, None, f"{wav}: question audio not found ({where})", 0.0))
             else:
-                out.append(Sample(sid, Request(RESPOND, audio=wav, modality=self.modality),
-                                  {"question": question, "answers": answers}, None, audio_duration(wav), (wav,)))
+                out.append(Sample(sid, Request(RESPOND, audio=wav, modality=self.modality), reference, None,
+                                  audio_duration(wav), (wav,)))
         return out
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         if self.modality == "speech":
             judge = self.context.judge
-            folder = self.context.output_dir / "audio" / task_file_name(self.name)
-            for s, audio in zip(samples, outputs):
+            relative = f"audio/{task_file_name(self.name)}"
+            names = [output_name(s.id, ".wav") for s in samples]  # an id like "../../x" must not name the file
+            for s, name, audio in zip(samples, names, outputs):
                 if not isinstance(audio, Audio):
                     raise TypeError(f"speech answer expected for {s.id}, got {type(audio).__name__}")
-                save_audio(folder / f"{s.id}.wav", audio)
+                save_audio(self.context.output_dir / relative / name, audio)
             texts = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
         else:
             texts = [str(o) for o in outputs]
@@ -133,6 +154,9 @@ class SpokenQATask(Task):
             match = matching_answer(s.reference["answers"], text)
             records.append({"id": s.id, "question": s.reference["question"], "answers": s.reference["answers"],
                             "response": text, "matched": match, "correct": 1.0 if match is not None else 0.0})
+        if self.modality == "speech":
+            for name, r in zip(names, records):
+                r["audio"] = f"{relative}/{name}"
         if self.options.scorer == "llm-judge":
             verdicts = judge_verdicts(load_judge(self.options.judge_lm, self.context.device),
                                       [s.reference["question"] for s in samples],
@@ -161,9 +185,7 @@ class LlamaQuestions(SpokenQATask):
     dataset_folder = "llama-questions"
 
     def rows(self):
-        tsv = self.require_root() / "llama_questions_300.tsv"
-        if not tsv.is_file():
-            raise DatasetError(f"{tsv}: Llama Questions table not found")
+        tsv = manifest_path(self.require_root(), "llama_questions_300.tsv", "Llama Questions table")
         for entry in read_table(tsv, "\t", required=("Questions", "Answer", "Wav Filename")):
             if isinstance(entry, BadLine):
                 yield entry

@@ -7,7 +7,9 @@ speaker embedding of the generated speech with that of the prompt utterance (SIM
 * ``tts:seed-tts-eval-en``: Seed-TTS-eval's English list (``seedtts_testset/en/meta.lst``) under its own protocol:
   its normalisation, mean of per-utterance WERs and SIM, 3 decimals. A missing audio file is an error record.
 
-Generated audio is kept under ``OUTPUT/audio/<task>/<id>.wav``; results name the judge and the embedder.
+Generated audio is kept under ``OUTPUT/audio/<task>/<name>.wav``, ``<name>`` being the id made a safe file name
+(:func:`~most_eval.dataset_files.output_name`; the record's ``audio`` field holds the path written); results name the
+judge and the embedder.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import numpy as np
 
 from most_eval.adapter import SYNTHESIZE, Request
 from most_eval.audio import load_audio, save_audio
+from most_eval.dataset_files import file_problem, manifest_path, output_name, safe_path
 from most_eval.manifest import BadLine, read_lines
 from most_eval.metrics.wer import aggregate_wer, wer_records
 from most_eval.results import task_file_name
-from most_eval.task import DatasetError, Sample, Task, safe_path
+from most_eval.task import Sample, Task
 
 from most_eval_tasks.asr.readers import read_librispeech
 from most_eval_tasks.tts.embedders import build_embedder
@@ -62,9 +65,10 @@ class TTSTask(Task):
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         judge = self.context.judge
-        folder = self.context.output_dir / "audio" / task_file_name(self.name)
-        for s, audio in zip(samples, outputs):
-            save_audio(folder / f"{s.id}.wav", audio)
+        relative = f"audio/{task_file_name(self.name)}"
+        names = [output_name(s.id, ".wav") for s in samples]  # an id like "../../x" must not name the file
+        for name, audio in zip(names, outputs):
+            save_audio(self.context.output_dir / relative / name, audio)
         started = time.perf_counter()
         hyps = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
         judge_seconds = time.perf_counter() - started
@@ -79,8 +83,8 @@ class TTSTask(Task):
             sims = self.embedder.similarity(prompts, [outputs[i] for i in with_prompt])
             for i, sim in zip(with_prompt, sims):
                 records[i]["sim"] = round(sim, 6)
-        for s, r in zip(samples, records):
-            r["audio"] = f"audio/{task_file_name(self.name)}/{s.id}.wav"
+        for name, r in zip(names, records):
+            r["audio"] = f"{relative}/{name}"
         return records
 
     def aggregate(self, items: list[dict]) -> dict:
@@ -137,9 +141,7 @@ class SeedTTSEvalEN(TTSTask):
     protocol = "seed-tts-eval"
 
     def samples(self) -> list[Sample]:
-        meta = self.require_root() / "meta.lst"
-        if not meta.is_file():
-            raise DatasetError(f"{meta}: Seed-TTS-eval test list not found")
+        meta = manifest_path(self.require_root(), "meta.lst", "Seed-TTS-eval test list")
         out = []
         for entry in read_lines(meta):
             if isinstance(entry, BadLine):
@@ -147,18 +149,21 @@ class SeedTTSEvalEN(TTSTask):
                 continue
             number, line = entry
             fields = line.split("|")
-            if len(fields) < 4:
-                out.append(Sample(fields[0], None, "", f"{meta}:{number}: expected utt|prompt_text|prompt_wav|"
-                                  f"infer_text, got {len(fields)} field(s)", 0.0, (meta,)))
+            utt = fields[0] if fields[0].strip() else f"meta.lst:{number}"
+            if len(fields) < 4 or not fields[0].strip():
+                reason = (f"expected utt|prompt_text|prompt_wav|infer_text, got {len(fields)} field(s)"
+                          if len(fields) < 4 else "empty utterance id")
+                out.append(Sample(utt, None, "", f"{meta}:{number}: {reason}", 0.0, (meta,)))
                 continue
-            utt, _prompt_text, prompt_wav, text = fields[:4]
+            _, _prompt_text, prompt_wav, text = fields[:4]
             try:
                 prompt = safe_path(meta.parent, prompt_wav)
             except ValueError as exc:
                 out.append(Sample(utt, None, text, f"{meta}:{number}: {exc}", 0.0, (meta,)))
                 continue
-            if not prompt.is_file():
-                out.append(Sample(utt, None, text, f"{prompt}: prompt audio listed in meta.lst not found", 0.0,
+            problem = file_problem(prompt)
+            if problem:
+                out.append(Sample(utt, None, text, f"{prompt}: prompt audio listed in meta.lst {problem}", 0.0,
                                   (meta,)))
                 continue
             out.append(Sample(utt, Request(SYNTHESIZE, text=text, prompt=prompt), text, None, float(len(text)),

@@ -1,0 +1,76 @@
+"""The MoST paper's tables as task groups, and the reference judges its columns were (or are conventionally) scored with.
+
+``--tasks paper`` (or ``paper-asr-tts``, ``paper-spoken-lm``, ``paper-spoken-qa``) selects exactly the tasks behind
+each table's columns and implies ``--judge paper``: every task that transcribes generated speech gets its own
+reference judge (a task names which one in ``Task.reference_judge``), loaded from a local models folder
+(``--judge-args models=DIR`` or ``$MOST_EVAL_MODELS``), checked before any model work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS_ENV = "MOST_EVAL_MODELS"
+
+PAPER_GROUPS: dict[str, tuple[str, ...]] = {
+    "paper-asr-tts": ("asr:librispeech-test-clean", "asr:librispeech-test-other", "asr:voxpopuli-en",
+                      "asr:commonvoice-en", "tts:librispeech-test-clean", "tts:librispeech-test-other",
+                      "tts:voxpopuli-en", "tts:commonvoice-en"),
+    "paper-spoken-lm": ("slm:swuggy-dev", "slm:sblimp-dev", "slm:tstorycloze", "slm:sstorycloze"),
+    "paper-spoken-qa": ("sqa:llama-questions-s2t", "sqa:llama-questions-s2s", "sqa:triviaqa-s2t",
+                        "sqa:triviaqa-s2s", "sqa:webquestions-s2t", "sqa:webquestions-s2s"),
+}
+PAPER_GROUPS["paper"] = tuple(t for group in list(PAPER_GROUPS.values()) for t in group)
+
+
+@dataclass(frozen=True)
+class ReferenceJudge:
+    """A judge ASR a protocol names: the adapter that runs it and the folder name its weights are published under."""
+
+    adapter: str  # registry name, e.g. "hf-ctc"
+    folder: str  # e.g. "hubert-large-ls960-ft" (also the folder name looked for under the models folder)
+    what: str  # words for messages
+    basis: str  # "paper" (the MoST release names it), "official scorer", or "convention" (peers use it)
+    hub_id: str  # where to download it, for the message
+
+    def describe(self) -> str:
+        """Role in words, e.g. ``the paper's judge hubert-large-ls960-ft``."""
+        return {"paper": "paper's judge", "official scorer": "official scorer's judge"}.get(
+            self.basis, "conventional judge (UltraEval-Audio)")
+
+
+REFERENCE_JUDGES: dict[str, ReferenceJudge] = {
+    "hubert-large-ls960-ft": ReferenceJudge(
+        "hf-ctc", "hubert-large-ls960-ft", "HuBERT-Large CTC fine-tuned on LibriSpeech 960 h (MoST release's TTS judge)",
+        "paper", "facebook/hubert-large-ls960-ft"),
+    "whisper-large-v3": ReferenceJudge(
+        "hf-whisper", "whisper-large-v3", "Whisper-large-v3 (Seed-TTS-eval's judge)", "official scorer",
+        "openai/whisper-large-v3"),
+    "whisper-large-v3-convention": ReferenceJudge(
+        "hf-whisper", "whisper-large-v3", "Whisper-large-v3 (UltraEval-Audio's speech-to-text step; the MoST release "
+        "names no S->S QA judge)", "convention", "openai/whisper-large-v3"),
+}
+
+
+def models_folder(judge_args: str | None) -> Path | None:
+    """The local models folder of ``--judge paper``: ``models=DIR`` in the judge args, else ``$MOST_EVAL_MODELS``."""
+    for part in (judge_args or "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "models" and value.strip():
+            return Path(value.strip()).expanduser()
+    env = os.environ.get(MODELS_ENV)
+    return Path(env).expanduser() if env else None
+
+
+def judge_folder(judge: ReferenceJudge, models: Path | None) -> Path:
+    """The folder a reference judge must be in; ValueError (one line, naming the folder and the download) if absent."""
+    if models is None:
+        raise ValueError(f"--judge paper needs a local models folder holding {judge.folder}/ ({judge.what}): pass "
+                         f"--judge-args models=DIR or set ${MODELS_ENV}")
+    folder = models / judge.folder
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--judge paper: {folder} not found or not a model folder ({judge.what}); on a machine "
+                         f"with network run `hf download {judge.hub_id} --local-dir {folder}`")
+    return folder
