@@ -193,7 +193,8 @@ def run(
         get_model_class(model)  # an unknown model name before anything else
         parse_options(model_args, get_model_class(model).Args, what=f"--model-args key for {model}")
         needs_judge = any("judge" in c.needs for c in task_classes)
-        paper_judges = needs_judge and (judge == "paper" or any(p.strip() in PAPER_GROUPS for p in tasks.split(",")))
+        paper_judges = needs_judge and (judge == "paper" or (  # a paper group implies --judge paper
+            judge is None and any(p.strip() in PAPER_GROUPS for p in tasks.split(","))))
         judge_folders = paper_judge_folders(task_classes, judge_args) if paper_judges else {}
         if needs_judge and judge and not paper_judges:
             parse_options(judge_args, get_model_class(judge).Args, what=f"--judge-args key for {judge}")

@@ -87,6 +87,14 @@ def path_stamp(path: str | os.PathLike) -> list | None:
     return stamp
 
 
+def stamp_digest(path: str | os.PathLike) -> str | None:
+    """A short digest of :func:`path_stamp` (None when ``path`` does not exist), for results and configs."""
+    import json
+
+    stamp = path_stamp(path)
+    return None if stamp is None else hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
+
+
 def code_version(cls: type, modules: tuple[str, ...] = ()) -> str:
     """Digest of the source files defining ``cls`` and its base classes (builtins skipped), plus those of the
     named ``modules`` (e.g. the model file an adapter drives)."""

@@ -131,7 +131,10 @@ def input_key(sample: Sample, digests: ContentDigests) -> str:
     and the *content* of its input files. A cached record is reused only when this still matches (a changed
     transcript, or audio replaced at an unchanged path, runs the sample again)."""
     request = sample.request
-    contents = [digests.digest(p).hex() for p in (request.audio, request.prompt) if p] if request else []
+    inputs = [p for p in (request.audio, request.prompt) if p] if request else []
+    if request and not inputs:  # no audio (text tasks): the sample's own files are its input
+        inputs = list(sample.files)
+    contents = [digests.digest(p).hex() for p in inputs]
     blob = json.dumps([sample.reference, repr(request), contents], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 

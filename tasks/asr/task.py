@@ -7,7 +7,7 @@ from pathlib import Path
 
 from most_eval.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
-from most_eval.task import Sample, Task
+from most_eval.task import DatasetError, Sample, Task
 
 from most_eval_tasks.asr.readers import (Utterance, find_common_voice, read_common_voice, read_librispeech,
                                          read_voxpopuli)
@@ -18,11 +18,13 @@ class ASROptions:
     """Options of every ASR task."""
 
     protocol: str = "whisper"  # text normalisation + WER definition: "whisper" (corpus WER) or "seed-tts-eval"
-    bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the 95 % CI of WER
+    bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the 95 % CI of WER (0: none)
 
     def __post_init__(self):
         if self.protocol not in NORMALIZERS:
             raise ValueError(f"unknown WER protocol {self.protocol!r}; known: {', '.join(NORMALIZERS)}")
+        if self.bootstrap < 0:
+            raise ValueError(f"bootstrap must be 0 or more resamples, got {self.bootstrap}")
 
 
 class ASRTask(Task):
@@ -46,6 +48,11 @@ class ASRTask(Task):
     def aggregate(self, items: list[dict]) -> dict:
         return aggregate_wer(items, self.options.protocol, resamples=self.options.bootstrap,
                              seed=self.context.seed)
+
+    def protocol_differences(self) -> list[str]:
+        if self.options.protocol != "whisper":
+            return [f"WER protocol {self.options.protocol}, not the paper's (Whisper-normalised corpus WER)"]
+        return []
 
 
 class LibriSpeechASR(ASRTask):
@@ -106,3 +113,11 @@ class CommonVoiceEN(ASRTask):
 
     def utterances(self) -> list[Utterance]:
         return read_common_voice(self.root, "test")
+
+    def config(self) -> dict:
+        """The config with the corpus folder actually read (``cv-corpus-<version>``), not just the option."""
+        try:
+            corpus = self.root.parent.name
+        except DatasetError:
+            corpus = None
+        return {**super().config(), "corpus": corpus}

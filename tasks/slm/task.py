@@ -39,10 +39,24 @@ def score_records(samples: list[Sample], outputs: list) -> list[dict]:
     return records
 
 
+@dataclass(frozen=True)
+class ZeroSpeechOptions:
+    """sWUGGY / sBLIMP options."""
+
+    # "sum" (the ZeroSpeech convention: a wav's summed log-likelihood) or "mean" (per token, as slamkit scores);
+    # applied when pairs are compared, so switching it re-scores the cached records
+    reduction: str = field(default=cloze.SUM, metadata={"scoring": True})
+
+    def __post_init__(self):
+        if self.reduction not in cloze.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(cloze.REDUCTIONS)}, got {self.reduction!r}")
+
+
 class ZeroSpeechTask(Task):
     """sWUGGY / sBLIMP on one split."""
 
     capability = SCORE_AUDIO
+    Options = ZeroSpeechOptions
     dataset_folder = "sLM21-dataset"
     kind = zr.LEXICAL
     split = "dev"
@@ -90,7 +104,10 @@ class ZeroSpeechTask(Task):
         return score_records(samples, outputs)
 
     def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
-        scores = {r["id"]: r["score"] for r in records}
+        n_tokens = {r["id"]: r["n_tokens"] for r in records if "n_tokens" in r}
+        given = cloze.SUM if n_tokens else self.context.score_reduction  # what the model's numbers are
+        scores = cloze.convert_scores({r["id"]: r["score"] for r in records}, from_reduction=given,
+                                      to_reduction=self.options.reduction, n_tokens=n_tokens or None)
         scorer = zr.score_lexical if self.kind == zr.LEXICAL else zr.score_syntactic
         self._result = scorer(self.gold(), scores, allow_missing=True)
         submission = self.context.output_dir / "zerospeech" / self.submission_file
@@ -113,10 +130,21 @@ class ZeroSpeechTask(Task):
         if self.kind == zr.LEXICAL:
             return {"accuracy": round(100 * r.all, 6), "accuracy_in_vocab": round(100 * r.in_vocab, 6),
                     "accuracy_exact": round(100 * r.all_exact, 6), "pairs": r.n_pairs, "items": r.n_items,
-                    "by_frequency": {b.label: b.score_rounded for b in r.by_frequency},
-                    "leaderboard_column": "accuracy (lexical all)"}
+                    "by_frequency_percent": {b.label: _percent(b.score_rounded) for b in r.by_frequency},
+                    "leaderboard_column": "accuracy (lexical all)", "reduction": self.options.reduction}
         return {"accuracy": round(100 * r.score, 6), "accuracy_exact": round(100 * r.score_exact, 6),
-                "pairs": r.n_pairs, "items": r.n_items, "by_type": {b.label: b.score_rounded for b in r.by_type}}
+                "pairs": r.n_pairs, "items": r.n_items, "reduction": self.options.reduction,
+                "by_type_percent": {b.label: _percent(b.score_rounded) for b in r.by_type}}
+
+    def protocol_differences(self) -> list[str]:
+        if self.options.reduction != cloze.SUM:
+            return [f"reduction {self.options.reduction}, not the ZeroSpeech convention (summed log-likelihood)"]
+        return []
+
+
+def _percent(fraction):
+    """A band score (a fraction, rounded to 4 decimals as the official leaderboard rounds it) in percent."""
+    return None if fraction is None or fraction != fraction else round(100 * fraction, 2)
 
 
 class SWuggyDev(ZeroSpeechTask):
@@ -210,6 +238,11 @@ class StoryClozeTask(Task):
     def aggregate(self, items: list[dict]) -> dict:
         return {"accuracy": round(100 * self._result.accuracy, 6), "pairs": self._result.n_pairs,
                 "reduction": self._result.reduction}
+
+    def protocol_differences(self) -> list[str]:
+        if self.options.reduction != cloze.MEAN:
+            return [f"reduction {self.options.reduction}, not slamkit's per-token mean"]
+        return []
 
 
 class SStoryCloze(StoryClozeTask):

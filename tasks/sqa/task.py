@@ -28,6 +28,8 @@ from most_eval.dataset_files import file_problem, manifest_path, output_name, re
     text_list
 from most_eval.manifest import BadLine, read_jsonl, read_table
 from most_eval.results import task_file_name
+from most_eval.comparability import judge_difference
+from most_eval.paper import REFERENCE_JUDGES
 from most_eval.task import DatasetError, Sample, Task
 
 from most_eval_tasks.sqa.has_answer import matching_answer
@@ -86,6 +88,7 @@ class SpokenQATask(Task):
         if name is None:
             raise DatasetError(f"{folder}: neither test.jsonl nor test.parquet found")
         path = manifest_path(folder, name, "question list")
+        self.manifest = path  # the answer table: part of every sample's files (the dataset hash)
         if name == "test.jsonl":
             for entry in read_jsonl(path):
                 if isinstance(entry, BadLine):
@@ -134,7 +137,7 @@ class SpokenQATask(Task):
                 out.append(Sample(sid, None, None, f"{where}: no reference answers", 0.0, (wav,)))
             else:
                 out.append(Sample(sid, Request(RESPOND, audio=wav, modality=self.modality), reference, None,
-                                  audio_duration(wav), (wav,)))
+                                  audio_duration(wav), (wav, self.manifest)))
         return out
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
@@ -167,8 +170,19 @@ class SpokenQATask(Task):
 
     def config(self) -> dict:
         judge = self.context.judge
-        extra = {"judge": judge.identity()} if self.modality == "speech" and judge is not None else {}
+        extra = {"judge": judge.identity(), "judge_fingerprint": judge.fingerprint()} \
+            if self.modality == "speech" and judge is not None else {}
         return {**super().config(), **extra}
+
+    def protocol_differences(self) -> list[str]:
+        reasons = []
+        if self.options.scorer != "has-answer":
+            reasons.append(f"scorer {self.options.scorer}, not the has-answer rule (UltraEval-Audio, DPR)")
+        if self.modality == "speech":
+            ref = REFERENCE_JUDGES[self.reference_judge]
+            why = judge_difference(self.context.judge, ref.adapter, ref.folder, ref.describe())
+            reasons += [why] if why else []
+        return reasons
 
     def aggregate(self, items: list[dict]) -> dict:
         metrics = {"accuracy": round(100 * sum(r["correct"] for r in items) / len(items), 4),
@@ -186,6 +200,7 @@ class LlamaQuestions(SpokenQATask):
 
     def rows(self):
         tsv = manifest_path(self.require_root(), "llama_questions_300.tsv", "Llama Questions table")
+        self.manifest = tsv
         for entry in read_table(tsv, "\t", required=("Questions", "Answer", "Wav Filename")):
             if isinstance(entry, BadLine):
                 yield entry
@@ -209,6 +224,7 @@ def _variant(base: type, set_name: str, modality: str) -> type:
     return type(f"{base.__name__}{suffix.upper()}", (base,), {
         "name": f"sqa:{set_name}-{suffix}", "modality": modality,
         "needs": frozenset({"judge"}) if modality == "speech" else frozenset(),
+        "reference_judge": "whisper-large-v3-convention" if modality == "speech" else None,
         "description": f"{set_name}: spoken question -> {modality} answer, has-answer accuracy"
                        + (" (answer transcribed by the judge ASR)" if modality == "speech" else ""),
         "__module__": __name__})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from most_eval.adapter import SCORE_TEXT, Request
 from most_eval.task import Family, Sample, Task
@@ -31,7 +32,9 @@ class TextBenchmark(Task):
     lm_eval_task = ""
 
     def samples(self) -> list[Sample]:
-        return [Sample(self.lm_eval_task, Request(SCORE_TEXT, text=self.lm_eval_task))]
+        local = self.options.include_path
+        files = tuple(sorted(p for p in Path(local).expanduser().rglob("*") if p.is_file())) if local else ()
+        return [Sample(self.lm_eval_task, Request(SCORE_TEXT, text=self.lm_eval_task), files=files)]
 
     def predict(self, model, prepared) -> list:
         """lm-eval drives the model itself: one output (lm-eval's results for this task) per sample."""

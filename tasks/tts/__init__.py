@@ -2,11 +2,11 @@
 
 from most_eval.task import Family
 
-from most_eval_tasks.tts.task import LibriSpeechTTS, SeedTTSEvalEN
+from most_eval_tasks.tts.task import CommonVoiceTTS, LibriSpeechOtherTTS, LibriSpeechTTS, SeedTTSEvalEN, VoxPopuliTTS
 
 FAMILY = Family(
     name="tts",
-    tasks={t.name: t for t in (LibriSpeechTTS, SeedTTSEvalEN)},
+    tasks={t.name: t for t in (LibriSpeechTTS, LibriSpeechOtherTTS, VoxPopuliTTS, CommonVoiceTTS, SeedTTSEvalEN)},
     defaults=[LibriSpeechTTS.name],
     description="speech synthesis: judge WER, speaker SIM",
 )

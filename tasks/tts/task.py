@@ -14,6 +14,7 @@ judge and the embedder.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,9 +28,12 @@ from most_eval.dataset_files import file_problem, manifest_path, output_name, sa
 from most_eval.manifest import BadLine, read_lines
 from most_eval.metrics.wer import aggregate_wer, wer_records
 from most_eval.results import task_file_name
-from most_eval.task import Sample, Task
+from most_eval.comparability import judge_difference
+from most_eval.fingerprints import stamp_digest
+from most_eval.paper import REFERENCE_JUDGES
+from most_eval.task import DatasetError, Sample, Task
 
-from most_eval_tasks.asr.readers import read_librispeech
+from most_eval_tasks.asr.readers import find_common_voice, read_common_voice, read_librispeech, read_voxpopuli
 from most_eval_tasks.tts.embedders import build_embedder
 
 
@@ -37,16 +41,32 @@ from most_eval_tasks.tts.embedders import build_embedder
 class TTSOptions:
     """Options of the TTS tasks."""
 
-    embedder: str = "resemblyzer"  # speaker embedder for SIM: resemblyzer | ecapa:PATH | wavlm:PATH
+    # speaker embedder for SIM: resemblyzer | ecapa:PATH | wavlm:PATH | seedtts-wavlm:PATH (seed-tts-eval's own)
+    embedder: str = "resemblyzer"
     prompt: str = "other"  # LibriSpeech speaker prompt: other (same speaker, other utterance) | same | none
-    bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the WER CI
+    bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the WER CI (0: none)
 
     def __post_init__(self):
         if self.prompt not in ("other", "same", "none"):
             raise ValueError(f"unknown prompt mode {self.prompt!r}; use other, same or none")
         kind, _, path = self.embedder.partition(":")
-        if kind not in ("resemblyzer", "ecapa", "wavlm") or (kind != "resemblyzer" and not path):
-            raise ValueError(f"unknown speaker embedder {self.embedder!r}; use resemblyzer, ecapa:PATH or wavlm:PATH")
+        if kind not in ("resemblyzer", "ecapa", "wavlm", "seedtts-wavlm") or (kind != "resemblyzer" and not path):
+            raise ValueError(f"unknown speaker embedder {self.embedder!r}; use resemblyzer, ecapa:PATH, wavlm:PATH "
+                             f"or seedtts-wavlm:PATH")
+        if self.bootstrap < 0:
+            raise ValueError(f"bootstrap must be 0 or more resamples, got {self.bootstrap}")
+
+
+@dataclass(frozen=True)
+class SameUtteranceTTSOptions(TTSOptions):
+    """Test sets without a speaker grouping use the utterance itself as the speaker prompt (``same`` or ``none``)."""
+
+    prompt: str = "same"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.prompt == "other":
+            raise ValueError("prompt=other needs speaker groups (LibriSpeech only); use same or none")
 
 
 class TTSTask(Task):
@@ -57,6 +77,7 @@ class TTSTask(Task):
     needs = frozenset({"judge"})
     protocol = "whisper"
     digits = 4
+    reference_judge = "hubert-large-ls960-ft"  # the MoST release's TTS judge (most_eval.paper)
 
     @property
     def embedder(self):
@@ -82,7 +103,10 @@ class TTSTask(Task):
             prompts = [load_audio(samples[i].request.prompt, None) for i in with_prompt]
             sims = self.embedder.similarity(prompts, [outputs[i] for i in with_prompt])
             for i, sim in zip(with_prompt, sims):
-                records[i]["sim"] = round(sim, 6)
+                if math.isfinite(sim):
+                    records[i]["sim"] = round(sim, 6)
+                else:  # e.g. a clip shorter than one embedder frame: left out of SIM, as seed-tts-eval skips it
+                    records[i]["sim_skipped"] = "no speaker embedding (clip too short)"
         for name, r in zip(names, records):
             r["audio"] = f"{relative}/{name}"
         return records
@@ -96,24 +120,38 @@ class TTSTask(Task):
         path = getattr(judge.args, "path", "")
         metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
         metrics["embedder"] = self.embedder.name if sims else None
+        skipped = sum(1 for r in items if "sim_skipped" in r)
+        if skipped:
+            metrics["sim_skipped"] = skipped
         audio = sum(r.get("audio_seconds", 0.0) for r in items)
         if audio:  # real-time factor of the judge ASR: seconds of compute per second of generated speech
             metrics["judge_rtf"] = round(sum(r.get("judge_seconds", 0.0) for r in items) / audio, 4)
         return metrics
 
     def config(self) -> dict:
+        """The config with the judge's identity and fingerprint (its weights stamp included) and the embedder's
+        weights stamp, so two runs judged by different weights never compare as one protocol."""
         judge = self.context.judge
+        _, _, path = self.options.embedder.partition(":")
         return {**super().config(), "protocol": self.protocol,
-                "judge": judge.identity() if judge is not None else None}
+                "judge": judge.identity() if judge is not None else None,
+                "judge_fingerprint": judge.fingerprint() if judge is not None else None,
+                "embedder_stamp": stamp_digest(path) if path else None}
+
+    def protocol_differences(self) -> list[str]:
+        ref = REFERENCE_JUDGES[self.reference_judge]
+        why = judge_difference(self.context.judge, ref.adapter, ref.folder, ref.describe())
+        return [why] if why else []
 
 
 class LibriSpeechTTS(TTSTask):
     name = "tts:librispeech-test-clean"
     description = "synthesise LibriSpeech test-clean sentences; judge-ASR WER and prompt SIM"
     dataset_folder = "LibriSpeech"
+    split = "test-clean"
 
     def samples(self) -> list[Sample]:
-        utts = read_librispeech(self.require_root(), "test-clean")
+        utts = read_librispeech(self.require_root(), self.split)
         by_speaker = defaultdict(list)
         for u in utts:
             if not u.error:
@@ -134,11 +172,74 @@ class LibriSpeechTTS(TTSTask):
         return out
 
 
+class LibriSpeechOtherTTS(LibriSpeechTTS):
+    name = "tts:librispeech-test-other"
+    description = "synthesise LibriSpeech test-other sentences; judge-ASR WER and prompt SIM"
+    split = "test-other"
+
+
+class _UtteranceListTTS(TTSTask):
+    """TTS on an ASR test set's sentences, the utterance itself as the speaker prompt (``prompt=same``)."""
+
+    Options = SameUtteranceTTSOptions
+
+    def utterances(self) -> list:
+        raise NotImplementedError
+
+    def samples(self) -> list[Sample]:
+        out = []
+        for u in self.utterances():
+            if u.error or not u.text.strip():
+                out.append(Sample(u.id, None, u.text, u.error or f"{u.id}: empty sentence", 0.0, u.files))
+                continue
+            prompt = u.audio if self.options.prompt == "same" else None
+            out.append(Sample(u.id, Request(SYNTHESIZE, text=u.text, prompt=prompt), u.text, None,
+                              float(len(u.text)), u.files))
+        return out
+
+
+class VoxPopuliTTS(_UtteranceListTTS):
+    name = "tts:voxpopuli-en"
+    description = "synthesise VoxPopuli English test sentences (normalized_text); judge-ASR WER and prompt SIM"
+    dataset_folder = "voxpopuli"
+
+    def utterances(self) -> list:
+        return read_voxpopuli(self.require_root(), "test")
+
+
+class CommonVoiceTTS(_UtteranceListTTS):
+    name = "tts:commonvoice-en"
+    description = "synthesise Common Voice English test sentences; judge-ASR WER and prompt SIM (newest cv-corpus-*)"
+    dataset_folder = "cv-corpus-*/en"
+
+    @property
+    def root(self) -> Path:
+        return find_common_voice(self.data_root)
+
+    def utterances(self) -> list:
+        return read_common_voice(self.root, "test")
+
+    def config(self) -> dict:
+        try:
+            corpus = self.root.parent.name
+        except DatasetError:
+            corpus = None
+        return {**super().config(), "corpus": corpus}
+
+
 class SeedTTSEvalEN(TTSTask):
     name = "tts:seed-tts-eval-en"
     description = "Seed-TTS-eval English list; its normalisation, mean per-utterance WER, SIM (3 decimals)"
     dataset_folder = "seedtts_testset/en"
     protocol = "seed-tts-eval"
+    reference_judge = "whisper-large-v3"
+
+    def protocol_differences(self) -> list[str]:
+        reasons = super().protocol_differences()
+        if not self.options.embedder.startswith("seedtts-wavlm:"):
+            reasons.append(f"SIM embedder {self.options.embedder.partition(':')[0]}, not seed-tts-eval's WavLM-large "
+                           f"verification model (seedtts-wavlm:PATH)")
+        return reasons
 
     def samples(self) -> list[Sample]:
         meta = manifest_path(self.require_root(), "meta.lst", "Seed-TTS-eval test list")
