@@ -181,6 +181,7 @@ class Row:
     is_run: bool = False
     highlight: bool = False  # the paper's own model
     comparable: bool = True  # a run row measured as the paper measured (see most_eval.comparability)
+    counts: list[str] = field(default_factory=list)  # run rows: "<column> scored/listed" per filled cell
 
 
 @dataclass
@@ -282,6 +283,8 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
                 row = rows[(family_key, row_task, comparable)] = Row(keys, {c: "" for c in family.columns}, source,
                                                                     is_run=True, comparable=comparable)
             row.values[column] = _fmt(entry.get(family.metric))
+            if "scored" in entry and "listed" in entry:  # how many samples stand behind the cell
+                row.counts.append(f"{column} {entry['scored']}/{entry['listed']}")
         notes = ", ".join(f"{k}: {entry[k]}" for k in ("judge", "embedder", "wer_protocol", "reduction")
                           if isinstance(entry.get(k), str))
         scored = f"{entry['scored']}/{entry['listed']}" if "scored" in entry and "listed" in entry else ""
@@ -299,6 +302,8 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
             parts = [_num(row.values[c]) for c in SLM_AVERAGE_OF]
             if all(p is not None for p in parts):
                 row.values["average"] = _fmt(sum(parts) / len(parts))  # type: ignore[arg-type]
+        if row.counts:
+            row.source = f"{row.source}; scored/listed: {', '.join(row.counts)}"
         by_family[family_key].append(row)
     return by_family, details
 

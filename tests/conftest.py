@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ import soundfile as sf
 import soxr
 
 REPO = Path(__file__).resolve().parents[1]
+# weight digests remembered across runs go to a folder of this test session, not the user's ~/.cache
+os.environ["MOST_EVAL_CACHE"] = tempfile.mkdtemp(prefix="most-eval-cache-")
 MINI_SUITE = REPO / "most_eval" / "mini_suite"
 
 SENTENCES = [

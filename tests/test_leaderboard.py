@@ -182,7 +182,8 @@ def test_runs_are_mapped_to_paper_columns(tmp_path):
     assert md_lookup(asr, ("my-model (run)", "asr"), "librispeech_other") == "4.50"
     assert md_lookup(asr, ("my-model (run)", "asr"), "voxpopuli") == ""
     assert md_lookup(asr, ("my-model (run)", "tts"), "librispeech_clean") == "6.10"
-    assert md_lookup(asr, ("my-model (run)", "asr"), "source") == "run: runs/my-run/results.json"
+    assert md_lookup(asr, ("my-model (run)", "asr"), "source") == (
+        "run: runs/my-run/results.json; scored/listed: librispeech_clean 2620/2620, librispeech_other 2939/2939")
     assert md_lookup(asr, ("MoST", "asr"), "librispeech_clean") == "2.0"  # paper rows unchanged
     lm = (out / "spoken_lm.md").read_text()
     assert md_lookup(lm, ("my-model (run)",), "swuggy") == "75.00"

@@ -117,6 +117,29 @@ def test_fingerprint_covers_weight_contents_and_adapter_code(tmp_path):
 
 
 
+def test_weight_digests_are_remembered_across_runs_and_redone_when_the_file_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    from most_eval.fingerprints import PersistentDigests, path_stamp
+
+    weights = tmp_path / "model"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(b"W" * 4096)
+    cache = tmp_path / "cache" / "file-digests.jsonl"
+    first = path_stamp(weights, PersistentDigests(cache))
+    assert first[0][3] == hashlib.sha256(b"W" * 4096).hexdigest()[:16] and len(cache.read_text().splitlines()) == 1
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(hashlib, "file_digest", no_hashing)
+    assert path_stamp(weights, PersistentDigests(cache)) == first  # another run: read back, not re-hashed
+    monkeypatch.undo()
+    (weights / "model.safetensors").write_bytes(b"V" * 4096)
+    changed = path_stamp(weights, PersistentDigests(cache))
+    assert changed[0][3] == hashlib.sha256(b"V" * 4096).hexdigest()[:16]
+
+
 def test_fingerprint_covers_the_adapter_source(tmp_path, monkeypatch):
     import importlib
 
