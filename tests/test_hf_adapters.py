@@ -103,3 +103,39 @@ def test_whisper_audio_over_30_seconds_takes_the_long_form_path(tmp_path):
     assert feats.input_features.shape[-1] > 3000  # 35 s kept whole (the default would cut it to 3000 frames)
     texts = model.transcribe([long, short])
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def _tiny_w2v_bert_ctc(folder):
+    """wav2vec2-BERT CTC: its feature extractor gives input_features (not input_values) — hf-ctc passes them on."""
+    import torch
+
+    torch.manual_seed(0)
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(CHARS[:-1])}}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    tok = transformers.Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), word_delimiter_token="|")
+    fe = transformers.SeamlessM4TFeatureExtractor(feature_size=80, num_mel_bins=80, sampling_rate=16000, stride=2)
+    transformers.Wav2Vec2BertProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(folder)
+    cfg = transformers.Wav2Vec2BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=32, feature_projection_input_dim=160,
+                                          conv_depthwise_kernel_size=3, pad_token_id=0, output_hidden_size=16)
+    transformers.Wav2Vec2BertForCTC(cfg).save_pretrained(folder)
+
+
+def test_hf_ctc_passes_the_feature_extractors_whole_output(tmp_path):
+    import numpy as np
+    import torch
+
+    from most_eval.audio import Audio
+    from most_eval.models.hf_asr import HFASRArgs, HFCTC
+
+    _tiny_w2v_bert_ctc(tmp_path)
+    model = HFCTC(HFASRArgs(path=str(tmp_path)))
+    rng = np.random.default_rng(0)
+    audios = [Audio((0.1 * rng.standard_normal(n)).astype(np.float32), 16000) for n in (16000, 12000)]
+    texts = model.transcribe(audios)
+    feats = model.processor.feature_extractor([a.samples for a in audios], sampling_rate=16000, return_tensors="pt",
+                                              padding=True, return_attention_mask=True)
+    assert "input_features" in feats and "input_values" not in feats
+    with torch.inference_mode():  # the same call by hand: the adapter fed the model exactly these inputs
+        ids = model.model(**feats).logits.argmax(-1)
+    assert texts == [t.strip() for t in model.processor.tokenizer.batch_decode(ids)]

@@ -95,7 +95,10 @@ class HFCTC(_HFASR):
 
         inputs = self.processor.feature_extractor([a.samples for a in audios], sampling_rate=self.sample_rate,
                                                   return_tensors="pt", padding=True, return_attention_mask=True)
+        # the feature extractor's whole output: input_values (wav2vec2, HuBERT) or input_features (wav2vec2-BERT,
+        # Parakeet), with whatever masks it makes; floating tensors in the model's dtype
+        batch = {k: v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device)
+                 for k, v in inputs.items()}
         with torch.inference_mode():
-            logits = self.model(inputs.input_values.to(self.device, self.model.dtype),
-                                attention_mask=inputs.attention_mask.to(self.device)).logits
+            logits = self.model(**batch).logits
         return [t.strip() for t in self.processor.tokenizer.batch_decode(logits.argmax(-1))]
