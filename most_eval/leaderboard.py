@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from most_eval.efficiency import summary_line as efficiency_line
+
 RESULTS_FORMAT = "most-eval-results"
 RESULTS_FORMAT_VERSIONS = (1,)
 
@@ -287,6 +289,9 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
                 row.counts.append(f"{column} {entry['scored']}/{entry['listed']}")
         notes = ", ".join(f"{k}: {entry[k]}" for k in ("judge", "embedder", "wer_protocol", "reduction")
                           if isinstance(entry.get(k), str))
+        cost = (data.get("efficiency") or {}).get(task)
+        if isinstance(cost, dict) and "wall_seconds" in cost:  # what the number cost, beside it
+            notes = "; ".join(filter(None, [notes, efficiency_line(task, cost).split(": ", 1)[1]]))
         scored = f"{entry['scored']}/{entry['listed']}" if "scored" in entry and "listed" in entry else ""
         for metric in ("wer", "accuracy", "accuracy_in_vocab", "sim"):
             if metric in entry:

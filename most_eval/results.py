@@ -10,6 +10,7 @@
                  | {"status": "scoring error", "detail", "scored": 0, "listed", "errors", ...}},
      "tasks": {task: {"config", "dataset_sha256", "samples_file", "created"}},
      "comparability": {task: {"paper_comparable", "reasons", "notes"}},  (see most_eval.comparability)
+     "efficiency": {task: {"wall_seconds", "samples_per_second", "audio_seconds", "rtf", "peak_rss_mb", ...}},
      "seed", "limit", "data_root", "git_revision", "versions", "created", "command"}
 
 Re-running a subset of tasks into the same output merges by task (:func:`merge_previous`).
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from rich.console import Console
+
+from most_eval.efficiency import summary_line as efficiency_line
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -127,7 +130,7 @@ def error_summary(error_records: list[dict]) -> dict | None:
 
 def results_document(model: dict, results: dict, tasks: dict, seed: int, command: str | None = None, *,
                      limit: int | None = None, data_root: str | None = None,
-                     comparability: dict | None = None) -> dict:
+                     comparability: dict | None = None, efficiency: dict | None = None) -> dict:
     """Assemble the results.json dictionary; every task gets its own ``created`` time in ``tasks``."""
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tasks = {name: {**tasks.get(name, {}), "created": created} for name in results}
@@ -138,6 +141,7 @@ def results_document(model: dict, results: dict, tasks: dict, seed: int, command
         "results": results,
         "tasks": tasks,
         "comparability": comparability or {},
+        "efficiency": efficiency or {},
         "seed": seed,
         "limit": limit,
         "data_root": data_root,
@@ -170,8 +174,9 @@ def merge_previous(document: dict, output_dir: Path) -> dict:
         document["results"] = {**kept, **document["results"]}
         document["tasks"] = {**{t: i for t, i in (previous.get("tasks") or {}).items() if t in kept},
                              **document["tasks"]}
-        old = previous.get("comparability") if isinstance(previous.get("comparability"), dict) else {}
-        document["comparability"] = {**{t: c for t, c in old.items() if t in kept}, **document["comparability"]}
+        for block in ("comparability", "efficiency"):
+            old = previous.get(block) if isinstance(previous.get(block), dict) else {}
+            document[block] = {**{t: c for t, c in old.items() if t in kept}, **document.get(block, {})}
     listed = {task_file_name(t) + ".jsonl" for t, r in document["results"].items() if not _no_samples(r)}
     for path in (output_dir / "samples").glob("*.jsonl") if (output_dir / "samples").is_dir() else ():
         if path.name not in listed:
@@ -229,6 +234,9 @@ def print_results(document: dict, console: Console | None = None) -> None:
     reused = sum(r.get("reused", 0) for r in entries)
     console.print(f"scored {scored} of {listed} listed samples; {errors} error record(s); "
                   f"{reused} record(s) reused from the cache", markup=False, highlight=False, soft_wrap=True)
+    for task, entry in (document.get("efficiency") or {}).items():
+        if task in document["results"] and isinstance(entry, dict) and "wall_seconds" in entry:
+            console.print("efficiency: " + efficiency_line(task, entry), markup=False, highlight=False, soft_wrap=True)
     for task, res in document["results"].items():
         first = res.get("first_error")
         if first:

@@ -25,10 +25,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from most_eval.adapter import Model, Prepared, SampleFailure
-from most_eval.audio import AudioError, load_audio
+from most_eval.audio import Audio, AudioError, load_audio
 from most_eval.comparability import assess
 from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
 from most_eval.distributed import Dist
+from most_eval.efficiency import TaskMeter
 from most_eval.fingerprints import ContentDigests
 from most_eval.results import (atomic_write_text, dataset_sha256, error_summary, merge_previous, results_document,
                                task_file_name, write_jsonl)
@@ -97,13 +98,18 @@ def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[li
     return ready, prepared, errors
 
 
-def run_batch(model: Model, task: Task, samples: list[Sample]) -> list[dict]:
-    """Records (successes and error records) for one batch."""
+def run_batch(model: Model, task: Task, samples: list[Sample], meter: TaskMeter | None = None) -> list[dict]:
+    """Records (successes and error records) for one batch; the model's time and audio go to ``meter``."""
     ready, prepared, records = prepare(model, task.name, samples)
     if not prepared:
         return records
+    started = time.perf_counter()
     try:
         outputs = list(task.predict(model, prepared))
+        if meter is not None:  # audio consumed (inputs) or produced (speech outputs)
+            audio = sum(p.audio.duration for p in prepared if p.audio is not None)
+            audio += sum(o.duration for o in outputs if isinstance(o, Audio))
+            meter.model_call(time.perf_counter() - started, len(prepared), audio)
     except Exception as exc:  # a model failure fails this batch's samples, not the run
         reason = f"model error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return records + [error_record(s.id, reason) for s in ready]
@@ -196,7 +202,8 @@ def _strip(record: dict) -> dict:
 
 
 def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
-             progress: Progress | None = None, dist: Dist = Dist(), use_cache: bool = True) -> TaskOutcome | None:
+             progress: Progress | None = None, dist: Dist = Dist(), use_cache: bool = True,
+             meter: TaskMeter | None = None) -> TaskOutcome | None:
     """Run one task with resume; returns its metrics, items and error records (None on ranks other than 0).
 
     Every listed sample ends as a scored record or an error record, whatever fails later (aggregation included).
@@ -235,7 +242,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         if progress else None
     try:
         for batch in length_buckets(todo, batch_size):
-            records = run_batch(model, task, batch)
+            records = run_batch(model, task, batch, meter)
             for r in records:
                 r[STAMP] = cache.stamp(keys[r["id"]])
             cache.append([r for r in records if "error" not in r])
@@ -295,12 +302,13 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    results, task_info, comparability, unsupported, n_errors = {}, {}, {}, [], 0
+    results, task_info, comparability, efficiency, unsupported, n_errors = {}, {}, {}, {}, [], 0
     with make_progress(console, show_progress and dist.is_main) as progress:
         for task in tasks:
             started = time.perf_counter()
+            meter = TaskMeter()
             outcome = run_task(model, task, output_dir, batch_size=batch_size, limit=limit, progress=progress,
-                               dist=dist, use_cache=use_cache)
+                               dist=dist, use_cache=use_cache, meter=meter)
             if outcome is None:
                 continue
             samples_file = Path("samples") / f"{task_file_name(task.name)}.jsonl"
@@ -311,6 +319,7 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
                 unsupported.append(task.name)
                 (output_dir / samples_file).unlink(missing_ok=True)
                 comparability[task.name] = assess(task, results[task.name], limit)
+                efficiency[task.name] = {**meter.result(), "ranks": dist.world_size}
                 continue
             write_jsonl(output_dir / samples_file, outcome.items + outcome.error_records)
             n_errors += len(outcome.error_records)
@@ -329,12 +338,13 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
                                     "samples_file": samples_file.as_posix()}
             comparability[task.name] = assess(task, entry, limit)
+            efficiency[task.name] = {**meter.result(), "ranks": dist.world_size}
     if not dist.is_main:
         return None
     model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
     document = results_document(model_info, results, task_info, seed, command, limit=limit,
                                 data_root=str(data_root) if data_root is not None else None,
-                                comparability=comparability)
+                                comparability=comparability, efficiency=efficiency)
     document = merge_previous(document, output_dir)
     atomic_write_text(output_dir / "results.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
     return RunOutcome(document, n_errors, unsupported)

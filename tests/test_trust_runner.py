@@ -300,3 +300,38 @@ def test_rerunning_a_subset_keeps_the_other_tasks_and_their_samples(tmp_path):
     fresh = json.loads((out / "results.json").read_text())
     assert set(fresh["results"]) == {CLOZE} and fresh["seed"] == 7 and fresh["limit"] is None
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["slm_sstorycloze.jsonl"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Efficiency
+
+
+def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
+    import time
+
+    from pocketsphinx import Decoder
+
+    from most_eval.audio import load_audio
+
+    out, data = tmp_path / "out", _cloze_root(tmp_path)
+    shutil.copytree(libri_root / "LibriSpeech", data / "LibriSpeech")
+    proc = run_cli("run", "--model", "offline-baseline", "--tasks", f"{LIBRI},slm:sstorycloze", "--data-root",
+                   str(data), "--output", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc["efficiency"]) == set(doc["results"])
+    for task, entry in doc["efficiency"].items():
+        assert entry["wall_seconds"] > 0 and entry["samples_per_second"] > 0 and entry["peak_rss_mb"] > 50, task
+        assert entry["peak_gpu_mb"] is None and f"efficiency: {task}: " in proc.stdout
+    asr = doc["efficiency"][LIBRI]
+    # pocketsphinx's own time on the same audio, measured here: the run's RTF must be within 2x of it
+    audios = [load_audio(p) for p in sorted((libri_root / "LibriSpeech").rglob("*.flac"))]
+    decoder = Decoder(samprate=16000, loglevel="FATAL")
+    started = time.perf_counter()
+    for audio in audios:
+        decoder.start_utt()
+        decoder.process_raw((np.clip(audio.samples, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        decoder.end_utt()
+    own_rtf = (time.perf_counter() - started) / sum(a.duration for a in audios)
+    assert asr["audio_seconds"] == pytest.approx(sum(a.duration for a in audios), rel=1e-3)
+    assert 0.5 <= asr["rtf"] / own_rtf <= 2.0, (asr["rtf"], own_rtf)
