@@ -97,7 +97,9 @@ def git_revision() -> str | None:
 
 
 def dataset_sha256(files: Iterable[Path], root: Path, digests: "ContentDigests | None" = None) -> str:
-    """One digest over the listed files: each file's path relative to ``root`` and its content's sha256.
+    """One digest over the listed files: each file's path relative to ``root`` (its name alone when it lies
+    elsewhere, e.g. parquet shards given as ``source=``, so the digest does not depend on where they sit) and its
+    content's sha256.
 
     ``digests`` memoises content digests (the runner's, so files already hashed for the input keys are not read
     again); a missing or unreadable file contributes a digest of that condition.
@@ -108,7 +110,7 @@ def dataset_sha256(files: Iterable[Path], root: Path, digests: "ContentDigests |
     prefix = str(root).rstrip("/") + "/"
     digest = hashlib.sha256()
     for name in sorted({str(f) for f in files}):  # plain strings: sorting Path objects costs more than hashing
-        digest.update((name[len(prefix):] if name.startswith(prefix) else name).encode() + b"\0")
+        digest.update((name[len(prefix):] if name.startswith(prefix) else os.path.basename(name)).encode() + b"\0")
         digest.update(digests.digest(name))
     return digest.hexdigest()
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.audio import audio_duration
-from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path
+from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path, text_field
+from most_eval.hf_source import audio_file, read_source
 from most_eval.manifest import BadLine, read_lines, read_table
 from most_eval.task import DatasetError
 
@@ -128,4 +129,36 @@ def read_common_voice(root: Path, split: str = "test") -> list[Utterance]:
             utts.append(Utterance(uid, None, row["sentence"], f"{tsv}:{number}: {exc}", (tsv,)))
             continue
         utts.append(_with_audio(uid, audio, row["sentence"], tsv))
+    return utts
+
+
+def read_hf_utterances(source: Path, id_column: str, text_column: str, extract_dir: Path,
+                       id_from_path: bool = False) -> list[Utterance]:
+    """Utterances of one split in Hugging Face form (``--task-args source=PATH``; see :mod:`most_eval.hf_source`):
+    the same ids, texts and error records as the folder layouts. ``id_from_path``: the id is the stem of the id
+    column (Common Voice's ``path``)."""
+    data = read_source(source, (id_column, text_column, "audio"))
+    utts = []
+    for row in data.rows:
+        raw_id = row.cells[id_column]
+        try:
+            uid = text_field(raw_id, id_column)
+            uid = Path(uid).stem if id_from_path else uid
+            plain_name(uid, id_column)
+        except ValueError as exc:
+            utts.append(Utterance(f"{Path(row.where).name}", None, "", f"{row.where}: {exc}", data.files))
+            continue
+        try:
+            text = text_field(row.cells[text_column], text_column)
+            audio = audio_file(row.cells["audio"], data.root, uid, extract_dir)
+        except ValueError as exc:
+            utts.append(Utterance(uid, None, "", f"{row.where}: {exc}", data.files))
+            continue
+        problem = file_problem(audio)
+        if problem:
+            utts.append(Utterance(uid, None, text, f"{audio}: audio of {row.where} {problem}", data.files))
+            continue
+        embedded = isinstance(row.cells["audio"], dict) and row.cells["audio"].get("bytes")
+        files = data.files if embedded else (*data.files, audio)  # embedded audio is hashed with its shard
+        utts.append(Utterance(uid, audio, text, None, files, audio_duration(audio)))
     return utts

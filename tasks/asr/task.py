@@ -7,10 +7,11 @@ from pathlib import Path
 
 from most_eval.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
+from most_eval.results import task_file_name
 from most_eval.task import DatasetError, Sample, Task
 
-from most_eval_tasks.asr.readers import (Utterance, find_common_voice, read_common_voice, read_librispeech,
-                                         read_voxpopuli)
+from most_eval_tasks.asr.readers import (Utterance, find_common_voice, read_common_voice, read_hf_utterances,
+                                         read_librispeech, read_voxpopuli)
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class ASROptions:
 
     protocol: str = "whisper"  # text normalisation + WER definition: "whisper" (corpus WER) or "seed-tts-eval"
     bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the 95 % CI of WER (0: none)
+    source: str | None = None  # the split in Hugging Face form (save_to_disk folder or parquet), not the folder layout
 
     def __post_init__(self):
         if self.protocol not in NORMALIZERS:
@@ -28,18 +30,27 @@ class ASROptions:
 
 
 class ASRTask(Task):
-    """Base of the ASR tasks: subclasses implement :meth:`utterances`."""
+    """Base of the ASR tasks: subclasses implement :meth:`utterances` (the folder layout) and name the columns of
+    the dataset card's Hugging Face form in ``hf_columns`` (id, text; ``hf_id_is_path``: the id is a file stem)."""
 
     capability = TRANSCRIBE
     Options = ASROptions
+    hf_columns: tuple[str, str] = ("id", "text")
+    hf_id_is_path = False
 
     def utterances(self) -> list[Utterance]:
         """The test set's utterances (readers in :mod:`most_eval_tasks.asr.readers`)."""
         raise NotImplementedError
 
+    def all_utterances(self) -> list[Utterance]:
+        """From ``--task-args source=PATH`` (Hugging Face form) when given, else from the folder layout."""
+        if self.options.source:
+            return hf_utterances(self)
+        return self.utterances()
+
     def samples(self) -> list[Sample]:
         return [Sample(u.id, None if u.error else Request(TRANSCRIBE, audio=u.audio), u.text, u.error,
-                       u.duration, u.files) for u in self.utterances()]
+                       u.duration, u.files) for u in self.all_utterances()]
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         return wer_records([s.id for s in samples], [s.reference for s in samples], [str(o) for o in outputs],
@@ -89,6 +100,7 @@ class VoxPopuliEN(ASRTask):
     description = "VoxPopuli English ASR test (asr_test.tsv + ogg), corpus WER"
     dataset_folder = "voxpopuli"
     Options = VoxPopuliOptions
+    hf_columns = ("audio_id", "normalized_text")  # facebook/voxpopuli
 
     def utterances(self) -> list[Utterance]:
         return read_voxpopuli(self.require_root(), "test", self.options.column)
@@ -106,6 +118,8 @@ class CommonVoiceEN(ASRTask):
     description = "Common Voice English test.tsv + clips/*.mp3, corpus WER"
     dataset_folder = "cv-corpus-*/en"
     Options = CommonVoiceOptions
+    hf_columns = ("path", "sentence")  # mozilla-foundation/common_voice_*
+    hf_id_is_path = True
 
     @property
     def root(self) -> Path:
@@ -121,3 +135,14 @@ class CommonVoiceEN(ASRTask):
         except DatasetError:
             corpus = None
         return {**super().config(), "corpus": corpus}
+
+
+def hf_utterances(task: Task) -> list[Utterance]:
+    """A task's utterances from ``source=PATH``: its ``hf_columns``, embedded audio written under
+    ``OUTPUT/data/<task>/``."""
+    id_column, text_column = task.hf_columns
+    column = getattr(task.options, "column", None)  # VoxPopuli's reference column choice applies here too
+    if column and text_column == "normalized_text":
+        text_column = column
+    return read_hf_utterances(Path(task.options.source), id_column, text_column,
+                              task.context.output_dir / "data" / task_file_name(task.name), task.hf_id_is_path)

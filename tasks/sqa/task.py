@@ -29,6 +29,7 @@ from most_eval.dataset_files import file_problem, manifest_path, output_name, re
 from most_eval.manifest import BadLine, read_jsonl, read_table
 from most_eval.results import task_file_name
 from most_eval.comparability import judge_difference
+from most_eval.hf_source import audio_file
 from most_eval.paper import REFERENCE_JUDGES
 from most_eval.task import DatasetError, Sample, Task
 
@@ -119,13 +120,13 @@ class SpokenQATask(Task):
                 out.append(Sample(f"line-{row.line}", None, None, str(row), 0.0, (row.path,)))
                 continue
             where, question, answers, audio = row
-            if isinstance(audio, dict):  # {"path": ..., "bytes": ...} as HF datasets store audio
-                audio = audio.get("path")
-            sid = Path(audio).stem if isinstance(audio, str) and audio.strip() else where.rsplit("/", 1)[-1]
+            named = audio.get("path") if isinstance(audio, dict) else audio  # HF datasets: {"bytes", "path"}
+            sid = Path(named).stem if isinstance(named, str) and named.strip() else where.rsplit("/", 1)[-1]
             try:
-                if audio is None or audio == "":
+                if not audio or (isinstance(audio, dict) and not audio.get("bytes") and not named):
                     raise ValueError("no audio path")
-                wav = safe_path(folder, text_field(audio, "audio path", numbers=False))
+                # embedded bytes are written once under OUTPUT/data/<task>/; a path must stay inside the folder
+                wav = audio_file(audio, folder, sid, self.context.output_dir / "data" / task_file_name(self.name))
                 reference = {"question": text_field(question, "question"), "answers": _answers(answers)}
             except ValueError as exc:
                 out.append(Sample(sid, None, None, f"{where}: {exc}", 0.0))
@@ -136,8 +137,10 @@ class SpokenQATask(Task):
             elif not reference["answers"]:
                 out.append(Sample(sid, None, None, f"{where}: no reference answers", 0.0, (wav,)))
             else:
+                embedded = isinstance(audio, dict) and bool(audio.get("bytes"))
+                files = (self.manifest,) if embedded else (wav, self.manifest)  # embedded: the table holds it
                 out.append(Sample(sid, Request(RESPOND, audio=wav, modality=self.modality), reference, None,
-                                  audio_duration(wav), (wav, self.manifest)))
+                                  audio_duration(wav), files))
         return out
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:

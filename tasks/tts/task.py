@@ -33,6 +33,7 @@ from most_eval.fingerprints import stamp_digest
 from most_eval.paper import REFERENCE_JUDGES
 from most_eval.task import DatasetError, Sample, Task
 
+from most_eval_tasks.asr.task import hf_utterances
 from most_eval_tasks.asr.readers import find_common_voice, read_common_voice, read_librispeech, read_voxpopuli
 from most_eval_tasks.tts.embedders import build_embedder
 
@@ -45,6 +46,7 @@ class TTSOptions:
     embedder: str = "resemblyzer"
     prompt: str = "other"  # LibriSpeech speaker prompt: other (same speaker, other utterance) | same | none
     bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the WER CI (0: none)
+    source: str | None = None  # the split in Hugging Face form (save_to_disk or parquet), not the folder layout
 
     def __post_init__(self):
         if self.prompt not in ("other", "same", "none"):
@@ -149,9 +151,11 @@ class LibriSpeechTTS(TTSTask):
     description = "synthesise LibriSpeech test-clean sentences; judge-ASR WER and prompt SIM"
     dataset_folder = "LibriSpeech"
     split = "test-clean"
+    hf_columns = ("id", "text")  # openslr/librispeech_asr
+    hf_id_is_path = False
 
     def samples(self) -> list[Sample]:
-        utts = read_librispeech(self.require_root(), self.split)
+        utts = hf_utterances(self) if self.options.source else read_librispeech(self.require_root(), self.split)
         by_speaker = defaultdict(list)
         for u in utts:
             if not u.error:
@@ -186,9 +190,11 @@ class _UtteranceListTTS(TTSTask):
     def utterances(self) -> list:
         raise NotImplementedError
 
+    hf_id_is_path = False
+
     def samples(self) -> list[Sample]:
         out = []
-        for u in self.utterances():
+        for u in (hf_utterances(self) if self.options.source else self.utterances()):
             if u.error or not u.text.strip():
                 out.append(Sample(u.id, None, u.text, u.error or f"{u.id}: empty sentence", 0.0, u.files))
                 continue
@@ -202,6 +208,7 @@ class VoxPopuliTTS(_UtteranceListTTS):
     name = "tts:voxpopuli-en"
     description = "synthesise VoxPopuli English test sentences (normalized_text); judge-ASR WER and prompt SIM"
     dataset_folder = "voxpopuli"
+    hf_columns = ("audio_id", "normalized_text")  # facebook/voxpopuli
 
     def utterances(self) -> list:
         return read_voxpopuli(self.require_root(), "test")
@@ -211,6 +218,8 @@ class CommonVoiceTTS(_UtteranceListTTS):
     name = "tts:commonvoice-en"
     description = "synthesise Common Voice English test sentences; judge-ASR WER and prompt SIM (newest cv-corpus-*)"
     dataset_folder = "cv-corpus-*/en"
+    hf_columns = ("path", "sentence")  # mozilla-foundation/common_voice_*
+    hf_id_is_path = True
 
     @property
     def root(self) -> Path:
