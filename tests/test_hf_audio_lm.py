@@ -1,4 +1,5 @@
-"""hf-audio-lm on a tiny random Qwen2-Audio built and saved through transformers' own classes, loaded back offline."""
+"""hf-audio-lm on tiny random models (one per supported family) built and saved through transformers' own classes,
+loaded back offline."""
 
 from __future__ import annotations
 
@@ -23,12 +24,10 @@ def tiny_qwen2_audio(folder):
     """A Qwen2-Audio with a 1-layer audio encoder and a 1-layer Qwen2, a byte-level BPE tokenizer (256 bytes, no
     merges, the chat specials) and Whisper's feature extractor, saved as a Qwen2AudioProcessor."""
     import torch
-    from tokenizers import pre_tokenizers
 
     torch.manual_seed(0)  # random weights, but the same ones every run
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {"<|endoftext|>": 0, **{c: i + 1 for i, c in enumerate(alphabet)}}
-    tok = transformers.Qwen2Tokenizer(vocab=vocab, merges=[], additional_special_tokens=QWEN2_AUDIO_SPECIALS)
+    tok = transformers.Qwen2Tokenizer(vocab=byte_vocab("<|endoftext|>"), merges=[],
+                                      additional_special_tokens=QWEN2_AUDIO_SPECIALS)
     fe = transformers.WhisperFeatureExtractor(feature_size=80)
     transformers.Qwen2AudioProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(folder)  # default template
     cfg = transformers.Qwen2AudioConfig(
@@ -45,6 +44,52 @@ def tiny_qwen2_audio(folder):
     return folder
 
 
+#: Granite's chat markers; the template is a short stand-in for Granite 3.3's (same turn layout, no default system turn)
+GRANITE_SPECIALS = ["<|start_of_role|>", "<|end_of_role|>", "<|audio|>"]
+GRANITE_TEMPLATE = ("{% for m in messages %}<|start_of_role|>{{ m['role'] }}<|end_of_role|>{{ m['content'] }}"
+                    "<|end_of_text|>\n{% endfor %}"
+                    "{% if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{% endif %}")
+
+
+def byte_vocab(first: str) -> dict[str, int]:
+    """``first`` (the end-of-text token) at 0, then the 256 byte-level symbols: a BPE vocabulary with no merges."""
+    from tokenizers import pre_tokenizers
+
+    return {first: 0, **{c: i + 1 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}}
+
+
+def tiny_granite_speech(folder):
+    """A Granite Speech with a 1-block conformer (20-frame attention blocks), a 1-layer Q-Former projector and a
+    1-layer Granite LM, no LoRA; a byte-level GPT-2 tokenizer with Granite's role markers, saved as a
+    GraniteSpeechProcessor with Granite's feature extractor (needs torchaudio)."""
+    import torch
+
+    pytest.importorskip("torchaudio")
+    torch.manual_seed(0)
+    eot = "<|end_of_text|>"
+    tok = transformers.GPT2Tokenizer(vocab=byte_vocab(eot), merges=[], unk_token=eot, bos_token=eot, eos_token=eot,
+                                     pad_token=eot, additional_special_tokens=GRANITE_SPECIALS)
+    transformers.GraniteSpeechProcessor(audio_processor=transformers.GraniteSpeechFeatureExtractor(), tokenizer=tok,
+                                        chat_template=GRANITE_TEMPLATE).save_pretrained(folder)
+    cfg = transformers.GraniteSpeechConfig(
+        text_config=dict(model_type="granite", vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=2048),
+        encoder_config=dict(input_dim=160, num_layers=1, hidden_dim=16, num_heads=2, output_dim=8, context_size=20,
+                            max_pos_emb=32, conv_kernel_size=3),
+        projector_config=dict(model_type="blip_2_qformer", hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                              intermediate_size=32, encoder_hidden_size=16, cross_attention_frequency=1),
+        audio_token_index=tok.convert_tokens_to_ids("<|audio|>"), has_lora_adapter=False)
+    model = transformers.GraniteSpeechForConditionalGeneration(cfg)
+    model.generation_config.eos_token_id = model.generation_config.pad_token_id = 0
+    model.save_pretrained(folder)
+    return folder
+
+
+#: model_type -> (builder of a tiny model folder, the audio placeholder token its chat text must contain)
+TINY = {"qwen2_audio": (tiny_qwen2_audio, "<|AUDIO|>"), "granite_speech": (tiny_granite_speech, "<|audio|>")}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def offline():
     """No hub access: everything loads from the local folder."""
@@ -59,8 +104,26 @@ def qwen2_audio_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(qwen2_audio_dir):
+def qwen2_audio_model(qwen2_audio_dir):
     return HFAudioLM(HFAudioLMArgs(path=str(qwen2_audio_dir), max_new_tokens=5))
+
+
+@pytest.fixture(scope="module")
+def granite_speech_dir(tmp_path_factory):
+    return tiny_granite_speech(tmp_path_factory.mktemp("granite_speech"))
+
+
+@pytest.fixture(scope="module", params=sorted(TINY))
+def model(request):
+    """Each supported family in turn: its tiny model folder, loaded through the adapter."""
+    if request.param == "qwen2_audio":
+        return request.getfixturevalue("qwen2_audio_model")
+    folder = request.getfixturevalue(f"{request.param}_dir")
+    return HFAudioLM(HFAudioLMArgs(path=str(folder), max_new_tokens=5))
+
+
+def test_every_supported_family_has_a_tiny_model():
+    assert set(TINY) == set(FAMILIES)
 
 
 def noise(seconds: float, seed: int) -> Audio:
@@ -79,14 +142,32 @@ def test_transcribe_and_respond_return_text(model):
 def test_batch_of_three_equals_three_singles(model):
     audios = [noise(1.0, 2), noise(3.0, 3), noise(2.0, 4)]  # different lengths: different audio-token counts
     text = model.chat_text(model.asr_prompt)
-    lengths = {len(model.processor(text=[text], audio=[a.samples], sampling_rate=16000).input_ids[0])
-               for a in audios}
+    lengths = {len(model.processor(text=[text], audio=[a.samples], sampling_rate=16000, return_tensors="pt")
+                   .input_ids[0]) for a in audios}
     assert len(lengths) == 3  # so the batch really is padded
     assert model.processor.tokenizer.padding_side == "left"
     assert model.transcribe(audios) == [model.transcribe([a])[0] for a in audios]
 
 
-def test_default_and_overridden_prompt_reach_the_chat_template(model, qwen2_audio_dir, monkeypatch):
+def test_default_prompt_and_system_turn_reach_the_chat_template(model, monkeypatch):
+    kind = model.identity()["family"]
+    family = next(f for f in FAMILIES.values() if f.model_class == kind)
+    audio_token = next(token for name, (_, token) in TINY.items() if FAMILIES[name] is family)
+    seen = []
+    original = model.processor.apply_chat_template
+    monkeypatch.setattr(model.processor, "apply_chat_template",
+                        lambda conv, **kw: seen.append(rendered := original(conv, **kw)) or rendered)
+    model.transcribe([noise(1.0, 5)])
+    assert family.asr_prompt in seen[-1] and audio_token in seen[-1]
+    assert seen[-1].index(audio_token) < seen[-1].index(family.asr_prompt)  # the audio, then the instruction
+    if family.system_prompt is not None:
+        assert seen[-1].index(family.system_prompt) < seen[-1].index(audio_token)
+    model.respond([noise(1.0, 5)])
+    assert audio_token in seen[-1] and family.asr_prompt not in seen[-1]
+
+
+def test_default_and_overridden_prompt_reach_the_chat_template(qwen2_audio_model, qwen2_audio_dir, monkeypatch):
+    model = qwen2_audio_model
     default = FAMILIES["qwen2_audio"].asr_prompt
     seen = []
     original = model.processor.apply_chat_template
@@ -108,12 +189,15 @@ def test_unknown_model_type_is_one_line_listing_the_supported(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ModelLoadError) as err:
         HFAudioLM(HFAudioLMArgs(path=str(tmp_path)))
-    assert "'llama'" in str(err.value) and "qwen2_audio" in str(err.value) and "\n" not in str(err.value)
+    assert "'llama'" in str(err.value) and "\n" not in str(err.value)
+    assert all(name in str(err.value) for name in FAMILIES)
 
 
-def test_cli_transcribes_librispeech_offline(qwen2_audio_dir, libri_root, tmp_path):
+@pytest.mark.parametrize("family", ["qwen2_audio", "granite_speech"])
+def test_cli_transcribes_librispeech_offline(family, request, libri_root, tmp_path):
+    folder = request.getfixturevalue(f"{family}_dir")
     out = tmp_path / "out"
-    proc = run_cli("run", "--model", "hf-audio-lm", "--model-args", f"path={qwen2_audio_dir},max_new_tokens=4",
+    proc = run_cli("run", "--model", "hf-audio-lm", "--model-args", f"path={folder},max_new_tokens=4",
                    "--tasks", "asr:librispeech-test-clean", "--data-root", str(libri_root), "--limit", "2",
                    "--output", str(out), "--no-progress", env={"HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
