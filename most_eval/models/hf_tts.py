@@ -10,13 +10,27 @@ vits (VITS, MMS-TTS)     ``VitsModel`` + its tokenizer                       noi
 speecht5                 ``SpeechT5ForTextToSpeech`` + ``SpeechT5HifiGan``   vocoder=DIR (required),
                                                                              speaker_embedding=FILE.npy (required),
                                                                              min/max_length_ratio, stop_threshold
+bark (Bark, Bark-small)  ``BarkModel`` (semantic, coarse, fine, EnCodec)     voice_preset=NAME|FILE.npz,
+                         + ``BarkProcessor``                                 max_new_tokens, do_sample
+csm (Sesame CSM)         ``CsmForConditionalGeneration`` (Mimi codec)        speaker, max_new_tokens, do_sample
+                         + ``CsmProcessor`` and its chat template
 =======================  ==================================================  =====================================
 
-FastSpeech2Conformer (its tokenizer needs ``g2p_en``, not installed here, so it could not be tested), Bark and CSM
-are not supported yet: a one-line error names the supported types. Neither supported family takes a speaker prompt
-(SpeechT5's voice is the fixed ``speaker_embedding`` x-vector, VITS/MMS-TTS is single-speaker), so ``prompts`` are
-ignored. Each text is synthesised on its own with torch seeded by ``seed``
-before it, so an output does not depend on its batch-mates (VITS samples noise; SpeechT5 is deterministic).
+The output rate is the vocoder's (SpeechT5), the model's (VITS) or the codec's (Bark: EnCodec, 24 kHz; CSM: Mimi,
+24 kHz). ``max_new_tokens`` bounds the first generation stage: Bark semantic tokens (~50 per second of speech), CSM
+audio frames (12.5 per second); None, like ``do_sample=None``, keeps the checkpoint's ``generation_config.json``.
+
+Speaker prompts: only CSM uses them. CSM is conditioned on a conversation; a prompt becomes a context turn of the
+same ``speaker`` before the text's turn — the prompt audio (resampled to the codec rate) with an *empty* transcript,
+since the adapter contract carries no transcript of the prompt (Sesame's own context turns pair audio with its
+text). Bark's voice is the fixed ``voice_preset`` (its history prompt: semantic, coarse and fine tokens, not audio),
+SpeechT5's the fixed ``speaker_embedding`` x-vector, VITS/MMS-TTS is single-speaker: these ignore ``prompts``.
+Each text is synthesised on its own with torch seeded by ``seed`` before it, so an output does not depend on its
+batch-mates (VITS samples noise; Bark and CSM sample when ``do_sample``; SpeechT5 is deterministic).
+
+Not supported (a one-line error names the supported types): FastSpeech2Conformer — its tokenizer needs ``g2p_en``,
+which at import downloads NLTK data (``cmudict``, ``averaged_perceptron_tagger``) from the network, so it cannot run
+offline as installed; any other ``model_type``.
 """
 
 from __future__ import annotations
@@ -33,7 +47,9 @@ from most_eval.adapter import Model
 from most_eval.audio import Audio
 from most_eval.models.hf_loading import ModelLoadError, load_pretrained
 
-SUPPORTED = ("vits", "speecht5")
+SUPPORTED = ("vits", "speecht5", "bark", "csm")
+#: why a family that looks like TTS is not supported; appended to the "not supported" error
+NOT_SUPPORTED = {"fastspeech2_conformer": "its tokenizer needs g2p_en, which downloads NLTK data at run time"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,10 @@ class HFTTSArgs:
     min_length_ratio: float = 0.0  # SpeechT5: fewest output frames per input token
     max_length_ratio: float = 20.0  # SpeechT5: most output frames per input token
     stop_threshold: float = 0.5  # SpeechT5: stop-token probability that ends generation
+    voice_preset: str = ""  # Bark: a preset of the folder (e.g. v2/en_speaker_6) or an .npz history prompt; "" = none
+    speaker: int = 0  # CSM: speaker id of the text's turn (and of the prompt's context turn)
+    max_new_tokens: int | None = None  # Bark: most semantic tokens; CSM: most audio frames (None = checkpoint's)
+    do_sample: bool | None = None  # Bark, CSM: sample (seeded) rather than greedy (None = checkpoint's)
 
 
 def read_model_type(path: str) -> str:
@@ -64,10 +84,10 @@ def read_model_type(path: str) -> str:
 
 
 class HFTTS(Model):
-    """transformers TTS from a local folder; family from ``model_type``. No supported family uses speaker prompts."""
+    """transformers TTS from a local folder; family from ``model_type``. Only CSM uses speaker prompts."""
 
     name = "hf-tts"
-    description = "transformers text-to-speech (VITS/MMS-TTS, SpeechT5) from a local folder"
+    description = "transformers text-to-speech (VITS/MMS-TTS, SpeechT5, Bark, CSM) from a local folder"
     Args = HFTTSArgs
 
     def __init__(self, args=None, **kw):
@@ -80,7 +100,8 @@ class HFTTS(Model):
 
             model_type = load_pretrained(self.args.path, transformers.AutoConfig.from_pretrained, "config").model_type
         if model_type not in SUPPORTED:
-            raise ModelLoadError(f"model_type {model_type} is not supported by hf-tts; "
+            why = f" ({NOT_SUPPORTED[model_type]})" if model_type in NOT_SUPPORTED else ""
+            raise ModelLoadError(f"model_type {model_type} is not supported by hf-tts{why}; "
                                  f"supported: {', '.join(SUPPORTED)}")
         self.model_type = model_type
         self.parts  # load eagerly: a bad path, vocoder or speaker embedding fails before any task runs
@@ -104,6 +125,15 @@ class HFTTS(Model):
                 if getattr(a, key) is not None:
                     setattr(parts["model"], key, getattr(a, key))
                     setattr(parts["model"].config, key, getattr(a, key))
+        elif self.model_type == "bark":
+            parts["model"] = load("BarkModel", a.path, "Bark model", dtype=dtype)
+            parts["processor"] = load("BarkProcessor", a.path, "processor")
+            parts["history"] = self._bark_voice(parts["processor"])
+        elif self.model_type == "csm":
+            parts["model"] = load("CsmForConditionalGeneration", a.path, "CSM model", dtype=dtype)
+            parts["processor"] = load("CsmProcessor", a.path, "processor")
+            if not parts["processor"].chat_template:
+                raise ModelLoadError(f"{a.path}: the CSM processor has no chat template (chat_template.jinja)")
         else:  # speecht5
             if not a.vocoder or not a.speaker_embedding:
                 raise ModelLoadError("SpeechT5 needs vocoder=<SpeechT5HifiGan folder> and "
@@ -130,7 +160,21 @@ class HFTTS(Model):
             raise ModelLoadError(f"{path}: speaker embedding has {vec.size} values, the model wants {dim}")
         return torch.from_numpy(vec)[None]  # (1, dim)
 
+    def _bark_voice(self, processor):
+        """Bark's history prompt of ``voice_preset`` as tensors, or None; loaded (and checked) once."""
+        name = self.args.voice_preset
+        if not name:
+            return None
+        try:
+            return processor("", voice_preset=name)["history_prompt"]
+        except Exception as exc:  # a name neither in speaker_embeddings_path.json nor an .npz file, or a bad .npz
+            presets = ", ".join(processor.available_voice_presets[:8]) or "none"
+            raise ModelLoadError(f"voice_preset {name!r}: not a preset of the folder (presets: {presets}) nor a "
+                                 f"readable .npz ({str(exc).splitlines()[0][:120]})") from None
+
     def _output_rate(self, parts: dict) -> int:
+        if self.model_type in ("bark", "csm"):  # the codec (EnCodec, Mimi) writes the waveform
+            return int(parts["model"].config.codec_config.sampling_rate)
         return int((parts.get("vocoder") or parts["model"]).config.sampling_rate)
 
     def identity(self) -> dict:
@@ -141,20 +185,49 @@ class HFTTS(Model):
 
         out = []
         with torch.inference_mode():
-            for text in texts:
+            for text, prompt in zip(texts, prompts or [None] * len(texts)):
                 torch.manual_seed(self.seed)  # per text: outputs do not depend on batch composition
-                wav = self._one(text)
+                wav = self._one(text, prompt)
                 samples = wav.detach().float().cpu().numpy().reshape(-1).astype(np.float32)
                 out.append(Audio(samples, self.sample_rate))
         return out
 
-    def _one(self, text: str):
-        """Waveform tensor of one text."""
+    def _generation_kwargs(self, first_stage: str) -> dict:
+        """``generate`` overrides of the args that are set; ``first_stage`` prefixes ``max_new_tokens`` (Bark)."""
+        a, kw = self.args, {}
+        if a.do_sample is not None:
+            kw["do_sample"] = a.do_sample
+        if a.max_new_tokens is not None:
+            kw[first_stage + "max_new_tokens"] = a.max_new_tokens
+        return kw
+
+    def _one(self, text: str, prompt: Audio | None):
+        """Waveform tensor of one text (and, for CSM, its speaker prompt)."""
         p, a = self.parts, self.args
         model = p["model"]
         if self.model_type == "vits":
             inputs = p["tokenizer"](text, return_tensors="pt").to(self.device)
             return model(**inputs).waveform[0]
+        if self.model_type == "bark":
+            inputs = p["processor"](text).to(self.device)  # input_ids padded to 256, attention_mask
+            history = p["history"].to(self.device) if p["history"] is not None else None
+            return model.generate(**inputs, history_prompt=history, **self._generation_kwargs("semantic_"))[0]
+        if self.model_type == "csm":
+            return self._csm(text, prompt)
         ids = p["processor"](text=text, return_tensors="pt").input_ids.to(self.device)  # speecht5
         return model.generate_speech(ids, p["speaker"], vocoder=p["vocoder"], threshold=a.stop_threshold,
                                      minlenratio=a.min_length_ratio, maxlenratio=a.max_length_ratio)
+
+    def _csm(self, text: str, prompt: Audio | None):
+        """CSM: the text as the last turn of a conversation; the prompt, if any, as a context turn before it."""
+        p, speaker = self.parts, str(self.args.speaker)
+        conversation = []
+        if prompt is not None:  # no transcript of the prompt in the contract: an empty text next to its audio
+            samples = prompt.resampled(p["processor"].feature_extractor.sampling_rate).samples
+            conversation.append({"role": speaker, "content": [{"type": "text", "text": ""},
+                                                              {"type": "audio", "path": samples}]})
+        conversation.append({"role": speaker, "content": [{"type": "text", "text": text}]})
+        inputs = p["processor"].apply_chat_template(conversation, tokenize=True, return_dict=True).to(self.device)
+        if "input_values" in inputs:  # (1, 1, n_samples) prompt audio, encoded by the codec in the model's dtype
+            inputs["input_values"] = inputs["input_values"].to(p["model"].dtype)
+        return p["model"].generate(**inputs, output_audio=True, **self._generation_kwargs(""))[0]
