@@ -16,12 +16,13 @@ needed). Every row keeps its number for error records, and the shard files go in
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from most_eval.dataset_files import output_name, safe_path, text_field
+from most_eval.dataset_files import file_problem, output_name, safe_path, text_field
 from most_eval.task import DatasetError
 
 
@@ -51,8 +52,9 @@ def _parquet_files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
 
 
-def read_source(path: str | os.PathLike, columns: tuple[str, ...]) -> Source:
-    """The rows of one split with the given columns; DatasetError (one line) when it cannot be read."""
+def read_source(path: str | os.PathLike, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> Source:
+    """The rows of one split with the given columns (and those of ``optional`` the split has: a row's cells hold
+    only the optional columns present); DatasetError (one line) when it cannot be read."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetError(f"{path}: source not found (a save_to_disk folder or parquet shards)")
@@ -84,6 +86,7 @@ def read_source(path: str | os.PathLike, columns: tuple[str, ...]) -> Source:
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise DatasetError(f"{name}: missing column(s) {', '.join(missing)} (has: {', '.join(table.column_names)})")
+    columns = (*columns, *(c for c in optional if c in table.column_names and c not in columns))
     data = {c: table.column(c).to_pylist() for c in columns}
     rows = [SourceRow(f"{name}:row {i + 1}", {c: _plain(data[c][i]) for c in columns}) for i in range(table.num_rows)]
     return Source(path if path.is_dir() else path.parent, files, rows)
@@ -98,7 +101,8 @@ def audio_file(cell: Any, root: Path, sample_id: str, extract_dir: Path) -> Path
             raise ValueError(f"audio bytes are {type(data).__name__}, not bytes")
         suffix = Path(str(cell.get("path") or "")).suffix.lower()
         suffix = suffix if suffix in (".wav", ".flac", ".mp3", ".ogg", ".opus") else ".wav"
-        target = extract_dir / output_name(sample_id, suffix)
+        # the content's digest in the name: two rows with one id never overwrite each other's audio
+        target = extract_dir / output_name(f"{sample_id}.{hashlib.sha256(data).hexdigest()[:10]}", suffix)
         if not target.is_file() or target.read_bytes() != data:
             extract_dir.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp")
@@ -110,3 +114,19 @@ def audio_file(cell: Any, root: Path, sample_id: str, extract_dir: Path) -> Path
         raise ValueError("no audio (neither bytes nor a path)")
     return safe_path(root, text_field(path, "audio path", numbers=False))
 
+
+def row_audio(row: SourceRow, column: str, source: Source, sample_id: str,
+              extract_dir: Path) -> tuple[Path, tuple[Path, ...]]:
+    """The audio file of one row's ``column`` (:func:`audio_file`) and the files a sample made from it reads: the
+    shards, plus the audio file when the cell is a path (embedded audio is hashed with its shard). ValueError with
+    the whole one-line reason, naming the row and the column, when it cannot be used."""
+    cell = row.cells.get(column)
+    try:
+        audio = audio_file(cell, source.root, sample_id, extract_dir)
+    except ValueError as exc:
+        raise ValueError(f"{row.where}: {column}: {exc}") from None
+    problem = file_problem(audio)
+    if problem:
+        raise ValueError(f"{audio}: {column} of {row.where} {problem}")
+    embedded = isinstance(cell, dict) and cell.get("bytes")
+    return audio, source.files if embedded else (*source.files, audio)

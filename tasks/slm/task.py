@@ -7,6 +7,18 @@
   (``OUTPUT/zerospeech/lexical/dev.txt``) for the official tool, and ``--model precomputed`` reads such files.
 * ``slm:sstorycloze`` / ``slm:tstorycloze``: ``spoken-storycloze/{sSC,tSC}/<idx>_{correct,incorrect}.wav``;
   option ``reduction`` (``mean`` per-token, slamkit's default, or ``sum``), named in the results.
+
+``--task-args source=PATH`` reads one split in Hugging Face form instead (:mod:`most_eval.hf_source`: a
+``save_to_disk`` folder or parquet shards, audio embedded as ``{"bytes", "path"}`` or a path inside the source folder)
+and gives the same sample ids, error records and numbers as the folder layout of the same audio:
+
+* sWUGGY / sBLIMP: one row per wav with the gold.csv columns by name (lexical: ``filename, id, voice, frequency,
+  word, phones, length, correct``; syntactic: ``filename, id, voice, type, subtype, transcription, correct``) plus
+  ``audio``. Rows are in gold order (syntactic pairing is positional); the sample id is ``filename`` (the wav stem;
+  a ``.wav`` suffix is dropped). The gold is validated as gold.csv is: a bad gold cell stops the task naming its row.
+* StoryCloze: one row per story with ``id`` (or ``idx``) and two audio columns, ``correct`` (the true full-story
+  wav) and ``incorrect`` (the false one), named as the folder names the wavs: our convention (no dataset card of a
+  Hugging Face spoken StoryCloze was found to copy). The samples are ``<id>_correct`` / ``<id>_incorrect``.
 """
 
 from __future__ import annotations
@@ -18,7 +30,9 @@ from pathlib import Path
 
 from most_eval.adapter import SCORE_AUDIO, AudioScore, Request
 from most_eval.audio import audio_duration
-from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path
+from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path, text_field
+from most_eval.hf_source import Source, read_source, row_audio
+from most_eval.results import task_file_name
 from most_eval.task import DatasetError, Sample, Task
 
 from most_eval_tasks.slm import storycloze_scoring as cloze
@@ -39,6 +53,11 @@ def score_records(samples: list[Sample], outputs: list) -> list[dict]:
     return records
 
 
+def extract_dir(task: Task) -> Path:
+    """Where a Hugging Face source's embedded audio is written: ``OUTPUT/data/<task>/``."""
+    return task.context.output_dir / "data" / task_file_name(task.name)
+
+
 @dataclass(frozen=True)
 class ZeroSpeechOptions:
     """sWUGGY / sBLIMP options."""
@@ -46,6 +65,7 @@ class ZeroSpeechOptions:
     # "sum" (the ZeroSpeech convention: a wav's summed log-likelihood) or "mean" (per token, as slamkit scores);
     # applied when pairs are compared, so switching it re-scores the cached records
     reduction: str = field(default=cloze.SUM, metadata={"scoring": True})
+    source: str | None = None  # the split in Hugging Face form (save_to_disk folder or parquet), not sLM21-dataset/
 
     def __post_init__(self):
         if self.reduction not in cloze.REDUCTIONS:
@@ -68,15 +88,44 @@ class ZeroSpeechTask(Task):
         return self.require_root() / self.kind / self.split
 
     def gold(self) -> zr.Gold:
-        """The split's gold.csv (read once)."""
+        """The split's gold.csv, or the gold columns of ``source=PATH`` (read once)."""
         if not hasattr(self, "_gold"):
             try:
-                self._gold = zr.read_gold(manifest_path(self.folder, "gold.csv", "gold file"), self.kind)
+                if self.options.source:
+                    self._gold = zr.gold_from_rows([r.cells for r in self.source().rows], self.kind,
+                                                   self.options.source)
+                else:
+                    self._gold = zr.read_gold(manifest_path(self.folder, "gold.csv", "gold file"), self.kind)
             except zr.ScoreFileError as exc:
                 raise DatasetError(str(exc)) from None
         return self._gold
 
+    def source(self) -> Source:
+        """The rows of ``source=PATH``: the gold columns and ``audio`` (read once)."""
+        if not hasattr(self, "_source"):
+            self._source = read_source(self.options.source, (*zr.GOLD_COLUMNS[self.kind], "audio"))
+        return self._source
+
+    def source_samples(self) -> list[Sample]:
+        """One sample per source row, in gold order; a row whose audio cannot be used is an error record."""
+        data, stems, out = self.source(), self.gold().stems, []
+        for row, stem in zip(data.rows, stems):  # the gold keeps every row, in order
+            try:
+                plain_name(stem, "filename")
+            except ValueError as exc:
+                out.append(Sample(stem, None, None, f"{row.where}: {exc}", 0.0, data.files))
+                continue
+            try:
+                wav, files = row_audio(row, "audio", data, stem, extract_dir(self))
+            except ValueError as exc:  # the reason names the row
+                out.append(Sample(stem, None, None, str(exc), 0.0, data.files))
+                continue
+            out.append(Sample(stem, Request(SCORE_AUDIO, audio=wav), None, None, audio_duration(wav), files))
+        return out
+
     def samples(self) -> list[Sample]:
+        if self.options.source:
+            return self.source_samples()
         gold_csv = self.folder / "gold.csv"
         stems = self.gold().stems
         listed = set(stems)
@@ -180,6 +229,7 @@ class ClozeOptions:
     # "mean" (per-token, slamkit's default) or "sum" log-likelihood; applied when pairs are compared, so switching
     # it re-scores the cached records instead of re-running the model
     reduction: str = field(default=cloze.DEFAULT_REDUCTION, metadata={"scoring": True})
+    source: str | None = None  # the subset in Hugging Face form (save_to_disk folder or parquet), not sSC/ or tSC/
 
     def __post_init__(self):
         if self.reduction not in cloze.REDUCTIONS:
@@ -197,7 +247,42 @@ class StoryClozeTask(Task):
     Options = ClozeOptions
     subset = "sSC"
 
+    #: columns of the Hugging Face form (``source=PATH``): the story id (the first of these present), then the true
+    #: and the false full-story audio
+    hf_id_columns = ("id", "idx")
+    hf_audio_columns = {"correct": "correct", "incorrect": "incorrect"}  # sample suffix -> audio column
+
+    def source_samples(self) -> list[Sample]:
+        """Two samples per source row, ``<id>_correct`` and ``<id>_incorrect``, as the folder names the wavs; a row
+        without a usable id is one error record, a story ending whose audio cannot be used is an error record (its
+        partner is still scored, as in the folder layout, and the pair is left out)."""
+        data = read_source(self.options.source, tuple(self.hf_audio_columns.values()), optional=self.hf_id_columns)
+        id_column = next((c for c in self.hf_id_columns if data.rows and c in data.rows[0].cells), None)
+        if data.rows and id_column is None:
+            raise DatasetError(f"{self.options.source}: missing column {' or '.join(self.hf_id_columns)} "
+                               f"(the story id)")
+        out = []
+        for row in data.rows:
+            try:
+                idx = plain_name(text_field(row.cells[id_column], id_column), id_column)
+            except ValueError as exc:
+                out.append(Sample(Path(row.where).name, None, None, f"{row.where}: {exc}", 0.0, data.files))
+                continue
+            for suffix, column in self.hf_audio_columns.items():
+                sid = f"{idx}_{suffix}"
+                try:
+                    wav, files = row_audio(row, column, data, sid, extract_dir(self))
+                except ValueError as exc:  # the reason names the row and the column
+                    out.append(Sample(sid, None, None, str(exc), 0.0, data.files))
+                    continue
+                out.append(Sample(sid, Request(SCORE_AUDIO, audio=wav), idx, None, audio_duration(wav), files))
+        if not out:
+            raise DatasetError(f"{self.options.source}: no StoryCloze rows found")
+        return sorted(out, key=lambda s: s.id)  # the folder layout's order (sorted wav names)
+
     def samples(self) -> list[Sample]:
+        if self.options.source:
+            return self.source_samples()
         folder = self.require_root() / self.subset
         wavs = sorted(folder.glob("*.wav"))
         if not wavs:

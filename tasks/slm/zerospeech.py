@@ -52,12 +52,12 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from most_eval.dataset_files import open_regular
+from most_eval.dataset_files import open_regular, text_field
 from most_eval.task import DatasetError
 
 LEXICAL = "lexical"
@@ -84,7 +84,7 @@ _MAX_LISTED = 5  # how many stems an error message lists
 class ScoreFileError(ValueError):
     """A gold or submission file that cannot be used: ``<path>:<line>: <reason>`` (line omitted when None)."""
 
-    def __init__(self, path, line: int | None, reason: str):
+    def __init__(self, path, line: int | str | None, reason: str):  # line: a file line, or "row <n>" of a source
         self.path, self.line, self.reason = Path(path), line, reason
         super().__init__(f"{self.path}:{line}: {reason}" if line is not None else f"{self.path}: {reason}")
 
@@ -143,14 +143,57 @@ def _parse_gold(handle, path: Path, kind: str) -> Gold:
                                       f"(has: {', '.join(header)})")
     if len(set(header)) != len(header):
         raise ScoreFileError(path, 1, "duplicate column names in header")
-    rows, seen = [], {}
-    for fields in reader:
-        line = reader.line_num
-        if not fields or fields == [""]:
-            continue  # blank line
-        if len(fields) != len(header):
-            raise ScoreFileError(path, line, f"{len(fields)} fields, header has {len(header)}")
-        row = dict(zip(header, fields))
+
+    def rows():
+        for fields in reader:
+            line = reader.line_num
+            if not fields or fields == [""]:
+                continue  # blank line
+            if len(fields) != len(header):
+                raise ScoreFileError(path, line, f"{len(fields)} fields, header has {len(header)}")
+            yield line, dict(zip(header, fields))
+
+    return _gold_table(rows(), header, path, kind)
+
+
+def gold_from_rows(rows: Iterable[Mapping[str, Any]], kind: str, path) -> Gold:
+    """A gold table from rows already split into columns (the cells of a Hugging Face source, ``--task-args
+    source=PATH``), validated as :func:`read_gold` validates a file. A cell may be text or a number (an integral
+    float as an integer), ``correct`` also a bool (true = 1); null (or NaN) is an empty field where gold.csv may
+    leave one empty (word, phones, frequency, length, transcription) and an error elsewhere; a ``filename`` ending
+    in ``.wav`` loses it. Errors name
+    ``<path>:row <n>`` (1-based, the source's row numbering)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    path = Path(path)
+    header = list(GOLD_COLUMNS[kind])
+
+    def text(value, column: str, where: str) -> str:
+        if value is None or (isinstance(value, float) and value != value):  # null, or NaN as pandas writes it
+            if column in _OPTIONAL:
+                return ""
+            raise ScoreFileError(path, where, f"{column!r} is null")
+        if isinstance(value, bool) and column == "correct":
+            return "1" if value else "0"
+        try:
+            return text_field(value, column)
+        except ValueError as exc:
+            raise ScoreFileError(path, where, str(exc)) from None
+
+    def converted():
+        for number, cells in enumerate(rows, start=1):
+            where = f"row {number}"
+            row = {c: text(cells.get(c), c, where) for c in header}
+            row["filename"] = row["filename"].removesuffix(".wav")
+            yield where, row
+
+    return _gold_table(converted(), header, path, kind)
+
+
+def _gold_table(rows: Iterable[tuple[int | str, dict[str, str]]], header: list[str], path: Path, kind: str) -> Gold:
+    """Validate ``(line, {column: text})`` rows and build the :class:`Gold` table (shared by the file and row forms)."""
+    table_rows, seen = [], {}
+    for line, row in rows:
         for column in GOLD_COLUMNS[kind]:
             if column not in _OPTIONAL and not row[column].strip():
                 raise ScoreFileError(path, line, f"empty {column!r}")
@@ -158,7 +201,7 @@ def _parse_gold(handle, path: Path, kind: str) -> Gold:
             raise ScoreFileError(path, line, f"'correct' must be 0 or 1, got {row['correct']!r}")
         stem = row["filename"]
         if stem in seen:
-            raise ScoreFileError(path, line, f"filename {stem!r} already listed on line {seen[stem]}")
+            raise ScoreFileError(path, line, f"filename {stem!r} already listed on {_line_name(seen[stem])}")
         seen[stem] = line
         for column in ("frequency", "length"):
             value = row.get(column, "").strip() if column in GOLD_COLUMNS[kind] else ""
@@ -167,10 +210,10 @@ def _parse_gold(handle, path: Path, kind: str) -> Gold:
             if kind == LEXICAL and not value and row["correct"].strip() == "1":
                 # the official scorer crashes on a word without frequency; a non-word's is never used
                 raise ScoreFileError(path, line, f"word row without {column!r}")
-        rows.append(row)
-    if not rows:
+        table_rows.append(row)
+    if not table_rows:
         raise ScoreFileError(path, None, "gold file lists no wav")
-    table = pd.DataFrame(rows, columns=header)
+    table = pd.DataFrame(table_rows, columns=header)
     table["correct"] = table["correct"].str.strip().astype("int64")
     ids = table["id"].str.strip()
     # the official reader lets pandas infer the id type: integers sort numerically, anything else as text
@@ -184,6 +227,11 @@ def _parse_gold(handle, path: Path, kind: str) -> Gold:
         if column in GOLD_COLUMNS[kind]:
             table[column] = table[column].where(table[column] != "", None).astype(object)
     return Gold(kind=kind, path=path, table=table)
+
+
+def _line_name(line: int | str) -> str:
+    """``line 3`` for a file line, ``row 3`` as a row form already names itself."""
+    return f"line {line}" if isinstance(line, int) else str(line)
 
 
 def read_submission(path, expected_stems: Iterable[str] | None = None) -> dict[str, float]:

@@ -24,7 +24,8 @@ import numpy as np
 
 from most_eval.adapter import SYNTHESIZE, Request
 from most_eval.audio import load_audio, save_audio
-from most_eval.dataset_files import file_problem, manifest_path, output_name, safe_path
+from most_eval.dataset_files import file_problem, manifest_path, output_name, safe_path, text_field
+from most_eval.hf_source import read_source, row_audio
 from most_eval.manifest import BadLine, read_lines
 from most_eval.metrics.wer import aggregate_wer, wer_records
 from most_eval.results import task_file_name
@@ -250,7 +251,46 @@ class SeedTTSEvalEN(TTSTask):
                            f"verification model (seedtts-wavlm:PATH)")
         return reasons
 
+    #: the Hugging Face form (``source=PATH``): meta.lst's fields as columns, one row per line; the prompt audio in
+    #: ``prompt_audio`` (embedded ``{"bytes", "path"}`` or a path) or else in ``prompt_wav`` (a path inside the
+    #: source folder, as meta.lst gives it, or embedded); ``prompt_text`` and ``gt_wav`` may be present, unused as
+    #: in the folder layout
+    hf_columns = ("utt", "infer_text")
+    hf_prompt_columns = ("prompt_audio", "prompt_wav")
+
+    def source_samples(self) -> list[Sample]:
+        """The samples of ``source=PATH``: the same ids, texts, prompts and error records as meta.lst's lines."""
+        data = read_source(self.options.source, self.hf_columns, optional=self.hf_prompt_columns)
+        prompt_column = next((c for c in self.hf_prompt_columns if data.rows and c in data.rows[0].cells), None)
+        if data.rows and prompt_column is None:
+            raise DatasetError(f"{self.options.source}: missing column {' or '.join(self.hf_prompt_columns)} "
+                               f"(the prompt audio)")
+        extract = self.context.output_dir / "data" / task_file_name(self.name)
+        out = []
+        for row in data.rows:
+            try:
+                utt = text_field(row.cells["utt"], "utt")
+                if not utt.strip():
+                    raise ValueError("empty utterance id")
+            except ValueError as exc:
+                out.append(Sample(Path(row.where).name, None, "", f"{row.where}: {exc}", 0.0, data.files))
+                continue
+            try:
+                text = text_field(row.cells["infer_text"], "infer_text")
+            except ValueError as exc:
+                out.append(Sample(utt, None, "", f"{row.where}: {exc}", 0.0, data.files))
+                continue
+            try:
+                prompt, files = row_audio(row, prompt_column, data, utt, extract)
+            except ValueError as exc:  # the reason names the row
+                out.append(Sample(utt, None, text, str(exc), 0.0, data.files))
+                continue
+            out.append(Sample(utt, Request(SYNTHESIZE, text=text, prompt=prompt), text, None, float(len(text)), files))
+        return out
+
     def samples(self) -> list[Sample]:
+        if self.options.source:
+            return self.source_samples()
         meta = manifest_path(self.require_root(), "meta.lst", "Seed-TTS-eval test list")
         out = []
         for entry in read_lines(meta):
