@@ -23,7 +23,7 @@ from most_eval.adapter import Model
 from most_eval.comparability import summary_line
 from most_eval.options import OptionError, parse_options, split_pairs
 from most_eval.paper import PAPER_GROUPS
-from most_eval.registry import UnknownNameError, families, get_model_class, model_names, resolve_tasks
+from most_eval.registry import UnknownNameError, families, get_model_class, model_info, model_names, resolve_tasks
 from most_eval.results import print_results
 from most_eval.task import DatasetError, TaskContext
 
@@ -96,12 +96,20 @@ def paper_judge_folders(task_classes: list, judge_args: str | None) -> dict[str,
     return folders
 
 
-def build_tasks(spec: str, data_root: Path, task_args: str | None, context: TaskContext, embedder: str | None):
-    """Task instances for ``--tasks`` with their typed options; ``--task-args`` keys go to the tasks that have them."""
+def build_tasks(spec: str, data_root: Path, task_args: str | None, context: TaskContext, embedder: str | None,
+                num_fewshot: int | None = None):
+    """Task instances for ``--tasks`` with their typed options; ``--task-args`` keys go to the tasks that have them
+    (``--embedder`` and lm-eval's ``--num_fewshot`` are task args with their own flags)."""
     classes = resolve_tasks(spec)
     raw = split_pairs(task_args or "")
     if embedder:
         raw["embedder"] = embedder
+    if num_fewshot is not None:
+        if not any("num_fewshot" in getattr(c.Options, "__dataclass_fields__", {}) for c in classes):
+            raise OptionError(f"--num_fewshot {num_fewshot}: only text:<lm-eval task> tasks take it")
+        if raw.get("num_fewshot", str(num_fewshot)) != str(num_fewshot):
+            raise OptionError(f"--num_fewshot {num_fewshot} and --task-args num_fewshot={raw['num_fewshot']} differ")
+        raw["num_fewshot"] = str(num_fewshot)
     known = set()
     tasks = []
     for cls in classes:
@@ -162,33 +170,57 @@ def failed_tasks(document: dict) -> list[tuple[str, str]]:
 def run(
     model: str = typer.Option(..., "--model", "-m", help="Model name (see `most-eval list models`)."),
     tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task or family names, e.g. asr,slm:swuggy-dev."),
-    model_args: Optional[str] = typer.Option(None, "--model-args", "-a", help="key=value,... or a JSON object."),
-    data_root: Path = typer.Option(MINI_SUITE, "--data-root", help="Folder holding each dataset under its official name."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder [default: runs/<model>]."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples of each task."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Samples per model call."),
+    model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args", "-a",
+                                             help="key=value,... or a JSON object.",
+                                             show_default="the model's defaults"),
+    data_root: Path = typer.Option(MINI_SUITE, "--data-root", help="Folder holding each dataset under its official "
+                                   "name (the default is the bundled mini suite)."),
+    output: Optional[Path] = typer.Option(None, "--output", "--output_path", "-o", help="Output folder.",
+                                          show_default="runs/<model>"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N scored items of each task (an sLM "
+                                        "item is a pair or a word group: all its wavs are kept).", show_default="all"),
+    batch_size: int = typer.Option(8, "--batch-size", "--batch_size", "-b", help="Samples per model call."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and bootstrap resampling."),
-    judge: Optional[str] = typer.Option(None, "--judge", help="ASR model that transcribes generated speech (TTS, S->S QA); `paper` = each task's reference judge from a local models folder."),
-    judge_args: Optional[str] = typer.Option(None, "--judge-args", help="--model-args of the judge; with --judge paper: models=DIR (else $MOST_EVAL_MODELS)."),
-    embedder: Optional[str] = typer.Option(None, "--embedder", help="Speaker embedder for TTS SIM: resemblyzer, ecapa:PATH, wavlm:PATH."),
-    task_args: Optional[str] = typer.Option(None, "--task-args", help="key=value options for the tasks that have them."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 as --fail-on-error does, and also when a task is not supported by the model."),
-    fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 1 when any task has error records, a dataset or scoring error, or no scored sample."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every sample instead of reusing cached records."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="ASR model that transcribes generated speech (TTS, S->S QA); `paper` = each task's reference judge from a local models folder.",
+                                        show_default="hf-whisper at $MOST_EVAL_JUDGE_PATH, else offline-baseline; "
+                                                     "paper for a paper group"),
+    judge_args: Optional[str] = typer.Option(None, "--judge-args", help="--model-args of the judge; with --judge paper: models=DIR (else $MOST_EVAL_MODELS).",
+                                             show_default="the judge's defaults"),
+    embedder: Optional[str] = typer.Option(None, "--embedder", help="Speaker embedder for TTS SIM: resemblyzer, ecapa:PATH, wavlm:PATH.",
+                                           show_default="the task's embedder option, resemblyzer"),
+    task_args: Optional[str] = typer.Option(None, "--task-args", help="key=value options for the tasks that have them "
+                                            "(see `most-eval list tasks --options`).", show_default="each task's defaults"),
+    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", "--num_fewshot", min=0,
+                                              help="lm-eval's few-shot count for text:<lm-eval task> tasks (the "
+                                                   "num_fewshot task arg).", show_default="the lm-eval task's own"),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 as --fail-on-error does, and also when a task is not supported by the model.",
+                                show_default="off"),
+    fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 1 when any task has error records, a dataset or scoring error, or no scored sample.",
+                                       show_default="off"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every sample instead of reusing cached records.",
+                                  show_default="off: cached records are reused"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    log_samples: bool = typer.Option(False, "--log-samples", "--log_samples",
+                                     help="Accepted for lm-eval compatibility; per-sample records are always written "
+                                          "to OUTPUT/samples/<task>.jsonl.", show_default="on: always written"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show transformers' progress bars and notices "
+                                 "(under torchrun: rank 0 only).", show_default="off: quiet"),
 ):
     """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
     from most_eval.distributed import finish_distributed, init_distributed
+    from most_eval.models.hf_loading import configure_output, offline_unless_opted_in
     from most_eval.output_lock import OutputBusy, OutputLock
     from most_eval.runner import evaluate
 
+    offline_unless_opted_in()  # before anything imports huggingface_hub: no network unless HF_HUB_OFFLINE=0
     output = output or Path("runs") / model
     lock = OutputLock(output)
     dist = None
     try:
         check_numbers(limit, batch_size, seed)
         dist, device = init_distributed(device)
+        configure_output(verbose=verbose and dist.is_main)  # before any model (and transformers) is imported
         task_classes = resolve_tasks(tasks)
         get_model_class(model)  # an unknown model name before anything else
         parse_options(model_args, get_model_class(model).Args, what=f"--model-args key for {model}")
@@ -199,7 +231,7 @@ def run(
         if needs_judge and judge and not paper_judges:
             parse_options(judge_args, get_model_class(judge).Args, what=f"--judge-args key for {judge}")
         context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed)
-        task_objs = build_tasks(tasks, data_root, task_args, context, embedder)
+        task_objs = build_tasks(tasks, data_root, task_args, context, embedder, num_fewshot=num_fewshot)
         if dist.is_main:
             check_run_paths(output, data_root, task_classes, embedder)
         refusal = None
@@ -264,7 +296,8 @@ def run(
 def train(
     config: Path = typer.Option(..., "--config", "-c", help="Training recipe YAML (e.g. reference_impl/configs/train_tiny.yaml)."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, train_log.jsonl, the exported model."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (resume by re-running)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (resume by re-running).",
+                                            show_default="the recipe's total steps"),
 ):
     """Train MoST with the reference recipe (launch under accelerate/torchrun for several processes)."""
     try:
@@ -279,8 +312,19 @@ def train(
 
 
 @list_app.command("tasks")
-def list_tasks():
+def list_tasks(
+    options: bool = typer.Option(False, "--options", help="Show each task's --task-args keys: type, default, meaning.",
+                                 show_default="off"),
+):
     """Every task, its family, capability, dataset folder and whether the family runs it by default."""
+    if options:
+        console.print(task_options_table())
+        for fam in sorted(families().values(), key=lambda f: f.name):
+            if fam.dynamic:
+                console.print(f"{fam.name}:{escape(DYNAMIC_PLACEHOLDER)} is available: {fam.description}, any task "
+                              f"name of that harness (e.g. {fam.name}:arc_easy), with the options listed for it above"
+                              + ("; --num_fewshot N sets num_fewshot" if fam.name == "text" else ""), highlight=False)
+        return
     table = Table(title="tasks")
     for col in ("task", "needs", "dataset folder", "default", "description"):
         table.add_column(col, no_wrap=col != "description")
@@ -288,23 +332,114 @@ def list_tasks():
         for name, cls in sorted(fam.tasks.items()):
             table.add_row(name, cls.capability, cls.dataset_folder, "yes" if name in fam.defaults else "",
                           cls.description)
+        if fam.dynamic:  # e.g. text:<lm-eval task>: any name of the family's harness
+            cls = fam.dynamic(f"{fam.name}:{DYNAMIC_PLACEHOLDER}")
+            table.add_row(escape(cls.name), cls.capability, cls.dataset_folder, "",
+                          f"{fam.description}: any {DYNAMIC_PLACEHOLDER} (e.g. {fam.name}:arc_easy)")
     console.print(table)
+
+
+#: what a dynamic family's task name stands for in listings (``text:<lm-eval task>``)
+DYNAMIC_PLACEHOLDER = "<lm-eval task>"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionDoc:
+    """One ``--task-args`` key of a task's Options dataclass."""
+
+    key: str
+    type: str
+    default: str
+    meaning: str
+
+
+def option_docs(options_cls: type) -> list[OptionDoc]:
+    """The fields of an Options dataclass: type, default and meaning. The meaning is the field's ``help`` metadata,
+    else its trailing comment, else the comment lines right above it, looked up through the dataclass's bases (a
+    subclass that only changes a default keeps its parent's meaning)."""
+    if not dataclasses.is_dataclass(options_cls):
+        return []
+    docs = []
+    for f in dataclasses.fields(options_cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = "(required)"
+        meaning = f.metadata.get("help") or next(
+            (c for base in options_cls.__mro__ if f.name in getattr(base, "__annotations__", {})
+             for c in [_field_comments(base).get(f.name, "")] if c), "")
+        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        docs.append(OptionDoc(f.name, type_name, "none" if default is None else str(default), meaning))
+    return docs
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """Field name -> its comment in ``cls``'s own source: the trailing comment of the field's lines, else the comment
+    block right above it. Empty when the source cannot be read (a class built at run time)."""
+    import ast
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+        tree = ast.parse(source)
+        comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                    for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    except (OSError, TypeError, SyntaxError, tokenize.TokenError):
+        return {}
+    lines = source.splitlines()
+    found = {}
+    for node in tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        text = " ".join(comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments)
+        if not text:  # a comment block above the field
+            above, n = [], node.lineno - 1
+            while n >= 1 and n in comments and lines[n - 1].strip().startswith("#"):
+                above.insert(0, comments[n])
+                n -= 1
+            text = " ".join(above)
+        found[node.target.id] = text
+    return found
+
+
+def task_options_table() -> Table:
+    """``list tasks --options``: the --task-args keys of every task, tasks sharing one Options class together."""
+    groups: dict[type, list[str]] = {}
+    for fam in sorted(families().values(), key=lambda f: f.name):
+        for name, cls in sorted(fam.tasks.items()):
+            groups.setdefault(cls.Options, []).append(name)
+        if fam.dynamic:
+            cls = fam.dynamic(f"{fam.name}:{DYNAMIC_PLACEHOLDER}")
+            groups.setdefault(cls.Options, []).append(cls.name)
+    table = Table(title="--task-args keys (key=value,...; a key goes to the selected tasks that have it)")
+    for col in ("tasks", "key", "type", "default", "meaning"):
+        table.add_column(col, no_wrap=col in ("key", "type"), overflow="fold")
+    for options_cls, names in groups.items():
+        docs = option_docs(options_cls) or [OptionDoc("(no options)", "", "", "")]
+        for i, doc in enumerate(docs):
+            table.add_row(escape("\n".join(names)) if i == 0 else "", escape(doc.key), escape(doc.type),
+                          escape(doc.default), escape(doc.meaning), end_section=i == len(docs) - 1)
+    return table
 
 
 @list_app.command("models")
 def list_models():
-    """Every registered model with its capabilities."""
+    """Every registered model with its capabilities (read without importing the backends: no torch needed)."""
     table = Table(title="models")
     for col in ("model", "capabilities", "description"):
         table.add_column(col, no_wrap=col == "model")
     for name in model_names():
         try:
-            cls = get_model_class(name)
-            caps = ", ".join(sorted(cls.capabilities())) if isinstance(cls.__dict__.get("capabilities"), classmethod) \
-                or "capabilities" not in cls.__dict__ else "from its files"
-            table.add_row(name, caps, cls.description)
+            info = model_info(name)
+            caps = ", ".join(sorted(info.capabilities)) if info.capabilities is not None else "from its files"
+            table.add_row(name, caps, info.description)
         except Exception as exc:  # a broken third-party plugin must not hide the others
-            table.add_row(name, "[red]unavailable[/]", f"{type(exc).__name__}: {exc}")
+            table.add_row(name, "[red]unavailable[/]", escape(f"{type(exc).__name__}: {exc}"))
     console.print(table)
 
 

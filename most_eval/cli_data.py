@@ -30,8 +30,8 @@ data_app = typer.Typer(help="Download and verify evaluation datasets (LibriSpeec
 NameArg = Annotated[str, typer.Argument(help="Dataset name (see `most-eval data list`).", show_default=False)]
 RootOpt = Annotated[Path, typer.Option("--root", help="Data root: the folder runs take as --data-root.",
                                        show_default=False)]
-ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", help=f"Dataset manifest (default: ${MANIFEST_ENV}, "
-                                                                        "else the bundled one).")]
+ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", help="Dataset manifest.",
+                                                    show_default=f"${MANIFEST_ENV}, else the bundled one")]
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
@@ -56,8 +56,11 @@ def _data_group() -> None:
 
 
 @data_app.command("list")
-def list_command(root: Annotated[Optional[Path], typer.Option("--root", help="Also show what this data root holds.")]
-                 = None, manifest: ManifestOpt = None) -> None:
+def list_command(
+    root: Annotated[Optional[Path], typer.Option("--root", help="Also show what this data root holds.",
+                                                 show_default="none")] = None,
+    manifest: ManifestOpt = None,
+) -> None:
     """List the datasets: download size (or 'manual'), folder under the data root, tasks."""
     from rich.console import Console
     from rich.table import Table
@@ -84,7 +87,8 @@ def list_command(root: Annotated[Optional[Path], typer.Option("--root", help="Al
 def download_command(
     name: NameArg,
     root: RootOpt,
-    force: Annotated[bool, typer.Option("--force", help="Download and replace data already in place.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Download and replace data already in place.",
+                                        show_default="off")] = False,
     keep_archive: Annotated[bool, typer.Option("--keep-archive/--delete-archive",
                                                help="Keep ROOT/archives/<file> after extraction.")] = True,
     retries: Annotated[int, typer.Option(help="Retries after a dropped connection (the budget refills on progress).",
@@ -92,7 +96,7 @@ def download_command(
     timeout: Annotated[float, typer.Option(help="Seconds without data before a connection counts as dropped.",
                                            min=1)] = DEFAULT_TIMEOUT,
     max_extract_gb: Annotated[Optional[float], typer.Option(
-        help="Cap on the total uncompressed size in GB (default: 4 x the archive size).", min=0)] = None,
+        help="Cap on the total uncompressed size in GB.", min=0, show_default="4 x the archive size")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
     manifest: ManifestOpt = None,
 ) -> None:

@@ -18,7 +18,7 @@ import typer
 
 from most_eval.compare import NotComparable, compare, comparison_table
 from most_eval.leaderboard import ResultsFileError, build_leaderboard
-from most_eval.regression import CheckRefused, check, parse_tolerance, write_refusal
+from most_eval.regression import DEFAULT_TOLERANCE, CheckRefused, check, parse_tolerance, write_refusal
 
 EXIT_REGRESSION = 1
 EXIT_REFUSED = 2
@@ -75,10 +75,10 @@ def _leaderboard_group() -> None:
 
 @leaderboard_app.command("build")
 def build_command(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Input folder with paper/*.csv and runs/**/*.json "
-                                                 "[default: the repo's leaderboards/data]")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Output folder for *.md, index.html, plots/ "
-                                                   "[default: the repo's leaderboards/]")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Input folder with paper/*.csv and runs/**/*.json",
+                                                 show_default="the repo's leaderboards/data")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Output folder for *.md, index.html, plots/",
+                                                   show_default="the repo's leaderboards/")] = None,
 ) -> None:
     """Write the markdown tables, index.html and plots (byte-identical for identical inputs)."""
     root = default_leaderboard_dir()
@@ -100,7 +100,8 @@ def build_command(
 def compare_command(
     a: Annotated[Path, typer.Argument(help="Run A: results folder or results.json")],
     b: Annotated[Path, typer.Argument(help="Run B: results folder or results.json")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON",
+                                           show_default="off: a table")] = False,
     resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
 ) -> None:
@@ -123,9 +124,12 @@ def check_command(
     baseline: Annotated[Path, typer.Option("--baseline", help="Baseline run: results folder or results.json")],
     candidate: Annotated[Path, typer.Option("--candidate", help="Candidate run: results folder or results.json")],
     tolerance: Annotated[Optional[str], typer.Option(
-        "--tolerance", help="Per-metric tolerance, e.g. wer=0.3,accuracy=1.0,sim=0.01 (metric units)")] = None,
-    junit: Annotated[Optional[Path], typer.Option("--junit", help="Write a JUnit XML report here")] = None,
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a markdown summary here")] = None,
+        "--tolerance", help="Per-metric tolerance in metric units; metrics not named keep their default",
+        show_default=",".join(f"{k}={v}" for k, v in DEFAULT_TOLERANCE.items()))] = None,
+    junit: Annotated[Optional[Path], typer.Option("--junit", help="Write a JUnit XML report here",
+                                                  show_default="not written")] = None,
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a markdown summary here",
+                                                     show_default="not written")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
 ) -> None:

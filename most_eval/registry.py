@@ -4,14 +4,24 @@ Both come from entry points (``most_eval.models``: ``name = "module:Class"``; ``
 ``family = "module:FAMILY"``), loaded lazily so a heavy backend is imported only when it is used, plus anything
 registered in-process with :func:`register_model` / :func:`register_family`. A name clash is an error; an unknown
 name raises :class:`UnknownNameError` whose message lists the close matches.
+
+:func:`model_info` describes a model (capabilities, description) from its module's source when that module is not
+imported yet, so ``most-eval list models`` never imports torch or transformers: a backend's heavy imports happen
+only when one of its models is built.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
+import importlib.util
+import sys
+from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 
-from most_eval.adapter import Model
+from most_eval.adapter import CAPABILITIES, Model
 from most_eval.task import Family, Task
 
 MODEL_GROUP = "most_eval.models"
@@ -56,7 +66,9 @@ def register_family(family: Family) -> Family:
     return family
 
 
+@functools.lru_cache(maxsize=None)
 def _entry_points(group: str):
+    """Name -> entry point of ``group``; read once per process (each scan of the installed packages costs ~30 ms)."""
     return {ep.name: ep for ep in entry_points(group=group)}
 
 
@@ -75,6 +87,77 @@ def get_model_class(name: str) -> type[Model]:
         cls.name = cls.name or name
         _models[name] = cls
     return _models[name]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``most-eval list models`` shows of one model."""
+
+    name: str
+    capabilities: frozenset[str] | None  # None: decided per instance from its files (e.g. precomputed)
+    description: str
+
+
+def model_info(name: str) -> ModelInfo:
+    """Capabilities and description of ``name``; read from its module's source, without importing it, when the
+    module is not imported yet and its class is plain enough to read (else the class is imported)."""
+    if name not in _models:
+        eps = _entry_points(MODEL_GROUP)
+        if name not in eps:
+            raise UnknownNameError("model", name, model_names())
+        module, _, attr = eps[name].value.partition(":")
+        if module.strip() not in sys.modules:
+            info = _info_from_source(name, module.strip(), attr.strip())
+            if info is not None:
+                return info
+    cls = get_model_class(name)
+    own = cls.__dict__.get("capabilities")
+    caps = cls.capabilities() if own is None or isinstance(own, classmethod) else None
+    return ModelInfo(name, caps, cls.description)
+
+
+def _info_from_source(name: str, module: str, attr: str) -> ModelInfo | None:
+    """:class:`ModelInfo` from the source of ``module``: the class ``attr`` and the classes of that module it derives
+    from, down to :class:`most_eval.adapter.Model`. None when that cannot be told without running the module (a
+    base class from elsewhere, a computed description, a ``capabilities`` classmethod, no readable source)."""
+    try:
+        spec = importlib.util.find_spec(module)
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except Exception:  # no spec, no source file, a syntax error: importing will say what is wrong
+        return None
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    contract = {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
+                and node.module == "most_eval.adapter" for alias in node.names if alias.name == "Model"}
+    description, methods, per_instance = None, set(), False
+    todo, seen = [attr], set()
+    while todo:  # depth first, bases left to right: Python's lookup order for single inheritance
+        cls = classes.get(todo.pop(0))
+        if cls is None or cls.name in seen:
+            return None
+        seen.add(cls.name)
+        for node in cls.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and description is None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == "description" for t in targets):
+                    try:
+                        description = ast.literal_eval(node.value)
+                    except ValueError:
+                        return None
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in methods:
+                if node.name == "capabilities":
+                    if any(isinstance(d, ast.Name) and d.id == "classmethod" for d in node.decorator_list):
+                        return None  # computed by the class: import it
+                    per_instance = True
+                methods.add(node.name)
+        bases = []
+        for base in cls.bases:
+            if not isinstance(base, ast.Name):
+                return None
+            if base.id not in contract:
+                bases.append(base.id)
+        todo = bases + todo
+    caps = None if per_instance else frozenset(c for c in CAPABILITIES if c in methods)
+    return ModelInfo(name, caps, description if isinstance(description, str) else "")
 
 
 def families() -> dict[str, Family]:

@@ -164,6 +164,20 @@ def length_buckets(samples: list[Sample], batch_size: int) -> list[list[Sample]]
     return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
+def limit_samples(task: Task, samples: list[Sample], limit: int) -> list[Sample]:
+    """``--limit N``: every sample of the first N scored items (:meth:`Task.item_key`: a pair or word group for
+    spoken-LM tasks, where a sample is one wav; the sample itself elsewhere), in the task's order."""
+    kept: set = set()
+    out = []
+    for s in samples:
+        k = task.item_key(s)
+        if k not in kept and len(kept) < limit:
+            kept.add(k)
+        if k in kept:
+            out.append(s)
+    return out
+
+
 def task_cache_key(task: Task) -> str:
     """Digest of the task config that cached records depend on (see :meth:`Task.cache_config`)."""
     blob = json.dumps(task.cache_config(), sort_keys=True, default=str)
@@ -219,7 +233,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     except DatasetError as exc:
         return TaskOutcome({}, [], [], 0, status="dataset error", detail=str(exc))
     if limit is not None:
-        samples = samples[:limit]
+        samples = limit_samples(task, samples, limit)
     listed = len(samples)
     samples, duplicate_errors = split_duplicates(samples)
     digests = ContentDigests()  # content hashes of the input files: input keys and the dataset digest

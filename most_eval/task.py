@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 from most_eval.adapter import Request
 
@@ -119,6 +119,11 @@ class Task:
             scoring = {f.name for f in fields(self.options) if f.metadata.get("scoring")}
             config["options"] = {k: v for k, v in config["options"].items() if k not in scoring}
         return config
+
+    def item_key(self, sample: Sample) -> Hashable:
+        """The scored item ``sample`` belongs to (``--limit`` counts items): the sample itself by default; spoken-LM
+        tasks, where one sample is one wav, group the wavs of a pair or word group."""
+        return sample.id
 
     def protocol_differences(self) -> list[str]:
         """How this task, as configured, departs from the paper's or the official scorer's protocol (empty: not at

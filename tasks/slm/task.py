@@ -149,6 +149,16 @@ class ZeroSpeechTask(Task):
                                   (wav,) if readable else ()))
         return out
 
+    def item_key(self, sample: Sample):
+        """sWUGGY: the gold ``id`` (a word with its non-words in every voice); sBLIMP: one sentence pair
+        (type, subtype, id, voice); a wav the gold does not list is an item of its own."""
+        if not hasattr(self, "_items"):
+            table = self.gold().table
+            columns = ["type", "subtype", "id", "voice"] if self.kind == zr.SYNTACTIC else ["id"]
+            self._items = {row[0]: tuple(str(v) for v in row[1:])
+                           for row in table[["filename", *columns]].itertuples(index=False)}
+        return self._items.get(sample.id, ("sample", sample.id))
+
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         return score_records(samples, outputs)
 
@@ -304,6 +314,10 @@ class StoryClozeTask(Task):
                 out.append(Sample(wav.stem, Request(SCORE_AUDIO, audio=wav), m["idx"], None, audio_duration(wav),
                                   (wav,)))
         return out
+
+    def item_key(self, sample: Sample):
+        """A story with its two endings (``Sample.reference`` is the story index)."""
+        return ("sample", sample.id) if sample.reference is None else ("story", str(sample.reference))
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         return score_records(samples, outputs)
