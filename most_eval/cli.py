@@ -56,15 +56,13 @@ class UserError(Exception):
 
 
 def build_model(name: str, args: str | None, device: str = "cpu", seed: int = 0) -> Model:
-    """Instantiate a registered model with typed ``--model-args``; any failure to build it is a UserError."""
-    cls = get_model_class(name)
-    typed = parse_options(args, cls.Args, what=f"--model-args key for {name}")
+    """:func:`most_eval.registry.build_model`, its build failures as a UserError (one line, exit 2)."""
+    from most_eval.registry import ModelBuildError, build_model as build
+
     try:
-        return cls(typed, device=device, seed=seed)
-    except Exception as exc:  # missing checkpoint, bad weights, offline hub id: one line, no traceback
-        message = " ".join(str(exc).split())
-        raise UserError(f"model {name}: {message}" if type(exc).__name__ in ("ModelLoadError", "CheckpointError")
-                        else f"model {name}: {type(exc).__name__}: {message}") from exc
+        return build(name, args, device, seed)
+    except ModelBuildError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def default_judge(device: str, seed: int) -> Model:
@@ -209,7 +207,7 @@ def run(
 ):
     """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
     from most_eval.distributed import finish_distributed, init_distributed
-    from most_eval.models.hf_loading import configure_output, offline_unless_opted_in
+    from most_eval.hf_loading import configure_output, offline_unless_opted_in
     from most_eval.output_lock import OutputBusy, OutputLock
     from most_eval.runner import evaluate
 
@@ -242,6 +240,12 @@ def run(
                 refusal = str(exc)
         if not dist.all_agree(refusal is None):
             raise UserError(refusal or f"{output}: rank 0 could not take the output folder")
+        judge_lms = {getattr(t.options, "judge_lm", None) for t in task_objs
+                     if getattr(t.options, "scorer", None) == "llm-judge"}
+        if judge_lms:  # spoken QA's optional LLM judge: a helper model the task borrows from its context
+            if len(judge_lms) > 1:
+                raise UserError(f"one --task-args judge_lm per run, got {', '.join(sorted(map(str, judge_lms)))}")
+            context.llm_judge = build_model("hf-causal-lm", f"path={judge_lms.pop()}", device, seed)
         if paper_judges:  # each task its protocol's judge, each judge built once
             built: dict[Path, Model] = {}
             from most_eval.paper import REFERENCE_JUDGES

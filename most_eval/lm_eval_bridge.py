@@ -54,7 +54,7 @@ class MostEvalLM(TemplateLM):
     def __init__(self, model: Model | str, **model_args: Any):
         super().__init__()
         if isinstance(model, str):  # built by lm-eval from --model_args model=NAME,key=value,...
-            from most_eval.cli import build_model
+            from most_eval.registry import build_model
 
             device = model_args.get("device") or "cpu"
             args = {k: str(v) for k, v in model_args.items() if k not in self.LM_EVAL_ARGS and v is not None}

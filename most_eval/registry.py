@@ -209,3 +209,23 @@ def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
     if not chosen:
         raise UnknownNameError("task", spec if isinstance(spec, str) else ",".join(spec), list(fams))
     return list(chosen.values())
+
+
+class ModelBuildError(Exception):
+    """A model that could not be built from its name and ``--model-args``; ``str()`` is one line."""
+
+
+def build_model(name: str, args: str | dict | None, device: str = "cpu", seed: int = 0) -> Model:
+    """Instantiate a registered model with typed ``--model-args`` (the one place models are built: the CLI, the
+    lm-eval bridge and helper models all come here). UnknownNameError / OptionError for bad names and keys,
+    ModelBuildError (one line) for anything that fails while building it."""
+    from most_eval.options import parse_options
+
+    cls = get_model_class(name)
+    typed = parse_options(args, cls.Args, what=f"--model-args key for {name}")
+    try:
+        return cls(typed, device=device, seed=seed)
+    except Exception as exc:  # missing checkpoint, bad weights, offline hub id: one line, no traceback
+        message = " ".join(str(exc).split())
+        raise ModelBuildError(f"model {name}: {message}" if type(exc).__name__ in ("ModelLoadError", "CheckpointError")
+                              else f"model {name}: {type(exc).__name__}: {message}") from exc

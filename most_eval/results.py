@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Iterable
 from rich.console import Console
 
 from most_eval.efficiency import summary_line as efficiency_line
+from most_eval.task import task_file_name
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -64,11 +65,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
     """Atomically write records as JSON lines."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def task_file_name(task: str) -> str:
-    """File-system name of a task: ``asr:librispeech-test-clean`` -> ``asr_librispeech-test-clean``."""
-    return task.replace(":", "_")
 
 
 def package_versions() -> dict[str, str]:

@@ -58,6 +58,7 @@ class TaskContext:
     batch_size: int = 8
     seed: int = 0
     judge: "Model | None" = None  # transcribe-capable model used by TTS and speech->speech QA
+    llm_judge: "Model | None" = None  # score_text-capable model for spoken QA's optional LLM-judge scorer
     score_reduction: str = "sum"  # how the model's plain-float score_audio values are reduced (set by the runner)
 
 
@@ -136,6 +137,12 @@ class Task:
             raise DatasetError(f"{self.root}: dataset folder not found (expected '{self.dataset_folder}/' "
                                f"under --data-root {self.data_root})")
         return self.root
+
+
+def task_file_name(task: str) -> str:
+    """File-system stem of a task's files (samples, cache, audio): ``asr:librispeech-test-clean`` ->
+    ``asr_librispeech-test-clean``."""
+    return task.replace(":", "_")
 
 
 def safe_path(root: Path, relative: str) -> Path:

@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 from most_eval.audio import Audio  # noqa: E402
-from most_eval.models.hf_loading import ModelLoadError  # noqa: E402
+from most_eval.hf_loading import ModelLoadError  # noqa: E402
 from most_eval.models.hf_seamless import HFSeamless, HFSeamlessArgs  # noqa: E402
 from most_eval.models.hf_tts import HFTTS, HFTTSArgs  # noqa: E402
 

@@ -100,9 +100,10 @@ def test_optional_llm_judge_scorer_for_spoken_qa(tmp_path):
     assert res["scorer"] == "llm-judge:lm"
     records = read_jsonl(out / "samples" / "sqa_llama-questions-s2t.jsonl")
 
-    from most_eval_tasks.sqa.llm_judge import PROMPT, load_judge
+    from most_eval.registry import build_model
+    from most_eval_tasks.sqa.llm_judge import PROMPT
 
-    judge = load_judge(str(model_dir))
+    judge = build_model("hf-causal-lm", f"path={model_dir}")
     for r in records:
         prompt = PROMPT.format(question=r["question"], answers=" | ".join(r["answers"]), response=r["response"])
         (yes, _), (no, _) = judge.score_text([prompt, prompt], [" yes", " no"])

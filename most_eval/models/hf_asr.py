@@ -12,7 +12,7 @@ from typing import Sequence
 
 from most_eval.adapter import Model
 from most_eval.audio import Audio
-from most_eval.models.hf_loading import load_pretrained
+from most_eval.hf_loading import load_pretrained
 
 
 @dataclass(frozen=True)

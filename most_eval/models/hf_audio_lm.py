@@ -38,7 +38,7 @@ from typing import Sequence
 
 from most_eval.adapter import Model, SampleFailure
 from most_eval.audio import Audio
-from most_eval.models.hf_loading import ModelLoadError, load_pretrained
+from most_eval.hf_loading import ModelLoadError, load_pretrained
 
 
 @dataclass(frozen=True)

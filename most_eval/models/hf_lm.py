@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Sequence
 
 from most_eval.adapter import Model
-from most_eval.models.hf_loading import load_pretrained
+from most_eval.hf_loading import load_pretrained
 
 #: lm-eval's fallback context length when neither the config nor the tokenizer names one
 DEFAULT_MAX_LENGTH = 2048

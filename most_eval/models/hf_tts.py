@@ -45,7 +45,7 @@ import numpy as np
 
 from most_eval.adapter import Model
 from most_eval.audio import Audio
-from most_eval.models.hf_loading import ModelLoadError, load_pretrained
+from most_eval.hf_loading import ModelLoadError, load_pretrained
 
 SUPPORTED = ("vits", "speecht5", "bark", "csm")
 #: why a family that looks like TTS is not supported; appended to the "not supported" error

@@ -71,7 +71,7 @@ import numpy as np
 
 from most_eval.adapter import AudioScore, Model, SampleFailure
 from most_eval.audio import Audio
-from most_eval.models.hf_loading import ModelLoadError, load_pretrained
+from most_eval.hf_loading import ModelLoadError, load_pretrained
 
 #: the HuBERT family's input rate, used when the encoder folder has no feature-extractor config
 HUBERT_SAMPLE_RATE = 16_000

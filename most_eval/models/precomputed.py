@@ -20,7 +20,7 @@ from typing import Sequence
 from most_eval.adapter import RESPOND, SCORE_AUDIO, SYNTHESIZE, Model, Prepared, SampleFailure
 from most_eval.audio import AudioError, load_audio
 from most_eval.manifest import BadLine, read_jsonl, read_lines
-from most_eval.results import task_file_name
+from most_eval.task import task_file_name
 
 
 @dataclass(frozen=True)

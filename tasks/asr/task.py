@@ -7,8 +7,7 @@ from pathlib import Path
 
 from most_eval.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
-from most_eval.results import task_file_name
-from most_eval.task import DatasetError, Sample, Task
+from most_eval.task import DatasetError, Sample, Task, task_file_name
 
 from most_eval_tasks.asr.readers import (Utterance, find_common_voice, read_common_voice, read_hf_utterances,
                                          read_librispeech, read_voxpopuli)

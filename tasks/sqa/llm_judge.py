@@ -1,6 +1,7 @@
 """Optional LLM-judge scorer for spoken QA (Kimi-Audio-Evalkit's approach), from a local causal LM.
 
-``--task-args scorer=llm-judge,judge_lm=/models/Qwen2.5-7B-Instruct``. The judge reads the question, the reference
+``--task-args scorer=llm-judge,judge_lm=/models/Qwen2.5-7B-Instruct``: the CLI builds that folder as an
+``hf-causal-lm`` model and lends it to the task as ``TaskContext.llm_judge``. The judge reads the question, the reference
 answers and the response, and is asked whether the response is correct; the verdict is whichever of " yes" / " no"
 it finds more likely (log-probabilities, no sampling), so it is deterministic. It is not the default: the papers'
 numbers use the has-answer rule.
@@ -8,19 +9,9 @@ numbers use the has-answer rule.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 PROMPT = ("You are grading an answer to a question.\n"
           "Question: {question}\nReference answers: {answers}\nResponse: {response}\n"
           "Does the response give a correct answer to the question? Answer yes or no.\nAnswer:")
-
-
-@lru_cache(maxsize=2)
-def load_judge(path: str, device: str = "cpu"):
-    """The judge model (``hf-causal-lm`` adapter) for a local folder, loaded once per process."""
-    from most_eval.models.hf_lm import HFCausalLM, HFCausalLMArgs
-
-    return HFCausalLM(HFCausalLMArgs(path=path), device=device)
 
 
 def judge_verdicts(judge, questions: list[str], answers: list[list[str]], responses: list[str]) -> list[bool]:

@@ -27,14 +27,13 @@ from most_eval.audio import Audio, audio_duration, save_audio
 from most_eval.dataset_files import file_problem, manifest_path, output_name, read_bytes, safe_path, text_field, \
     text_list
 from most_eval.manifest import BadLine, read_jsonl, read_table
-from most_eval.results import task_file_name
 from most_eval.comparability import judge_difference
 from most_eval.hf_source import audio_file
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.task import DatasetError, Sample, Task
+from most_eval.task import DatasetError, Sample, Task, task_file_name
 
 from most_eval_tasks.sqa.has_answer import matching_answer
-from most_eval_tasks.sqa.llm_judge import judge_verdicts, load_judge
+from most_eval_tasks.sqa.llm_judge import judge_verdicts
 
 MISSING = object()  # a manifest row without the answer field (as opposed to an explicit null)
 
@@ -164,7 +163,9 @@ class SpokenQATask(Task):
             for name, r in zip(names, records):
                 r["audio"] = f"{relative}/{name}"
         if self.options.scorer == "llm-judge":
-            verdicts = judge_verdicts(load_judge(self.options.judge_lm, self.context.device),
+            if self.context.llm_judge is None:
+                raise RuntimeError("scorer=llm-judge: no LLM judge was lent to the task (TaskContext.llm_judge)")
+            verdicts = judge_verdicts(self.context.llm_judge,
                                       [s.reference["question"] for s in samples],
                                       [s.reference["answers"] for s in samples], texts)
             for r, ok in zip(records, verdicts):

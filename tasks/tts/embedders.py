@@ -104,7 +104,7 @@ class WavLMEmbedder(SpeakerEmbedder):
     def __init__(self, path: str, device: str = "cpu"):
         import transformers
 
-        from most_eval.models.hf_loading import load_pretrained
+        from most_eval.hf_loading import load_pretrained
 
         self.extractor = load_pretrained(path, transformers.AutoFeatureExtractor.from_pretrained, "feature extractor")
         self.model = load_pretrained(path, transformers.WavLMForXVector.from_pretrained, "WavLMForXVector").eval()

@@ -28,11 +28,10 @@ from most_eval.dataset_files import file_problem, manifest_path, output_name, sa
 from most_eval.hf_source import read_source, row_audio
 from most_eval.manifest import BadLine, read_lines
 from most_eval.metrics.wer import aggregate_wer, wer_records
-from most_eval.results import task_file_name
 from most_eval.comparability import judge_difference
 from most_eval.fingerprints import stamp_digest
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.task import DatasetError, Sample, Task
+from most_eval.task import DatasetError, Sample, Task, task_file_name
 
 from most_eval_tasks.asr.task import hf_utterances
 from most_eval_tasks.asr.readers import find_common_voice, read_common_voice, read_librispeech, read_voxpopuli
