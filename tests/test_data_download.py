@@ -371,7 +371,8 @@ def test_hostile_tar_is_refused(case, tmp_path, server, evil_root):
 
 
 def test_own_checks_refuse_without_the_data_filter(tmp_path, monkeypatch):
-    monkeypatch.delattr(tarfile, "data_filter")  # as on Python < 3.11.4: only our checks stand in the way
+    # as on Python < 3.11.4 (Debian 12's 3.11.2 has no data filter at all): only our checks stand in the way
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
     for case, (entries, why) in HOSTILE.items():
         archive = tmp_path / f"{case}.tar.gz"
         archive.write_bytes(make_tar(entries))
