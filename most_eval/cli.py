@@ -230,13 +230,12 @@ def run(
             parse_options(judge_args, get_model_class(judge).Args, what=f"--judge-args key for {judge}")
         context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed)
         task_objs = build_tasks(tasks, data_root, task_args, context, embedder, num_fewshot=num_fewshot)
-        if dist.is_main:
-            check_run_paths(output, data_root, task_classes, embedder)
         refusal = None
-        if dist.is_main:
+        if dist.is_main:  # rank 0 checks and locks; every rank learns the verdict (none is left waiting)
             try:
+                check_run_paths(output, data_root, task_classes, embedder)
                 lock.acquire()
-            except OutputBusy as exc:
+            except (OutputBusy, UserError) as exc:
                 refusal = str(exc)
         if not dist.all_agree(refusal is None):
             raise UserError(refusal or f"{output}: rank 0 could not take the output folder")

@@ -43,6 +43,18 @@ class Dist:
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item())
 
+    def all_sum(self, values: list[float]) -> list[float]:
+        """Each value summed over every rank (identity in a single process)."""
+        if self.world_size == 1:
+            return list(values)
+        import torch
+        import torch.distributed as dist
+
+        device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor.tolist()
+
     def shard(self, items: list) -> list:
         """This rank's share of ``items`` (round-robin, so long and short samples spread evenly)."""
         return items[self.rank::self.world_size]

@@ -61,6 +61,13 @@ class TaskMeter:
         self.samples += samples
         self.audio_seconds += audio_seconds
 
+    def add_ranks(self, dist) -> None:
+        """Under torchrun: sum samples, model and audio seconds over every rank (a collective: call it on all)."""
+        if dist.world_size > 1:
+            self.samples, self.model_seconds, self.audio_seconds = dist.all_sum(
+                [self.samples, self.model_seconds, self.audio_seconds])
+            self.samples = int(self.samples)
+
     def result(self) -> dict:
         """The task's efficiency entry (values rounded for reading; None where not measured)."""
         wall = time.perf_counter() - self.started

@@ -105,7 +105,7 @@ def audio_file(cell: Any, root: Path, sample_id: str, extract_dir: Path) -> Path
         target = extract_dir / output_name(f"{sample_id}.{hashlib.sha256(data).hexdigest()[:10]}", suffix)
         if not target.is_file() or target.read_bytes() != data:
             extract_dir.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # ranks extract side by side
             tmp.write_bytes(data)
             os.replace(tmp, target)
         return target

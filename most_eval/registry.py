@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 import functools
 import importlib.util
 import sys
@@ -201,6 +202,8 @@ def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
         elif part in all_tasks:
             chosen.setdefault(part, all_tasks[part])
         elif ":" in part and part.split(":")[0] in fams and fams[part.split(":")[0]].dynamic:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", part.split(":", 1)[1]) or ".." in part:
+                raise UnknownNameError("task", part, [])  # a task name also names files: one plain name only
             chosen.setdefault(part, fams[part.split(":")[0]].dynamic(part))
         elif part.split(":")[0] in _broken:
             raise UnknownNameError("task", part, []) from RuntimeError(_broken[part.split(":")[0]])

@@ -151,12 +151,13 @@ def results_document(model: dict, results: dict, tasks: dict, seed: int, command
 
 
 #: what two runs must share for results.json to merge their tasks (else the newer file replaces the older)
-MERGE_KEYS = ("seed", "limit", "data_root")
+MERGE_KEYS = ("seed", "limit", "data_root", "git_revision", "versions")
 
 
 def merge_previous(document: dict, output_dir: Path) -> dict:
     """``document`` plus the tasks of an earlier ``results.json`` in ``output_dir`` that this run did not run, when
-    that file is of the same model fingerprint, seed, limit and data root; else ``document`` alone, and the samples
+    that file is of the same model fingerprint, seed, limit, data root, git revision and package versions; else
+    ``document`` alone, and the samples
     files of tasks it does not list are removed (the samples files always match results.json)."""
     output_dir = Path(output_dir)
     try:
@@ -166,7 +167,7 @@ def merge_previous(document: dict, output_dir: Path) -> dict:
     same = isinstance(previous, dict) and previous.get("format") == RESULTS_FORMAT \
         and isinstance(previous.get("results"), dict) and isinstance(previous.get("tasks", {}), dict) \
         and (previous.get("model") or {}).get("fingerprint") == document["model"]["fingerprint"] \
-        and all(previous.get(k) == document.get(k) for k in MERGE_KEYS)
+        and all(k in previous and previous[k] == document.get(k) for k in MERGE_KEYS)
     if same:
         kept = {t: r for t, r in previous["results"].items() if t not in document["results"]}
         document["results"] = {**kept, **document["results"]}

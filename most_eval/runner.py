@@ -193,13 +193,18 @@ def cache_dir(output_dir: Path, model: Model, task: Task) -> Path:
     return output_dir / "cache" / task_file_name(task.name) / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def load_all_ranks(folder: Path, own: SampleCache, stats: CacheStats) -> dict[str, dict]:
-    """Usable records of every rank's file (this rank's through its own cache); skipped lines counted in stats."""
+def load_all_ranks(folder: Path, own: SampleCache, stats: CacheStats, keys: dict[str, str]) -> dict[str, dict]:
+    """Usable records of every rank's file whose input digest still matches ``keys`` (this rank's file through its
+    own cache); skipped lines counted in stats. Filtering each file before merging makes every rank agree on what
+    is done, whichever file it reads last."""
+    def current(records: dict[str, dict]) -> dict[str, dict]:
+        return {i: r for i, r in records.items() if r[STAMP].get("input") == keys.get(i)}
+
     records = {}
     for path in sorted(folder.glob("rank*.jsonl")):
         if path != own.path:
-            records.update(read_records(path, own.model, own.task, stats)[0])
-    records.update(own.load())
+            records.update(current(read_records(path, own.model, own.task, stats)[0]))
+    records.update(current(own.load()))
     stats.add(own.stats)
     return records
 
@@ -244,7 +249,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         _clear_cache(folder)
     dist.barrier()  # the cache is cleared (--no-cache) before any rank reads it
     stats = CacheStats()
-    done = {i: r for i, r in load_all_ranks(folder, cache, stats).items() if r[STAMP].get("input") == keys.get(i)}
+    done = load_all_ranks(folder, cache, stats, keys)
     dist.barrier()  # every rank has read the same cache before any appends: the shards agree
     reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
     pending = [s for s in samples if s.id not in done and s.id not in reader_errors]
@@ -270,8 +275,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     if not dist.is_main:
         return None
     final_stats = CacheStats()
-    done = {i: r for i, r in load_all_ranks(folder, SampleCache(cache.path, cache.model, cache.task),
-                                            final_stats).items() if r[STAMP].get("input") == keys.get(i)}
+    done = load_all_ranks(folder, SampleCache(cache.path, cache.model, cache.task), final_stats, keys)
     for r in range(dist.world_size):
         run_errors.update(json.loads((folder / f"errors.rank{r}.json").read_text()))
     records = [_strip(done[s.id]) for s in samples
@@ -317,12 +321,14 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
     output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     results, task_info, comparability, efficiency, unsupported, n_errors = {}, {}, {}, {}, [], 0
+    samples_files: dict[Path, list[dict]] = {}  # written with results.json, so a killed run leaves both as they were
     with make_progress(console, show_progress and dist.is_main) as progress:
         for task in tasks:
             started = time.perf_counter()
             meter = TaskMeter()
             outcome = run_task(model, task, output_dir, batch_size=batch_size, limit=limit, progress=progress,
                                dist=dist, use_cache=use_cache, meter=meter)
+            meter.add_ranks(dist)  # every rank: the job's samples, model and audio seconds, not rank 0's share
             if outcome is None:
                 continue
             samples_file = Path("samples") / f"{task_file_name(task.name)}.jsonl"
@@ -330,12 +336,11 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
                 results[task.name] = {"status": outcome.status, "capability": outcome.capability}
                 if outcome.detail:
                     results[task.name]["detail"] = outcome.detail
-                unsupported.append(task.name)
-                (output_dir / samples_file).unlink(missing_ok=True)
+                unsupported.append(task.name)  # its old samples file goes with results.json (merge_previous)
                 comparability[task.name] = assess(task, results[task.name], limit)
                 efficiency[task.name] = {**meter.result(), "ranks": dist.world_size}
                 continue
-            write_jsonl(output_dir / samples_file, outcome.items + outcome.error_records)
+            samples_files[output_dir / samples_file] = outcome.items + outcome.error_records
             n_errors += len(outcome.error_records)
             entry = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records),
                      "listed": outcome.listed, "errors": len(outcome.error_records), "reused": outcome.reused,
@@ -360,5 +365,7 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
                                 data_root=str(data_root) if data_root is not None else None,
                                 comparability=comparability, efficiency=efficiency)
     document = merge_previous(document, output_dir)
+    for path, records in samples_files.items():
+        write_jsonl(path, records)
     atomic_write_text(output_dir / "results.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
     return RunOutcome(document, n_errors, unsupported)

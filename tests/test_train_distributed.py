@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +27,8 @@ def run(out: Path, nproc: int, grad_accum: int) -> None:
         args += ["--set", f"{key}={json.dumps(value)}"]
     if nproc == 1:
         cmd = [sys.executable] + args
-    else:
-        torchrun = shutil.which("torchrun")
-        if torchrun is None:
-            pytest.skip("torchrun not on PATH")
-        cmd = [torchrun, "--standalone", "--nproc-per-node", str(nproc)] + args
+    else:  # torchrun of this interpreter, never whichever one is first on PATH
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)] + args
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

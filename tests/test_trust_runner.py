@@ -335,3 +335,24 @@ def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
     own_rtf = (time.perf_counter() - started) / sum(a.duration for a in audios)
     assert asr["audio_seconds"] == pytest.approx(sum(a.duration for a in audios), rel=1e-3)
     assert 0.5 <= asr["rtf"] / own_rtf <= 2.0, (asr["rtf"], own_rtf)
+
+
+def test_every_rank_agrees_on_what_is_cached(tmp_path):
+    """An id cached by two ranks under different input digests: whichever file a rank reads last, all ranks keep
+    the record whose digest matches now, so the pending lists (and the shards) agree."""
+    from most_eval.cache import CacheStats, SampleCache
+    from most_eval.runner import load_all_ranks
+
+    stamp = {"model": "m", "task": "t"}
+    (tmp_path / "rank0.jsonl").write_text(json.dumps({"id": "x", "v": 0, "cache": {**stamp, "input": "old"}}) + "\n")
+    (tmp_path / "rank1.jsonl").write_text(json.dumps({"id": "x", "v": 1, "cache": {**stamp, "input": "new"}}) + "\n")
+    seen = [load_all_ranks(tmp_path, SampleCache(tmp_path / f"rank{r}.jsonl", "m", "t"), CacheStats(), {"x": "new"})
+            for r in (0, 1)]
+    assert [s["x"]["v"] for s in seen] == [1, 1]
+
+
+def test_a_text_task_name_cannot_name_a_path(tmp_path):
+    proc = run_cli("run", "--model", "dummy", "--tasks", "text:../../../escape", "--output", str(tmp_path / "o"),
+                   "--no-progress")
+    assert proc.returncode == 2 and "unknown task 'text:../../../escape'" in proc.stderr
+    assert not (tmp_path.parent / "escape").exists()
