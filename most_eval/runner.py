@@ -244,6 +244,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     digests = ContentDigests()  # content hashes of the input files: input keys and the dataset digest
     keys = {s.id: input_key(s, digests) for s in samples}
     folder = cache_dir(output_dir, model, task)
+    task.context.cache_key = folder.name
     cache = SampleCache(folder / f"rank{dist.rank}.jsonl", model=model.fingerprint(), task=task_cache_key(task))
     if not use_cache and dist.is_main:
         _clear_cache(folder)

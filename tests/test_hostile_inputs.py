@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -263,13 +264,16 @@ def test_seed_tts_ids_never_write_outside_the_output_folder(tmp_path):
     records = {r["id"]: r for r in read_jsonl(out / "samples" / "tts_seed-tts-eval-en.jsonl")}
     assert set(hostile) <= set(records)
     written = set()
+    key = records["ok.id"]["audio"].split("/")[2]  # audio/<task>/<cache key of this model and task config>/
+    assert re.fullmatch(r"[0-9a-f]{16}", key)
     for sid in hostile:
         audio = records[sid]["audio"]
         folder, name = audio.rsplit("/", 1)
-        assert folder == "audio/tts_seed-tts-eval-en" and name not in (".wav", "..wav") and (out / audio).is_file()
+        assert folder == f"audio/tts_seed-tts-eval-en/{key}" and name not in (".wav", "..wav")
+        assert (out / audio).is_file()
         written.add(name)
     assert len(written) == len(hostile)  # one file per id
-    assert records["ok.id"]["audio"] == "audio/tts_seed-tts-eval-en/ok.id.wav"
+    assert records["ok.id"]["audio"] == f"audio/tts_seed-tts-eval-en/{key}/ok.id.wav"
 
 
 def test_spoken_answers_are_written_under_safe_names(tmp_path):

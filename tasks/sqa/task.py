@@ -11,7 +11,7 @@ A response is correct when any reference answer occurs in it under the DPR "has 
 The sample id is the question wav's stem. A record without answers is an error record; the run goes on. Fields are
 typed (:mod:`most_eval.dataset_files`): a number answer is its text ("1984"); a bool or null answer, a non-text audio
 path or question is an error record naming the line. The S->S task keeps each spoken answer under
-``OUTPUT/audio/<task>/<name>.wav`` (``<name>``: the id made a safe file name; the record's ``audio`` field).
+``OUTPUT/audio/<task>/<cache key>/<name>.wav`` (one folder per model and task config; ``<name>``: the id made a safe file name; the record's ``audio`` field).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class SpokenQATask(Task):
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         if self.modality == "speech":
             judge = self.context.judge
-            relative = f"audio/{task_file_name(self.name)}"
+            relative = "/".join(filter(None, ("audio", task_file_name(self.name), self.context.cache_key)))
             names = [output_name(s.id, ".wav") for s in samples]  # an id like "../../x" must not name the file
             for s, name, audio in zip(samples, names, outputs):
                 if not isinstance(audio, Audio):

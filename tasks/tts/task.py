@@ -7,7 +7,7 @@ speaker embedding of the generated speech with that of the prompt utterance (SIM
 * ``tts:seed-tts-eval-en``: Seed-TTS-eval's English list (``seedtts_testset/en/meta.lst``) under its own protocol:
   its normalisation, mean of per-utterance WERs and SIM, 3 decimals. A missing audio file is an error record.
 
-Generated audio is kept under ``OUTPUT/audio/<task>/<name>.wav``, ``<name>`` being the id made a safe file name
+Generated audio is kept under ``OUTPUT/audio/<task>/<cache key>/<name>.wav``, ``<name>`` being the id made a safe file name
 (:func:`~most_eval.dataset_files.output_name`; the record's ``audio`` field holds the path written); results name the
 judge and the embedder.
 """
@@ -88,7 +88,7 @@ class TTSTask(Task):
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         judge = self.context.judge
-        relative = f"audio/{task_file_name(self.name)}"
+        relative = "/".join(filter(None, ("audio", task_file_name(self.name), self.context.cache_key)))
         names = [output_name(s.id, ".wav") for s in samples]  # an id like "../../x" must not name the file
         for name, audio in zip(names, outputs):
             save_audio(self.context.output_dir / relative / name, audio)
