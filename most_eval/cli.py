@@ -220,7 +220,7 @@ def run(
         dist, device = init_distributed(device)
         configure_output(verbose=verbose and dist.is_main)  # before any model (and transformers) is imported
         task_classes = resolve_tasks(tasks)
-        get_model_class(model)  # an unknown model name before anything else
+        # an unknown model name or --model-args key before anything else
         parse_options(model_args, get_model_class(model).Args, what=f"--model-args key for {model}")
         needs_judge = any("judge" in c.needs for c in task_classes)
         paper_judges = needs_judge and (judge == "paper" or (  # a paper group implies --judge paper

@@ -3,11 +3,9 @@ item, quiet transformers, a fast `list models`, and a hub id that fails at once 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -18,7 +16,6 @@ import typer
 from conftest import MINI_SUITE, REPO, read_jsonl, run_cli
 from typer.testing import CliRunner
 
-from most_eval import cli
 from most_eval.cli import app, option_docs
 from most_eval.registry import resolve_tasks
 from most_eval.runner import limit_samples

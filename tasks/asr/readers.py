@@ -113,6 +113,14 @@ def find_common_voice(data_root: Path, version: str | None = None) -> Path:
     return found[-1]
 
 
+def common_voice_corpus(data_root: Path, version: str | None = None) -> str | None:
+    """The ``cv-corpus-<version>`` folder name a Common Voice task reads (for its config), None when absent."""
+    try:
+        return find_common_voice(data_root, version).parent.name
+    except DatasetError:
+        return None
+
+
 def read_common_voice(root: Path, split: str = "test") -> list[Utterance]:
     """Utterances of ``root/<split>.tsv`` (``root`` = ``cv-corpus-<ver>/en``); audio under ``clips/``."""
     tsv = manifest_path(root, f"{split}.tsv", "Common Voice table")

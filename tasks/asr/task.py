@@ -7,10 +7,10 @@ from pathlib import Path
 
 from most_eval.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
-from most_eval.task import DatasetError, Sample, Task, task_file_name
+from most_eval.task import Sample, Task, task_file_name
 
-from most_eval_tasks.asr.readers import (Utterance, find_common_voice, read_common_voice, read_hf_utterances,
-                                         read_librispeech, read_voxpopuli)
+from most_eval_tasks.asr.readers import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,
+                                         read_hf_utterances, read_librispeech, read_voxpopuli)
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,7 @@ class CommonVoiceEN(ASRTask):
 
     def config(self) -> dict:
         """The config with the corpus folder actually read (``cv-corpus-<version>``), not just the option."""
-        try:
-            corpus = self.root.parent.name
-        except DatasetError:
-            corpus = None
-        return {**super().config(), "corpus": corpus}
+        return {**super().config(), "corpus": common_voice_corpus(self.data_root, self.options.version)}
 
 
 def hf_utterances(task: Task) -> list[Utterance]:

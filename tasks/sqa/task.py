@@ -24,8 +24,7 @@ from pathlib import Path
 
 from most_eval.adapter import RESPOND, Request
 from most_eval.audio import Audio, audio_duration, save_audio
-from most_eval.dataset_files import file_problem, manifest_path, output_name, read_bytes, safe_path, text_field, \
-    text_list
+from most_eval.dataset_files import file_problem, manifest_path, output_name, read_bytes, text_field, text_list
 from most_eval.manifest import BadLine, read_jsonl, read_table
 from most_eval.comparability import judge_difference
 from most_eval.hf_source import audio_file

@@ -34,7 +34,8 @@ from most_eval.paper import REFERENCE_JUDGES
 from most_eval.task import DatasetError, Sample, Task, task_file_name
 
 from most_eval_tasks.asr.task import hf_utterances
-from most_eval_tasks.asr.readers import find_common_voice, read_common_voice, read_librispeech, read_voxpopuli
+from most_eval_tasks.asr.readers import (common_voice_corpus, find_common_voice, read_common_voice, read_librispeech,
+                                         read_voxpopuli)
 from most_eval_tasks.tts.embedders import build_embedder
 
 
@@ -186,11 +187,10 @@ class _UtteranceListTTS(TTSTask):
     """TTS on an ASR test set's sentences, the utterance itself as the speaker prompt (``prompt=same``)."""
 
     Options = SameUtteranceTTSOptions
+    hf_id_is_path = False
 
     def utterances(self) -> list:
         raise NotImplementedError
-
-    hf_id_is_path = False
 
     def samples(self) -> list[Sample]:
         out = []
@@ -229,11 +229,7 @@ class CommonVoiceTTS(_UtteranceListTTS):
         return read_common_voice(self.root, "test")
 
     def config(self) -> dict:
-        try:
-            corpus = self.root.parent.name
-        except DatasetError:
-            corpus = None
-        return {**super().config(), "corpus": corpus}
+        return {**super().config(), "corpus": common_voice_corpus(self.data_root)}
 
 
 class SeedTTSEvalEN(TTSTask):
