@@ -9,15 +9,29 @@ What one run does (README §1 for the model and the mixtures, mixing.py for the 
 1. setup: builds the model parts (LM from DeepSeek-V2-Lite or a previous export or random; frozen HuBERT and a
    trainable projection; a quantizer for the unit targets), reads the manifests (data.py), extracts the missing
    HuBERT units on the main process (resumable), and resumes from OUTPUT/checkpoints/step_N when one exists.
+   The LM is loaded in bf16 when the run trains in bf16 under FSDP or DeepSpeed (both keep fp32 master weights per
+   shard themselves), in fp32 otherwise; under FSDP with `fsdp_cpu_ram_efficient_loading` only the main process reads
+   the weights, the other ranks hold uninitialised storage that `prepare` fills from rank 0 (no per-rank full copy).
 2. train: for each stage of `training.stages`, every optimizer step consumes `world_size * grad_accum` micro-batches,
    each of one task drawn from the stage's mixture (mixing.MixturePlan: the same micro-batches whatever the number of
-   processes; rank r takes micro-batches r, r+W, ...). AdamW, warmup + cosine per stage, gradient clipping,
+   processes; rank r takes micro-batches r, r+W, ...). The batch is set as `global_batch` (sequences per optimizer
+   step over all processes; the paper's 512 in stage 1, 128 in stage 2; per stage or for the whole run): then
+   grad_accum = global_batch / (micro_batch_size * world_size) (`grad_accum_for`), so any GPU count trains the same
+   steps; or directly as `grad_accum` (then the global batch grows with the number of processes). Under DeepSpeed the
+   recipe writes micro-batch, accumulation and clipping into the plugin's config before `prepare`
+   (`configure_deepspeed`). AdamW, warmup + cosine per stage, gradient clipping over the prepared model's parameters,
    optional activation checkpointing, bf16 autocast on GPUs (fp32 on CPU). The optimizer state is reset between
    stages (stage 2 is a fresh fine-tuning run in the paper).
+   Loss: the LM loss of an optimizer step is the token mean over the whole step: the sum of the token losses of all
+   its micro-batches on all ranks divided by the step's number of target tokens (counted across ranks before the
+   forward passes), as the release's token-mean loss over its batch; a micro-batch is not averaged alone, so a
+   micro-batch of short targets does not weigh as much as one of long targets. The balance (aux) loss is averaged
+   over the step's micro-batches.
 3. logging: OUTPUT/train_log.jsonl, one line per logged step: step, stage, loss (LM + balance loss, the objective),
-   lm_loss, aux_loss, task_loss {task: mean LM loss of its micro-batches in this step}, lr, grad_norm,
+   lm_loss (token mean over the step), aux_loss, task_loss {task: token-mean LM loss of its micro-batches in this
+   step}, lr, grad_norm (global norm before clipping, of the prepared model's gradients),
    expert_load {text, audio: share of routed picks per expert of that modality's group, over all MoE layers},
-   tokens, seconds. TensorBoard too when `tensorboard` is installed (otherwise skipped, said once).
+   tokens (target tokens), seconds. TensorBoard too when `tensorboard` is installed (otherwise skipped, said once).
 4. save_checkpoint: OUTPUT/checkpoints/step_N/ = accelerate state (model, optimizer, RNG of every process, the LR
    scheduler) + recipe_state.json (stage, step, data position). Resuming replays the data plan to that step, so a
    resumed run continues with exactly the losses of an uninterrupted one.
@@ -80,9 +94,13 @@ DEFAULTS = {
         "num_workers": 0,  # DataLoader worker processes per rank
     },
     "training": {
-        "stages": [],  # [{name, steps, mixture: {task: weight} | "stage1" | "stage2", lr, warmup_steps, min_lr_ratio}]
+        # [{name, steps, mixture: {task: weight} | "stage1" | "stage2", lr, warmup_steps, min_lr_ratio, global_batch}]
+        "stages": [],
         "micro_batch_size": 4,  # sequences per micro-batch (release default: per-device batch 4)
-        "grad_accum": 8,  # micro-batches per optimizer step per process (release default 8)
+        # sequences per optimizer step over all processes (paper: 512 stage 1, 128 stage 2); a stage's own
+        # global_batch wins; grad accumulation = global_batch / (micro_batch_size x processes)
+        "global_batch": None,
+        "grad_accum": None,  # instead of global_batch: micro-batches per optimizer step per process (release: 8)
         "weight_decay": 0.0,
         "betas": [0.9, 0.95],
         "eps": 1e-8,
@@ -170,8 +188,114 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
                 raise ValueError(f"{path}: training.stages[{i}].mixture {stage['mixture']!r}: a mapping or one of "
                                  f"{', '.join(STAGE_MIXTURES)}")
             stage["mixture"] = dict(STAGE_MIXTURES[stage["mixture"]])
+    try:
+        _check_batch(cfg["training"])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     cfg["_path"] = str(path)
     return cfg
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_batch(t: dict) -> None:
+    """One way to size the optimizer step: global_batch (for the run, or per stage) or grad_accum, never both."""
+    mbs = _positive_int(t["micro_batch_size"], "training.micro_batch_size")
+    per_stage = [s.get("global_batch", t["global_batch"]) for s in t["stages"]]
+    if t["grad_accum"] is not None:
+        _positive_int(t["grad_accum"], "training.grad_accum")
+        if any(b is not None for b in per_stage):
+            raise ValueError("training.global_batch (sequences per step, all processes) and training.grad_accum "
+                             "(micro-batches per process) are both set: give one")
+        return
+    for stage, batch in zip(t["stages"], per_stage):
+        if batch is None:
+            raise ValueError(f"stage {stage['name']}: no batch size: set training.global_batch (or the stage's "
+                             "global_batch, or training.grad_accum)")
+        _positive_int(batch, f"stage {stage['name']}: global_batch")
+        if batch % mbs:
+            raise ValueError(f"stage {stage['name']}: global_batch {batch} is not a multiple of "
+                             f"training.micro_batch_size {mbs}")
+
+
+def grad_accum_for(global_batch: int, micro_batch_size: int, world_size: int) -> int:
+    """Micro-batches each process accumulates per optimizer step so that a step holds exactly `global_batch`
+    sequences: global_batch / (micro_batch_size * world_size). ValueError (one line) when that is not a whole number.
+    """
+    per_round = micro_batch_size * world_size
+    if global_batch < per_round or global_batch % per_round:
+        raise ValueError(f"global batch {global_batch} is not a multiple of micro_batch_size {micro_batch_size} x "
+                         f"{world_size} processes = {per_round}: change training.global_batch, "
+                         "training.micro_batch_size or the number of processes")
+    return global_batch // per_round
+
+
+def stage_grad_accum(training: dict, stage: dict, world_size: int) -> int:
+    """Gradient accumulation of one stage on `world_size` processes: from the stage's global batch (its own
+    `global_batch`, else training.global_batch), else training.grad_accum as given."""
+    global_batch = stage.get("global_batch", training["global_batch"])
+    if global_batch is None:
+        return int(training["grad_accum"])
+    try:
+        return grad_accum_for(int(global_batch), int(training["micro_batch_size"]), world_size)
+    except ValueError as exc:
+        raise ValueError(f"stage {stage['name']}: {exc}") from None
+
+
+def configure_deepspeed(ds_config: dict, micro_batch_size: int, grad_accum: int, world_size: int,
+                        grad_clip: float) -> list[str]:
+    """Writes the recipe's step geometry into a DeepSpeed config dict, in place; call before `accelerator.prepare`.
+
+    The dict is accelerate's `AcceleratorState().deepspeed_plugin.deepspeed_config`. accelerate fills
+    `train_micro_batch_size_per_gpu: "auto"` only from a DataLoader given to `prepare` and refuses to prepare without
+    one; the recipe feeds its micro-batches itself, so it sets: train_micro_batch_size_per_gpu (sequences per
+    micro-batch), gradient_accumulation_steps, train_batch_size (= their product x processes, which DeepSpeed checks)
+    and gradient_clipping (DeepSpeed clips inside its step; 0 = off). The recipe's values win over numbers already
+    there (the loop runs the recipe's); returns a line per value that was changed, for the log.
+    """
+    wanted = {"train_micro_batch_size_per_gpu": micro_batch_size, "gradient_accumulation_steps": grad_accum,
+              "train_batch_size": micro_batch_size * grad_accum * world_size, "gradient_clipping": float(grad_clip)}
+    changed = []
+    for key, value in wanted.items():
+        given = ds_config.get(key, "auto")
+        if given not in ("auto", None) and given != value:
+            changed.append(f"{key}: {given} -> {value} (from the recipe)")
+        ds_config[key] = value
+    return changed
+
+
+def grad_norm_value(norm) -> float | None:
+    """A gradient norm returned by `accelerator.clip_grad_norm_` as a float: FSDP2 returns a DTensor (gathered
+    here), DeepSpeed a float, a backend that cannot tell None."""
+    if norm is None:
+        return None
+    if hasattr(norm, "full_tensor"):
+        norm = norm.full_tensor()
+    return float(norm)
+
+
+def materialize_meta_parameters(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Gives every meta-device parameter of `module` uninitialised CPU storage of `dtype`, in place.
+
+    What FSDP's cpu_ram_efficient_loading expects on the ranks that receive rank 0's weights in `prepare`: real,
+    distinct tensors (accelerate maps optimizer parameters by storage address) whose pages are never written
+    before the broadcast, so they cost address space, not memory. Buffers are left as they are (build the module
+    with `init_empty_weights(include_buffers=False)` so the non-persistent ones, such as RoPE's, are real).
+    """
+    done: dict[int, nn.Parameter] = {}
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is None or not param.is_meta:
+                continue
+            if id(param) not in done:  # tied parameters stay tied
+                done[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=dtype, device="cpu"),
+                                               requires_grad=param.requires_grad)
+            sub._parameters[name] = done[id(param)]
+    return module
 
 
 def lr_at(step: int, stages: list[dict]) -> float:
@@ -202,13 +326,16 @@ class SpeechTextLM(nn.Module):
         self.lm = lm
         self.encoder = encoder
 
-    def forward(self, input_ids, attention_mask, labels, waveforms):
+    def forward(self, input_ids, attention_mask, labels, waveforms, num_items_in_batch: float | None = None):
+        """The LM's output; with `num_items_in_batch` its LM loss is the sum of token losses / num_items_in_batch
+        (transformers' loss convention), not the micro-batch's own token mean."""
+        extra = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
         features = None
         if waveforms:
             device = self.encoder.proj.weight.device
             features = torch.cat([self.encoder(w.to(device)[None])[0] for w in waveforms])  # (n_frames, H)
         out = self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, audio_features=features,
-                      use_cache=False)
+                      use_cache=False, **extra)
         if features is None:  # keep the projection in the graph: DDP expects a gradient for every trained parameter
             out.loss = out.loss + 0.0 * sum(p.sum() for p in self.encoder.proj.parameters())
         return out
@@ -284,7 +411,7 @@ class Recipe:
     # ---- setup ---------------------------------------------------------------------------------------------------
     def setup(self) -> None:
         from accelerate import Accelerator
-        from accelerate.utils import set_seed
+        from accelerate.utils import DistributedType, set_seed
 
         if self.t["threads"]:
             torch.set_num_threads(int(self.t["threads"]))
@@ -294,9 +421,20 @@ class Recipe:
                 "bf16" if torch.cuda.is_available() else "no")
         else:
             mixed = {"bf16": "bf16", "fp32": "no"}[precision]
-        self.accelerator = acc = Accelerator(gradient_accumulation_steps=self.t["grad_accum"], mixed_precision=mixed,
-                                             cpu=not torch.cuda.is_available())
+        self.accelerator = acc = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
         self.rank, self.world = acc.process_index, acc.num_processes
+        self.accum = [stage_grad_accum(self.t, stage, self.world) for stage in self.stages]  # before any loading
+        kind = acc.distributed_type
+        if kind == DistributedType.DEEPSPEED and len(set(self.accum)) > 1:
+            raise ValueError(f"DeepSpeed fixes gradient accumulation at prepare(), but the stages need {self.accum}: "
+                             "run stages of different global batches as separate runs")
+        # FSDP and DeepSpeed keep fp32 master weights per shard themselves, so the full model is read in bf16 there;
+        # replicated models (one process, DDP) keep fp32 weights for AdamW and autocast to bf16
+        sharded = kind in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+        self.load_dtype = torch.bfloat16 if sharded and acc.mixed_precision == "bf16" else torch.float32
+        fsdp = acc.state.fsdp_plugin if kind == DistributedType.FSDP else None
+        # FSDP's cpu_ram_efficient_loading: rank 0 reads the weights, prepare() broadcasts them to the others
+        self.empty_lm = bool(fsdp is not None and fsdp.cpu_ram_efficient_loading and not acc.is_main_process)
         self.out.mkdir(parents=True, exist_ok=True)
         self.bad = D.BadDataLog(self.out / "bad_data.jsonl", self.rank)
         set_seed(self.cfg["seed"])
@@ -305,15 +443,23 @@ class Recipe:
         self._build_data()
 
         params = [p for p in self.module.parameters() if p.requires_grad]
+        self.parameter_counts = {"trained": sum(p.numel() for p in params),
+                                 "total": sum(p.numel() for p in self.module.parameters())}
         t = self.t
         optimizer = torch.optim.AdamW(params, lr=1.0, betas=tuple(t["betas"]), eps=t["eps"],
                                       weight_decay=t["weight_decay"])
         # lr=1.0 so the LambdaLR factor is the absolute learning rate (lr_at); stepped once per optimizer step, by
         # us (an accelerate-prepared scheduler steps num_processes times per step).
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, self.stages))
+        if kind == DistributedType.DEEPSPEED:  # no DataLoader goes to prepare(): the batch geometry comes from here
+            changed = configure_deepspeed(acc.state.deepspeed_plugin.deepspeed_config, t["micro_batch_size"],
+                                          self.accum[0], self.world, t["grad_clip"])
+            for line in changed if acc.is_main_process else []:
+                logger.warning("DeepSpeed config %s", line)
+        acc.gradient_accumulation_steps = self.accum[0]  # set per stage in train()
+        # the prepared model's parameters are the ones that get gradients (FSDP2 replaces them with sharded ones)
         self.model, self.optimizer = acc.prepare(self.module, optimizer)
         acc.register_for_checkpointing(self.scheduler)
-        self.trained_params = params
 
         self.resume_state = self._maybe_resume()
         self._start_logging()
@@ -329,12 +475,14 @@ class Recipe:
         config = MoSTConfig.from_dict({**json.loads(Path(m["config"]).read_text()), **(m["overrides"] or {})})
         init = Path(m["init"]) if m["init"] else None
         previous = init is not None and (init / "most.json").is_file()  # an export of an earlier stage
-        if previous:
-            lm = MoSTForCausalLM.from_pretrained(init, dtype=torch.float32, use_safetensors=True)
+        if self.empty_lm:
+            lm = self._empty_lm(config, init, previous)
+        elif previous:
+            lm = MoSTForCausalLM.from_pretrained(init, dtype=self.load_dtype, use_safetensors=True)
         elif init is not None:
-            lm = import_deepseek_v2(init, config, dtype=torch.float32)
+            lm = import_deepseek_v2(init, config, dtype=self.load_dtype)
         else:
-            lm = MoSTForCausalLM(config)
+            lm = MoSTForCausalLM(config).to(self.load_dtype)
         lm.config.use_cache = False
         if m["experts_implementation"]:
             lm.set_experts_implementation(m["experts_implementation"])
@@ -383,6 +531,21 @@ class Recipe:
         self.init_dir = init if previous else None
         self.expert_load = ExpertLoad(lm) if self.cfg["logging"]["expert_load"] else None
 
+    def _empty_lm(self, config: MoSTConfig, init: Path | None, previous: bool) -> MoSTForCausalLM:
+        """The LM's skeleton on a rank that gets its weights from rank 0 in prepare(): the same architecture as rank
+        0 loads, no weights read, parameters left uninitialised (fp32: what FSDP's upcast makes of rank 0's)."""
+        from accelerate import init_empty_weights
+
+        from .import_weights import most_config_from_deepseek, read_json
+
+        if previous:
+            config = MoSTConfig.from_pretrained(init)
+        elif init is not None:
+            config = most_config_from_deepseek(read_json(init / "config.json"), config, source=init / "config.json")
+        with init_empty_weights(include_buffers=False):
+            lm = MoSTForCausalLM(config)
+        return materialize_meta_parameters(lm, torch.float32)
+
     def _build_data(self) -> None:
         from .speech_encoder import UnitExtractor
 
@@ -411,7 +574,8 @@ class Recipe:
                 self.quantizer.save(kmeans_file)
             store = D.UnitStore(units_path, d["units_read_glob"])
             if d["extract_missing_units"]:
-                extractor = UnitExtractor(self.encoder, self.quantizer, layer).to(acc.device)
+                extractor = UnitExtractor(self.encoder, self.quantizer, layer,
+                                          deduplicate=self.lm.config.deduplicate_units).to(acc.device)
                 added = D.extract_units(D.unit_items(self.speech, instr), extractor, store, bad)
                 if added:
                     logger.info("extracted units of %d utterances -> %s", added, units_path)
@@ -431,8 +595,8 @@ class Recipe:
 
     def _plan(self, stage_index: int) -> MixturePlan:
         stage = self.stages[stage_index]
-        return MixturePlan(self.sizes, stage["mixture"], self.t["micro_batch_size"], self.world * self.t["grad_accum"],
-                           seed=self.cfg["seed"] * 1000 + stage_index)
+        return MixturePlan(self.sizes, stage["mixture"], self.t["micro_batch_size"],
+                           self.world * self.accum[stage_index], seed=self.cfg["seed"] * 1000 + stage_index)
 
     def _maybe_resume(self) -> dict | None:
         how = self.cfg["checkpointing"]["resume"]
@@ -475,10 +639,11 @@ class Recipe:
                 "world_size": self.world, "device": str(self.accelerator.device),
                 "mixed_precision": self.accelerator.mixed_precision, "distributed": str(self.accelerator.distributed_type),
                 "tensorboard": tb_status, "examples": self.sizes, "bad_data_items": self.bad.count,
-                "global_batch_micro_batches": self.world * self.t["grad_accum"],
-                "global_batch_sequences": self.world * self.t["grad_accum"] * self.t["micro_batch_size"],
-                "parameters": {"trained": sum(p.numel() for p in self.trained_params),
-                               "total": sum(p.numel() for p in self.module.parameters())},
+                "batch": [{"stage": s["name"], "grad_accum": a, "global_batch_micro_batches": self.world * a,
+                           "global_batch_sequences": self.world * a * self.t["micro_batch_size"]}
+                          for s, a in zip(self.stages, self.accum)],
+                "load_dtype": str(self.load_dtype).removeprefix("torch."),
+                "parameters": self.parameter_counts,
                 "resumed_from_step": self.global_step if self.resume_state else None,
             }
             (self.out / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
@@ -508,6 +673,8 @@ class Recipe:
                 plan.check_state(self.resume_state["plan"])
             feeder = self._plan(stage_index)
             feeder.advance_to(first)
+            accum = self.accum[stage_index]
+            acc.gradient_accumulation_steps = accum
             end = min(stage["steps"], stop - stage_start)
             loader = torch.utils.data.DataLoader(
                 self.dataset, batch_size=None, sampler=SpecSampler(feeder, self.rank, self.world, end),
@@ -515,7 +682,7 @@ class Recipe:
             batches = iter(loader)
             for _ in range(first, end):
                 step_t0 = time.time()
-                micro = [next(batches) for _ in range(self.t["grad_accum"])]
+                micro = [next(batches) for _ in range(accum)]
                 expected = plan.step
                 plan.next_step()
                 assert all(b["step"] == expected for b in micro), "data loader out of step with the plan"
@@ -547,15 +714,25 @@ class Recipe:
             logger.warning("optimizer state not reset between stages (wrapped by %s)", type(base).__name__)
 
     def _step(self, micro: list[dict]) -> dict:
-        """One optimizer step over this rank's micro-batches; returns global sums for logging."""
+        """One optimizer step over this rank's micro-batches; returns global sums for logging.
+
+        The LM loss is the token mean over the step (module docstring): every micro-batch's loss is its sum of token
+        losses / `per_token`, where per_token = the step's target tokens on all ranks / (micro-batches x ranks),
+        because accelerate divides each loss by the accumulation and the backends average gradients over ranks.
+        """
         acc, device = self.accelerator, self.accelerator.device
         self.model.train()
+        targets = [0 if b["empty"] else int((b["labels"][:, 1:] != -100).sum()) for b in micro]  # shifted labels
+        step_tokens = torch.tensor([float(sum(targets))], dtype=torch.float64, device=device)
+        if self.world > 1:
+            step_tokens = acc.reduce(step_tokens, reduction="sum")
+        per_token = max(float(step_tokens[0]), 1.0) / (len(micro) * self.world)
         sums = defaultdict(float)
-        tokens = 0
         if self.expert_load:
             self.expert_load.counts.zero_()
         grad_norm = None
-        for batch in micro:
+        acc.step = 0  # accumulate() syncs on the last of these micro-batches, whatever the stage's accumulation
+        for batch, n_targets in zip(micro, targets):
             with acc.accumulate(self.model):
                 inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")}
                 waves = [w for w in batch["waveforms"]]
@@ -563,53 +740,57 @@ class Recipe:
                     self.expert_load.valid = inputs["attention_mask"].reshape(-1).bool()
                     self.expert_load.active = True
                 with acc.autocast():
-                    out = self.model(**inputs, waveforms=waves)
+                    out = self.model(**inputs, waveforms=waves, num_items_in_batch=per_token)
                 if self.expert_load:
                     self.expert_load.active = False
                 weight = 0.0 if batch["empty"] else 1.0
                 acc.backward(out.loss * weight)
-                if acc.sync_gradients and self.t["grad_clip"]:
-                    grad_norm = acc.clip_grad_norm_(self.trained_params, self.t["grad_clip"])
+                if acc.sync_gradients:  # clip (or, with grad_clip 0, only measure) the prepared model's gradients
+                    max_norm = self.t["grad_clip"] or math.inf
+                    grad_norm = acc.clip_grad_norm_(self.model.parameters(), max_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
             if not batch["empty"]:
                 aux = float(out.aux_loss.detach()) if getattr(out, "aux_loss", None) is not None else 0.0
-                total = float(out.loss.detach())
-                sums["loss"] += total
+                lm_sum = (float(out.loss.detach()) - aux) * per_token  # this micro-batch's sum of token losses
+                sums["lm"] += lm_sum
                 sums["aux"] += aux
                 sums["n"] += 1
-                sums[f"task/{batch['task']}"] += total - aux
+                sums[f"task/{batch['task']}"] += lm_sum
+                sums[f"tokens/{batch['task']}"] += n_targets
                 sums[f"count/{batch['task']}"] += 1
-                tokens += int((inputs["labels"] != -100).sum())
+                sums["tokens"] += n_targets
         self.scheduler.step()
-        keys = ["loss", "aux", "n"] + [f"{kind}/{t}" for t in self.sizes for kind in ("task", "count")]
-        vec = torch.tensor([sums.get(k, 0.0) for k in keys] + [float(tokens)], dtype=torch.float64, device=device)
+        per_task = [f"{kind}/{t}" for t in self.sizes for kind in ("task", "tokens", "count")]
+        keys = ["lm", "aux", "n", "tokens"] + per_task
+        vec = torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64, device=device)
         if self.expert_load:
             vec = torch.cat([vec, self.expert_load.counts.to(device).reshape(-1)])
         if self.world > 1:
             vec = acc.reduce(vec, reduction="sum")
         vec = vec.cpu()
         stats = dict(zip(keys, vec[: len(keys)].tolist()))
-        stats["tokens"] = int(vec[len(keys)])
         if self.expert_load:
-            stats["expert_counts"] = vec[len(keys) + 1 :].reshape(2, -1)
-        stats["grad_norm"] = float(grad_norm) if grad_norm is not None else None
+            stats["expert_counts"] = vec[len(keys) :].reshape(2, -1)
+        stats["grad_norm"] = grad_norm_value(grad_norm)
         return stats
 
     def _log(self, stats: dict, stage: dict, seconds: float) -> dict | None:
         every = self.cfg["logging"]["every"]
-        n = stats["n"]
+        n, tokens = stats["n"], stats["tokens"]
+        lm_loss = stats["lm"] / tokens if tokens else None
+        aux_loss = stats["aux"] / n if n else None
         record = {
             "step": self.global_step,
             "stage": stage["name"],
-            "loss": stats["loss"] / n if n else None,
-            "lm_loss": (stats["loss"] - stats["aux"]) / n if n else None,
-            "aux_loss": stats["aux"] / n if n else None,
-            "task_loss": {t: stats[f"task/{t}"] / stats[f"count/{t}"] for t in self.sizes if stats.get(f"count/{t}")},
+            "loss": lm_loss + aux_loss if n and tokens else None,
+            "lm_loss": lm_loss,
+            "aux_loss": aux_loss,
+            "task_loss": {t: stats[f"task/{t}"] / stats[f"tokens/{t}"] for t in self.sizes if stats.get(f"tokens/{t}")},
             "task_micro_batches": {t: int(stats[f"count/{t}"]) for t in self.sizes if stats.get(f"count/{t}")},
             "lr": self.scheduler.get_last_lr()[0],
             "grad_norm": stats["grad_norm"],
-            "tokens": stats["tokens"],
+            "tokens": int(tokens),
             "seconds": round(seconds, 4),
         }
         if self.expert_load:
@@ -625,6 +806,8 @@ class Recipe:
             if self.tb is not None:
                 self.tb.add_scalar("loss", record["loss"] or 0.0, self.global_step)
                 self.tb.add_scalar("lr", record["lr"], self.global_step)
+                if record["grad_norm"] is not None:
+                    self.tb.add_scalar("grad_norm", record["grad_norm"], self.global_step)
                 for t, v in record["task_loss"].items():
                     self.tb.add_scalar(f"task_loss/{t}", v, self.global_step)
                 for key, value in record.get("expert_load", {}).items():
@@ -645,7 +828,8 @@ class Recipe:
         if acc.is_main_process:
             state = {"global_step": self.global_step, "stage_index": stage_index,
                      "stage": self.stages[stage_index]["name"], "plan": plan.state_dict(),
-                     "world_size": self.world, "grad_accum": self.t["grad_accum"]}
+                     "world_size": self.world, "grad_accum": self.accum[stage_index],
+                     "micro_batch_size": self.t["micro_batch_size"]}
             (where / "recipe_state.json").write_text(json.dumps(state, indent=2))
             keep = self.cfg["checkpointing"]["keep_last"]
             found = sorted((self.out / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
@@ -657,9 +841,11 @@ class Recipe:
     def export(self) -> Path | None:
         """The trained model in the adapter's layout (OUTPUT/<export.dir>), safetensors only."""
         from safetensors.torch import save_file
+        from transformers import HubertModel
 
         from .adapter import save_checkpoint as save_for_adapter
         from .import_weights import import_vocoder
+        from .speech_encoder import SpeechEncoder
         from .vocoder import UnitVocoder, speechbrain_to_fairseq
 
         e, acc = self.cfg["export"], self.accelerator
@@ -698,8 +884,12 @@ class Recipe:
         export_lm.load_state_dict(lm_state, assign=True, strict=True)
         enc_state = {k[len("encoder."):]: t.detach().to("cpu", torch.float32) for k, t in state.items()
                      if k.startswith("encoder.")}
-        encoder = copy.deepcopy(acc.unwrap_model(self.model).encoder).to("cpu").float()
-        encoder.load_state_dict(enc_state)
+        # a fresh encoder skeleton too: under FSDP2 / ZeRO-3 the trained module's parameters are shards
+        trained = acc.unwrap_model(self.model).encoder
+        with torch.device("meta"):
+            encoder = SpeechEncoder(HubertModel(trained.hubert.config), trained.proj.out_features,
+                                    trained.feature_layer, normalize_waveform=trained.normalize_waveform)
+        encoder.load_state_dict(enc_state, assign=True, strict=True)
         stage_name = e["stage"] or self.stages[-1]["name"]
         save_for_adapter(where, export_lm, self.tokenizer, encoder, self.quantizer, staging, stage=stage_name,
                          prompts=self.prompts)
@@ -756,7 +946,7 @@ def cli(argv=None) -> int:
     parser.add_argument("--output", required=True, help="output folder (checkpoints, logs, export); resumes there")
     parser.add_argument("--max-steps", type=int, help="stop after this many global steps (checkpoint, no export)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. training.grad_accum=4 (value parsed as YAML)")
+                        help="override a config value, e.g. training.global_batch=256 (value parsed as YAML)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:

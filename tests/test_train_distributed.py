@@ -1,6 +1,7 @@
-"""Two processes (torchrun, gloo on CPU) with grad_accum A train exactly like one process with 2A: the recipe
-deals the same micro-batches to the pair as to the single process (mixing.MixturePlan), so per-step losses and the
-final weights agree within float tolerance."""
+"""Two processes (torchrun, gloo on CPU) train exactly like one process at the same global batch: the recipe
+derives the accumulation from training.global_batch (1 micro-batch per process for the pair, 2 for the single
+process), deals the same micro-batches to both (mixing.MixturePlan) and normalises the LM loss by the step's target
+tokens across ranks, so per-step losses and the final weights agree within float tolerance."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ STEPS = 4
 RTOL = 1e-5
 
 
-def run(out: Path, nproc: int, grad_accum: int) -> None:
-    sets = {**SMALL_DATA, "training.grad_accum": grad_accum, "training.threads": 1, "training.micro_batch_size": 4,
+def run(out: Path, nproc: int) -> None:
+    sets = {**SMALL_DATA, "training.global_batch": 8, "training.threads": 1, "training.micro_batch_size": 4,
             "logging.every": 1, "checkpointing.every": 0, "export.enabled": False}
     args = ["-m", "most_reference.train", "--config", str(TINY), "--output", str(out), "--max-steps", str(STEPS)]
     for key, value in sets.items():
@@ -34,16 +35,20 @@ def run(out: Path, nproc: int, grad_accum: int) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_two_processes_match_one_process_with_doubled_accumulation(tmp_path):
+def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
-    run(two, nproc=2, grad_accum=1)
-    run(one, nproc=1, grad_accum=2)
-    assert json.loads((two / "run_info.json").read_text())["world_size"] == 2
+    run(two, nproc=2)
+    run(one, nproc=1)
+    infos = [json.loads((d / "run_info.json").read_text()) for d in (two, one)]
+    assert [i["world_size"] for i in infos] == [2, 1]
+    assert [i["batch"][0]["grad_accum"] for i in infos] == [1, 2]
+    assert [i["batch"][0]["global_batch_sequences"] for i in infos] == [8, 8]
     logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in (two, one)]
     assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]] == list(range(1, STEPS + 1))
     for a, b in zip(*logs):
         assert a["tokens"] == b["tokens"] and a["task_micro_batches"] == b["task_micro_batches"]
         assert a["loss"] == pytest.approx(b["loss"], rel=RTOL)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4) and a["grad_norm"] > 0
         for task, loss in a["task_loss"].items():
             assert loss == pytest.approx(b["task_loss"][task], rel=RTOL)
     wa = load_file(str(two / "checkpoints" / f"step_{STEPS}" / "model.safetensors"))

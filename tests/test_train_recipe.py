@@ -91,7 +91,7 @@ def test_resume_from_mid_run_checkpoints_reproduces_the_uninterrupted_run(tmp_pa
     stages = [{"name": "stage1", "steps": 8, "mixture": "stage1", "lr": 3.0e-3, "warmup_steps": 2},
               {"name": "stage2", "steps": 6, "mixture": "stage2", "lr": 1.0e-3, "warmup_steps": 1}]
     common = overrides(**SMALL_DATA, **{"training.stages": stages, "training.micro_batch_size": 4,
-                                        "training.grad_accum": 2, "export.enabled": True})
+                                        "training.global_batch": 8, "export.enabled": True})
     full = tmp_path / "full"
     main(TINY, full, overrides={**common, "checkpointing.every": 5, "checkpointing.keep_last": 5})
     reference = read_log(full)
@@ -137,8 +137,8 @@ def test_bad_data_is_logged_and_skipped(tmp_path):
     stages = [{"name": "stage1", "steps": 10, "mixture": {"asr": 0.5, "tts": 0.5}, "lr": 1.0e-3}]
     result = main(TINY, out, overrides=overrides(**{
         "data.speech": [{"format": "jsonl", "name": "mine", "path": str(data / "speech.jsonl")}],
-        "data.text": [], "data.instructions": [], "training.stages": stages,
-        "training.micro_batch_size": 1, "training.grad_accum": 1}))
+        "data.text": [], "data.instructions": [], "training.stages": stages, "training.micro_batch_size": 1,
+        "training.global_batch": 1}))
     assert result["steps"] == 10
     bad = [json.loads(line) for line in (out / "bad_data.jsonl").read_text().splitlines()]
     reasons = {(b["source"], b["id"]): b["reason"] for b in bad}

@@ -15,7 +15,7 @@
 #                  --rdzv-endpoint MASTER_ADDR:MASTER_PORT --rdzv-id RDZV_ID (default: $SLURM_JOB_ID or "most");
 #                  elastic, so NODE_RANK is not needed there
 # OUTPUT must be a shared filesystem path: rank 0 writes logs, checkpoints and the export; every rank reads the
-# checkpoint on resume. Global batch = micro_batch_size x grad_accum x NNODES x GPUS_PER_NODE.
+# checkpoint on resume. Global batch: the recipe's training.global_batch for any NNODES x GPUS_PER_NODE.
 set -euo pipefail
 if [ $# -lt 2 ]; then sed -n '2,21p' "$0"; exit 2; fi
 cd "$(dirname "$0")/../.."
