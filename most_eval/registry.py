@@ -117,25 +117,50 @@ def model_info(name: str) -> ModelInfo:
     return ModelInfo(name, caps, cls.description)
 
 
-def _info_from_source(name: str, module: str, attr: str) -> ModelInfo | None:
-    """:class:`ModelInfo` from the source of ``module``: the class ``attr`` and the classes of that module it derives
-    from, down to :class:`most_eval.adapter.Model`. None when that cannot be told without running the module (a
-    base class from elsewhere, a computed description, a ``capabilities`` classmethod, no readable source)."""
+def _module_classes(module: str) -> tuple[dict[str, ast.ClassDef], dict[str, tuple[str, str]]] | None:
+    """The top-level classes of ``module``'s source and its ``from X import Name`` imports (name -> (X, Name),
+    relative imports resolved), without importing it; None when its source cannot be read."""
     try:
         spec = importlib.util.find_spec(module)
         tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
     except Exception:  # no spec, no source file, a syntax error: importing will say what is wrong
         return None
+    package = module if spec.submodule_search_locations else module.rpartition(".")[0]
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    contract = {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
-                and node.module == "most_eval.adapter" for alias in node.names if alias.name == "Model"}
+    imports = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                source = f"{base}.{source}" if source else base
+            for alias in node.names:
+                imports[alias.asname or alias.name] = (source, alias.name)
+    return classes, imports
+
+
+def _info_from_source(name: str, module: str, attr: str) -> ModelInfo | None:
+    """:class:`ModelInfo` from the source of ``module``: the class ``attr`` and the classes it derives from (in
+    this module or imported by name from others), down to :class:`most_eval.adapter.Model`. None when that cannot
+    be told without running the code (a computed description, a ``capabilities`` classmethod, an unreadable
+    source, a base that is not a plain name)."""
     description, methods, per_instance = None, set(), False
-    todo, seen = [attr], set()
-    while todo:  # depth first, bases left to right: Python's lookup order for single inheritance
-        cls = classes.get(todo.pop(0))
-        if cls is None or cls.name in seen:
+    todo, seen = [(module, attr)], set()
+    while todo:  # depth first, bases left to right (Python's lookup order where no class is reached twice)
+        where, cls_name = todo.pop(0)
+        if (where, cls_name) == ("most_eval.adapter", "Model") or (where, cls_name) in seen:
+            continue
+        seen.add((where, cls_name))
+        parsed = _module_classes(where)
+        if parsed is None:
             return None
-        seen.add(cls.name)
+        classes, imports = parsed
+        cls = classes.get(cls_name)
+        if cls is None:
+            if cls_name not in imports:
+                return None
+            todo.insert(0, imports[cls_name])  # re-exported: follow the import
+            continue
         for node in cls.body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and description is None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -154,8 +179,7 @@ def _info_from_source(name: str, module: str, attr: str) -> ModelInfo | None:
         for base in cls.bases:
             if not isinstance(base, ast.Name):
                 return None
-            if base.id not in contract:
-                bases.append(base.id)
+            bases.append(imports.get(base.id, (where, base.id)))
         todo = bases + todo
     caps = None if per_instance else frozenset(c for c in CAPABILITIES if c in methods)
     return ModelInfo(name, caps, description if isinstance(description, str) else "")

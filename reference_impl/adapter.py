@@ -17,11 +17,24 @@ Checkpoint folder layout (write it with `save_checkpoint`):
     PATH/vocoder/generator.safetensors + PATH/vocoder/config.json   unit HiFi-GAN (fairseq key layout)
 
 Prompts are templates with `{audio}` (a continuous audio span: begin marker, projected HuBERT frames, end marker),
-`{units}` (the utterance's HuBERT unit tokens) and `{text}`. They belong to the training recipe, so they are read
-from most.json; the defaults below are ours, not the release's (its templates were not verified).
+`{units}` (the utterance's deduplicated HuBERT unit tokens) and `{text}`. They belong to the training recipe, so they
+are read from most.json; the defaults below are ours, not the release's (its templates were not verified).
+
+The unit stream is the release's: units are deduplicated before they become tokens (SpiritLM's `encode_string`;
+`UnitExtractor`), speech targets are `<boa> units <eoa> <eos>` (mixing.py), and the vocoder's duration predictor
+restores timing. So:
+- `score_audio` scores the units in the context training showed them in: the `score` template, with the
+  begin-of-audio marker right before the units (inserted when the template does not end in it), and only the unit
+  tokens' log-probabilities are summed (not the marker's);
+- speech generation stops at end-of-audio or end-of-sentence, and the units are cut at the first end-of-audio;
+- the vocoder voice defaults to speaker 2 / style 8, SpiritLM's base defaults.
 
 Capabilities: transcribe (speech in, greedy text out), synthesize (text in, unit tokens out, vocoder), score_audio
-(summed log-likelihood of the utterance's unit tokens, AudioScore), respond (speech question, text or speech answer).
+(summed log-likelihood of the utterance's unit tokens, AudioScore), respond (speech question, text or speech answer),
+and the text-LM contract (score_text, generate_text, lm-eval's token level) from `CausalTextLM`, so
+`--tasks text:<lm-eval task>` measures the text ability MoST keeps from DeepSeek-V2-Lite.
+All of them run a whole batch at once: HuBERT batched exactly (`SpeechEncoder.hubert_features_batch`), prompts
+left-padded for greedy generation with the KV cache, sequences right-padded for scoring; outputs equal batch 1's.
 The speaker prompt of `synthesize` is not used: the voice is the vocoder's `speaker` / `style` id.
 """
 
@@ -41,9 +54,11 @@ from safetensors.torch import load_file, save_file
 
 from most_eval.adapter import AudioScore, Model
 from most_eval.audio import Audio
+from most_eval.models.hf_lm import CausalTextLM
 
 from .import_weights import (CheckpointError, read_json, import_hubert, import_quantizer, import_vocoder,
                              safetensors_files, tensor_shapes)
+from .mixing import AUDIO_PLACEHOLDER, audio_markers
 from .model import MoSTForCausalLM
 from .speech_encoder import SpeechEncoder, UnitExtractor, token_ids_to_units, units_to_token_ids
 from .vocoder import SAMPLE_RATE
@@ -74,17 +89,29 @@ class MoSTArgs:
     dtype: str = "bfloat16"  # LM weights: bfloat16 or float32
     max_new_tokens: int = 256  # longest text output (transcript, answer)
     max_new_units: int = 1500  # longest speech output in unit tokens (60 s at 25 Hz)
-    speaker: int = 0  # vocoder speaker id
-    style: int = 0  # vocoder style id
+    speaker: int = 2  # vocoder speaker id (SpiritLM's base default)
+    style: int = 8  # vocoder style id (SpiritLM's base default)
+    text_batch_size: int = 8  # sequences per forward pass for text tasks (score_tokens)
     allow_untrained: bool = False  # accept stage "imported" (DeepSeek-V2-Lite + fresh projection): plumbing only
 
 
-class MoSTModel(Model):
+@dataclass
+class RenderedPrompt:
+    """One prompt as token ids, the projected features of its `{audio}` span (or None), and where its `{units}`
+    span lies (`units_at`: [start, end) in `ids`, or None)."""
+
+    ids: list[int]
+    features: torch.Tensor | None = None
+    units_at: tuple[int, int] | None = None
+
+
+class MoSTModel(CausalTextLM, Model):
     name = "most"
     description = "MoST (DeepSeek-V2-Lite + modality-aware MoE, HuBERT in, unit HiFi-GAN out) from a local checkpoint"
     Args = MoSTArgs
     score_reduction = "sum"
-    code_modules = ("most_reference.model", "most_reference.speech_encoder", "most_reference.vocoder")
+    code_modules = ("most_reference.model", "most_reference.speech_encoder", "most_reference.vocoder",
+                    "most_eval.models.hf_lm")
 
     def __init__(self, args=None, **kw):
         super().__init__(args, **kw)
@@ -105,23 +132,38 @@ class MoSTModel(Model):
         if self.manifest.get("stage") == "imported" and not self.args.allow_untrained:
             raise CheckpointError(manifest, "stage 'imported': DeepSeek-V2-Lite weights with an untrained speech "
                                   "projection, not a trained MoST; pass allow_untrained=true only to test plumbing")
+        if self.args.text_batch_size < 1:
+            raise ValueError(f"most: text_batch_size must be at least 1, got {self.args.text_batch_size}")
         self.prompts = {**DEFAULT_PROMPTS, **self.manifest.get("prompts", {})}
         self.lm  # load eagerly: a bad checkpoint fails before any task runs
 
     # ---- loading ---------------------------------------------------------------------------------------------
     @cached_property
     def lm(self) -> MoSTForCausalLM:
+        """The MoST language model in eval mode."""
         model = MoSTForCausalLM.from_pretrained(self.root, dtype=getattr(torch, self.args.dtype), use_safetensors=True)
         return model.to(self.device).eval()
 
+    @property
+    def model(self) -> MoSTForCausalLM:
+        """The causal LM the text-LM contract (`CausalTextLM`) scores with: the MoST LM itself."""
+        return self.lm
+
+    @property
+    def text_batch_size(self) -> int:
+        """`text_batch_size=` of the model args."""
+        return self.args.text_batch_size
+
     @cached_property
     def tokenizer(self):
+        """The checkpoint's tokenizer."""
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(self.root)
 
     @cached_property
     def speech_encoder(self) -> SpeechEncoder:
+        """Frozen HuBERT + the trained projection (continuous speech input)."""
         hubert, normalize = import_hubert(self.root / "hubert")
         cfg = self.lm.config
         encoder = SpeechEncoder(hubert, cfg.hidden_size, cfg.speech_feature_layer, normalize_waveform=normalize)
@@ -130,12 +172,27 @@ class MoSTModel(Model):
 
     @cached_property
     def unit_extractor(self) -> UnitExtractor:
+        """HuBERT units as the LM saw them in training (deduplicated unless the config says otherwise)."""
         quantizer = import_quantizer(self.root / "quantizer.safetensors")
-        return UnitExtractor(self.speech_encoder, quantizer, self.lm.config.unit_feature_layer).to(self.device)
+        cfg = self.lm.config
+        return UnitExtractor(self.speech_encoder, quantizer, cfg.unit_feature_layer,
+                             deduplicate=cfg.deduplicate_units).to(self.device)
 
     @cached_property
     def vocoder(self):
-        return import_vocoder(self.root / "vocoder" / "generator.safetensors").to(self.device)
+        """The unit HiFi-GAN; the configured speaker / style must exist in its tables."""
+        vocoder = import_vocoder(self.root / "vocoder" / "generator.safetensors").to(self.device)
+        for field, table in (("speaker", vocoder.spkr), ("style", vocoder.style)):
+            value = getattr(self.args, field)
+            if table is not None and not 0 <= value < table.num_embeddings:
+                raise CheckpointError(self.root / "vocoder", f"{field}={value} is not one of the vocoder's "
+                                      f"{table.num_embeddings} {field} ids")
+        return vocoder
+
+    @property
+    def audio_markers(self) -> tuple[int, int]:
+        """Discrete begin / end-of-audio ids of this checkpoint (mixing.audio_markers)."""
+        return audio_markers(self.lm.config)
 
     def identity(self) -> dict:
         # the checkpoint's files by name, size and modification time: a retrained checkpoint never reuses the cache
@@ -145,73 +202,132 @@ class MoSTModel(Model):
                 "checkpoint": str(self.root), "files": stamp}
 
     # ---- prompt building -------------------------------------------------------------------------------------
-    def _prompt(self, template: str, audio: Audio | None = None, text: str = "") -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Token ids (1, T) for a template, plus the projected audio frames for its `{audio}` span (or None)."""
+    def _waveforms(self, audios: Sequence[Audio]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.asarray(a.samples, dtype=np.float32)) for a in audios]
+
+    def _render_batch(self, template: str, audios: Sequence[Audio] | None = None,
+                      texts: Sequence[str] | None = None) -> list[RenderedPrompt]:
+        """Renders `template` for each audio (or text): HuBERT features and units computed once for the batch."""
+        n = len(audios) if audios is not None else len(texts)
+        features = units = [None] * n
+        if "{audio}" in template:
+            features = self.speech_encoder.encode(self._waveforms(audios))  # [(frames_i, H)]
+        if "{units}" in template:
+            units = self.unit_extractor.batch(self._waveforms(audios))  # [(T_i,)]
+        return [self._render(template, text=texts[i] if texts is not None else "", features=features[i],
+                             units=units[i]) for i in range(n)]
+
+    def _render(self, template: str, text: str = "", features: torch.Tensor | None = None,
+                units: torch.Tensor | None = None) -> RenderedPrompt:
+        """Token ids of a template: bos, literal text through the tokenizer (`{text}` substituted first), an
+        `{audio}` span with one placeholder per feature row, and `{units}` as unit tokens after a begin-of-audio
+        marker (inserted when the text before does not end with it: the context training gave units)."""
         cfg = self.lm.config
         ids = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        features = None
+        units_at = None
         for part in re.split(r"(\{audio\}|\{units\})", template):  # literal text and the two audio fields
             if part == "{audio}":
-                wav = torch.from_numpy(np.asarray(audio.samples, dtype=np.float32))
-                with torch.no_grad():
-                    features = self.speech_encoder(wav[None])[0]  # (frames, H)
-                ids += [cfg.audio_span_begin_id] + [0] * features.shape[0] + [cfg.audio_span_end_id]
+                ids += [cfg.audio_span_begin_id] + [AUDIO_PLACEHOLDER] * features.shape[0] + [cfg.audio_span_end_id]
             elif part == "{units}":
-                wav = torch.from_numpy(np.asarray(audio.samples, dtype=np.float32))
-                ids += units_to_token_ids(self.unit_extractor(wav), cfg.unit_token_offset).tolist()
+                boa, _ = self.audio_markers
+                if not ids or ids[-1] != boa:
+                    ids.append(boa)
+                start = len(ids)
+                ids += units_to_token_ids(units.cpu(), cfg.unit_token_offset).tolist()
+                units_at = (start, len(ids))
             elif part:
                 ids += self.tokenizer(part.replace("{text}", text), add_special_tokens=False).input_ids
-        return torch.tensor([ids], device=self.device), features
+        return RenderedPrompt(ids, features, units_at)
+
+    def _prompt(self, template: str, audio: Audio | None = None, text: str = "") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token ids (1, T) for a template, plus the projected audio frames for its `{audio}` span (or None)."""
+        rendered = self._render_batch(template, [audio] if audio is not None else None, [text])[0]
+        return torch.tensor([rendered.ids], device=self.device), rendered.features
+
+    @property
+    def pad_id(self) -> int:
+        """Id written at padded positions (masked out): the tokenizer's pad, else eos."""
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.lm.config.eos_token_id
 
     @torch.no_grad()
-    def _generate(self, ids: torch.Tensor, features: torch.Tensor | None, max_new_tokens: int) -> torch.Tensor:
-        """Greedy continuation of `ids`; returns the new token ids (n,)."""
-        extra = {"audio_features": features.to(self.lm.dtype)} if features is not None else {}
-        out = self.lm.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                               do_sample=False, eos_token_id=self.lm.config.eos_token_id, **extra)
-        return out[0, ids.shape[1]:]
+    def _generate(self, prompts: list[RenderedPrompt], max_new_tokens: int, stop_ids: list[int]) -> list[list[int]]:
+        """Greedy continuations of a batch of prompts, left-padded, with the KV cache; generation of a row ends at
+        the first of `stop_ids`. Returns each row's new ids up to (not including) its first stop id."""
+        width = max(len(p.ids) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):
+            ids[row, width - len(p.ids):] = torch.tensor(p.ids)
+            mask[row, width - len(p.ids):] = 1
+        features = [p.features for p in prompts if p.features is not None]  # row-major span order
+        extra = {"audio_features": torch.cat(features).to(self.lm.dtype)} if features else {}
+        out = self.lm.generate(ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max_new_tokens,
+                               do_sample=False, eos_token_id=stop_ids, pad_token_id=self.pad_id, **extra)
+        rows = []
+        for new in out[:, width:].tolist():
+            cut = next((i for i, t in enumerate(new) if t in stop_ids), len(new))
+            rows.append(new[:cut])
+        return rows
 
-    def _text(self, new_ids: torch.Tensor) -> str:
+    def _generate_text(self, prompts: list[RenderedPrompt]) -> list[str]:
         first, _ = self.lm.config.audio_token_range
-        kept = [i for i in new_ids.tolist() if i < first]  # drop audio and span tokens
-        return self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+        out = []
+        for new in self._generate(prompts, self.args.max_new_tokens, [self.lm.config.eos_token_id]):
+            kept = [i for i in new if i < first]  # drop audio and span tokens
+            out.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
+        return out
 
-    def _speech(self, new_ids: torch.Tensor) -> Audio:
+    def _generate_speech(self, prompts: list[RenderedPrompt]) -> list[Audio]:
         cfg = self.lm.config
-        units = token_ids_to_units(new_ids, cfg.unit_token_offset, cfg.num_units)
-        if units.numel() == 0:
-            return Audio(np.zeros(0, dtype=np.float32), SAMPLE_RATE)
-        wav = self.vocoder(units, speaker=self.args.speaker, style=self.args.style)
-        return Audio(wav.float().cpu().numpy(), SAMPLE_RATE)
+        _, eoa = self.audio_markers
+        out = []
+        for new in self._generate(prompts, self.args.max_new_units, [eoa, cfg.eos_token_id]):
+            units = token_ids_to_units(torch.tensor(new, dtype=torch.long), cfg.unit_token_offset, cfg.num_units)
+            if units.numel() == 0:
+                out.append(Audio(np.zeros(0, dtype=np.float32), SAMPLE_RATE))
+                continue
+            wav = self.vocoder(units, speaker=self.args.speaker, style=self.args.style)
+            out.append(Audio(wav.float().cpu().numpy(), SAMPLE_RATE))
+        return out
 
     # ---- capabilities ----------------------------------------------------------------------------------------
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
-        """Speech -> text: the `asr` prompt, greedy decoding of text tokens."""
-        return [self._text(self._generate(*self._prompt(self.prompts["asr"], a), self.args.max_new_tokens)) for a in audios]
+        """Speech -> text: the `asr` prompt, greedy decoding of text tokens, the whole batch at once."""
+        return self._generate_text(self._render_batch(self.prompts["asr"], audios))
 
     def synthesize(self, texts: Sequence[str], prompts=None) -> list[Audio]:
-        """Text -> unit tokens (greedy) -> vocoder. Speaker prompts are ignored (see module docstring)."""
-        return [self._speech(self._generate(*self._prompt(self.prompts["tts"], text=t), self.args.max_new_units)) for t in texts]
+        """Text -> unit tokens (greedy, up to end-of-audio) -> vocoder. Speaker prompts are ignored (module
+        docstring)."""
+        return self._generate_speech(self._render_batch(self.prompts["tts"], texts=texts))
 
     @torch.no_grad()
     def score_audio(self, audios: Sequence[Audio]) -> list[AudioScore]:
-        """Summed natural-log probability of the utterance's unit tokens (each predicted from its prefix)."""
+        """Summed natural-log probability of each utterance's unit tokens, each predicted from its prefix (the
+        `score` template, begin-of-audio marker first); right-padded batch, only unit positions counted."""
+        rendered = self._render_batch(self.prompts["score"], audios)
+        width = max(len(r.ids) for r in rendered)
+        ids = torch.full((len(rendered), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rendered), width), dtype=torch.long)
+        for row, r in enumerate(rendered):
+            ids[row, :len(r.ids)] = torch.tensor(r.ids)
+            mask[row, :len(r.ids)] = 1
+        features = [r.features for r in rendered if r.features is not None]
+        extra = {"audio_features": torch.cat(features).to(self.lm.dtype)} if features else {}
+        ids = ids.to(self.device)
+        logits = self.lm(ids, attention_mask=mask.to(self.device), **extra).logits  # (B, T, V)
         scores = []
-        first, last = self.lm.config.audio_token_range
-        for audio in audios:
-            ids, _ = self._prompt(self.prompts["score"], audio)
-            logprobs = torch.log_softmax(self.lm(ids).logits[0, :-1].float(), dim=-1)  # (T-1, V)
-            targets = ids[0, 1:]
-            token_lp = logprobs.gather(-1, targets[:, None])[:, 0]
-            is_unit = (targets >= first) & (targets <= last)
-            scores.append(AudioScore(float(token_lp[is_unit].sum()), int(is_unit.sum())))
+        for row, r in enumerate(rendered):
+            start, end = r.units_at
+            logprobs = torch.log_softmax(logits[row, start - 1:end - 1].float(), dim=-1)  # predicts start..end-1
+            scores.append(AudioScore(float(logprobs.gather(-1, ids[row, start:end, None]).sum()), end - start))
         return scores
 
     def respond(self, audios: Sequence[Audio], modality: str = "text"):
         """Spoken question -> text answer, or unit tokens through the vocoder for `modality="speech"`."""
         if modality == "speech":
-            return [self._speech(self._generate(*self._prompt(self.prompts["respond_speech"], a), self.args.max_new_units)) for a in audios]
-        return [self._text(self._generate(*self._prompt(self.prompts["respond_text"], a), self.args.max_new_tokens)) for a in audios]
+            return self._generate_speech(self._render_batch(self.prompts["respond_speech"], audios))
+        return self._generate_text(self._render_batch(self.prompts["respond_text"], audios))
 
 
 def save_checkpoint(path, lm, tokenizer, speech_encoder, quantizer, vocoder_dir, stage: str, prompts=None) -> Path:

@@ -32,8 +32,10 @@ VoxPopuli, Seed-TTS, the QA sets) never name a file outside their folder. Manife
 
 Units (TTS targets, spoken answers): `fit_kmeans` fits centroids on HuBERT features of the unit layer (or pass a
 ready quantizer: SpiritLM's linear quantizer or k-means centroids, see import_weights.import_quantizer), and
-`extract_units` writes one JSONL line per utterance (`{"id", "units": "3 3 17 ..."}`), appending and flushing as it
-goes: a restarted extraction skips the ids already in the file (a torn last line is cut off first).
+`extract_units` writes one JSONL line per utterance (`{"id", "units": "3 17 5 ..."}`, runs of equal units collapsed
+as the release's SpiritLM `encode_string` does, unless the model config says `deduplicate_units: false`), appending
+and flushing as it goes: a restarted extraction skips the ids already in the file (a torn last line is cut off
+first).
 """
 
 from __future__ import annotations
@@ -772,6 +774,9 @@ def main(argv=None) -> int:
     u.add_argument("--out", required=True, help="units JSONL (appended; rerun to resume)")
     u.add_argument("--shard", default="0/1", help="I/N: this process handles every N-th utterance")
     u.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    u.add_argument("--keep-repeats", action="store_true",
+                   help="keep runs of equal units (default: deduplicated, as MoST's release and the config's "
+                        "deduplicate_units=true)")
     u.add_argument("--bad-log")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -811,7 +816,7 @@ def main(argv=None) -> int:
         parser.error("give --quantizer or --fit-kmeans")
     store = UnitStore(args.out)
     added = extract_units([(u.id, u.audio, u.start, u.duration) for u in utts],
-                          UnitExtractor(encoder, quantizer, args.layer).to(args.device), store, bad)
+                          UnitExtractor(encoder, quantizer, args.layer, deduplicate=not args.keep_repeats).to(args.device), store, bad)
     print(f"{added} utterances added, {len(store)} in {args.out} ({bad.count} skipped)")
     return 0
 

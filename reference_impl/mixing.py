@@ -61,7 +61,7 @@ TINY_PROMPTS = {
 TEXT_PROMPTS = {
     "asr": "Transcribe the speech.\n{audio}\nTranscript: ",
     "tts": "Read this text aloud.\n{text}\nSpeech: ",
-    "score": "{units}",
+    "score": "{units}",  # rendered as bos, begin-of-audio, units
     "respond_text": "Answer the spoken question in text.\n{audio}\nAnswer: ",
     "respond_speech": "Answer the spoken question in speech.\n{audio}\nAnswer: ",
     "text_instruction_text": "Answer the question in text.\n{text}\nAnswer: ",
@@ -81,8 +81,9 @@ def build_char_tokenizer(config):
 
     Ids: 0 <unk>, bos / eos from the config, 3 <pad>, 4.. task tags, 16.. characters; the audio ids of the config get
     names too (`<hu{k}>`, `<boa>`, `<eoa>`, `<audio_span>`, `</audio_span>`) so decoded sequences are readable.
+    Like DeepSeek's tokenizer it puts bos first unless `add_special_tokens=False` (what the formatter passes).
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     boa, eoa = audio_markers(config)
@@ -108,6 +109,8 @@ def build_char_tokenizer(config):
     tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # one piece per character
     tok.decoder = decoders.Fuse()  # characters joined without separators
+    tok.post_processor = processors.TemplateProcessing(  # bos first by default, as DeepSeek's tokenizer does:
+        single="<s> $A", special_tokens=[("<s>", config.bos_token_id)])  # lm-eval's text path conditions on it
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                    pad_token="<pad>")
     fast.add_special_tokens({"additional_special_tokens": list(TINY_TAGS) + list(audio_names)})
@@ -178,6 +181,8 @@ class Formatter:
                 ids += [self.config.audio_span_begin_id] + [AUDIO_PLACEHOLDER] * n + [self.config.audio_span_end_id]
                 waves.append(waveform)
             elif part == "{units}":
+                if ids[-1] != self.boa:  # units always follow a begin-of-audio marker, as in speech targets
+                    ids.append(self.boa)
                 ids += self.unit_ids(units)
             elif part:
                 ids += self.text_ids(part.replace("{text}", text))

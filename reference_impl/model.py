@@ -75,6 +75,8 @@ class MoSTConfig(DeepseekV2Config):
     speech_feature_dim: int = 768  # mHuBERT-base hidden size
     speech_feature_layer: int = 12  # fairseq layer (1-based) of the continuous input features
     unit_feature_layer: int = 11  # fairseq layer the unit quantizer reads
+    deduplicate_units: bool = True  # runs of equal units collapsed before they become tokens (the release's
+    # SpiritLM `encode_string`); the vocoder's duration predictor restores the timing
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

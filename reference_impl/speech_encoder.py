@@ -3,8 +3,9 @@
 MoST hears speech two ways (README §1):
 - continuous: mHuBERT-base (25 Hz, 768-d) last-layer features, linearly projected to the LM's hidden size and placed
   between the begin/end audio-span tokens (`SpeechEncoder`);
-- discrete: layer-11 features quantised into 500 units, which become the audio tokens `[Hu0]..[Hu499]`
-  (`UnitExtractor` with a `LinearQuantizer` as in SpiritLM, or a `KMeansQuantizer` as in textlesslib).
+- discrete: layer-11 features quantised into 500 units, runs of equal units collapsed (deduplicated, as the release's
+  SpiritLM `encode_string` does), which become the audio tokens `[Hu0]..[Hu499]` (`UnitExtractor` with a
+  `LinearQuantizer` as in SpiritLM, or a `KMeansQuantizer` as in textlesslib).
 
 The encoder is transformers' `HubertModel`, unchanged. Layer numbering follows fairseq: layer L (1-based) is
 `hidden_states[L]` of HubertModel (hidden_states[0] is the input to the first transformer layer).
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import HubertModel
+from transformers.masking_utils import create_bidirectional_mask
 
 SAMPLE_RATE = 16_000  # HuBERT input rate; mHuBERT-base 25 Hz -> 640 samples per frame
 
@@ -28,9 +30,11 @@ SAMPLE_RATE = 16_000  # HuBERT input rate; mHuBERT-base 25 Hz -> 640 samples per
 class SpeechEncoder(nn.Module):
     """Frozen HuBERT + trainable linear projection to the LM hidden size.
 
-    waveform (B, S) float at 16 kHz -> features (B, T, lm_hidden). Pass one utterance at a time, or a batch of equal
+    waveform (B, S) float at 16 kHz -> features (B, T, lm_hidden). `forward` takes one utterance or a batch of equal
     lengths: HuBERT-base's group-norm feature extractor normalises over the whole (padded) time axis, so padding
-    changes its output; `encode` loops over a list for that reason.
+    changes its output. Batches of different lengths go through `hubert_features_batch` / `encode`, which run that
+    convolutional front end per utterance and the transformer layers batched with an attention mask: per-utterance
+    exact (zero-padded positions are zeroed before the positional convolution, whose own padding is zeros too).
     """
 
     def __init__(self, hubert: HubertModel, lm_hidden_size: int, feature_layer: int = 12, normalize_waveform=False):
@@ -64,8 +68,41 @@ class SpeechEncoder(nn.Module):
         return self.proj(features.to(self.proj.weight.dtype))
 
     def encode(self, waveforms: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Projected features per utterance, one HuBERT pass each (no padding effects): list of (T_i, lm_hidden)."""
-        return [self(w)[0] for w in waveforms]
+        """Projected features per utterance, batched and exact (`hubert_features_batch`): list of (T_i, lm_hidden)."""
+        features = self.hubert_features_batch(waveforms)
+        return [self.proj(f.to(self.proj.weight.dtype)) for f in features]
+
+    @torch.no_grad()
+    def hubert_features_batch(self, waveforms: list[torch.Tensor], layer: int | None = None) -> list[torch.Tensor]:
+        """HuBERT features of fairseq layer `layer` for utterances of any lengths: list of (T_i, D), each equal to
+        `hubert_features` of that utterance alone.
+
+        The convolutional front end (group norm over time) runs per utterance; the projection and the transformer
+        layers up to `layer` run once on the zero-padded batch with an attention mask. Encoders with the "stable"
+        (pre-norm) layout fall back to one pass per utterance.
+        """
+        layer = self.feature_layer if layer is None else layer
+        if len(waveforms) == 1 or self.hubert.config.do_stable_layer_norm:
+            return [self.hubert_features(w, layer)[0] for w in waveforms]
+        device, dtype = self.proj.weight.device, self.hubert.dtype
+        fronts = []
+        for w in waveforms:
+            w = w.reshape(1, -1)
+            if self.normalize_waveform:
+                w = F.layer_norm(w, w.shape[-1:])
+            fronts.append(self.hubert.feature_extractor(w.to(device, dtype))[0].transpose(0, 1))  # (T_i, C)
+        lengths = [f.shape[0] for f in fronts]
+        padded = nn.utils.rnn.pad_sequence(fronts, batch_first=True)  # (B, T, C)
+        mask = torch.arange(padded.shape[1], device=device)[None] < torch.tensor(lengths, device=device)[:, None]
+        hidden = self.hubert.feature_projection(padded)  # per position: layer norm + linear
+        encoder = self.hubert.encoder
+        hidden = hidden.masked_fill(~mask[..., None], 0.0)  # as HubertEncoder: padded positions are zero
+        hidden = encoder.layer_norm(hidden + encoder.pos_conv_embed(hidden))  # fairseq layer 0 (hidden_states[0])
+        attention = create_bidirectional_mask(config=self.hubert.config, inputs_embeds=hidden, attention_mask=mask)
+        for block in encoder.layers[:layer]:
+            hidden = block(hidden, attention_mask=attention)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        return [hidden[i, :n] for i, n in enumerate(lengths)]
 
     def num_frames(self, num_samples: int) -> int:
         """HuBERT frames produced for `num_samples` input samples."""
@@ -146,21 +183,31 @@ class KMeansQuantizer(nn.Module):
 
 
 class UnitExtractor(nn.Module):
-    """waveform -> HuBERT units: features of `unit_layer` (fairseq, 1-based; 11 for MoST) through a quantizer."""
+    """waveform -> HuBERT units: features of `unit_layer` (fairseq, 1-based; 11 for MoST) through a quantizer.
 
-    def __init__(self, encoder: SpeechEncoder, quantizer: nn.Module, unit_layer: int = 11, deduplicate=False):
+    `deduplicate` collapses runs of equal units ([5, 5, 3, 3, 5] -> [5, 3, 5]). MoST's LM sees deduplicated units:
+    the release tokenises speech with SpiritLM's `encode_string`, whose `hubert_dedup` does this (SpiritLM's own
+    example: 228 frames -> 167 units), and the vocoder's duration predictor restores the timing.
+    """
+
+    def __init__(self, encoder: SpeechEncoder, quantizer: nn.Module, unit_layer: int = 11, deduplicate=True):
         super().__init__()
         self.encoder = encoder
         self.quantizer = quantizer
         self.unit_layer = unit_layer
-        self.deduplicate = deduplicate  # collapse runs of equal units (not done for MoST's LM tokens)
+        self.deduplicate = deduplicate
 
     @torch.no_grad()
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """(S,) or (1, S) waveform -> (T,) long unit ids."""
-        features = self.encoder.hubert_features(waveform, layer=self.unit_layer)  # (1, T, D)
-        units = self.quantizer(features)[0]  # (T,)
-        return torch.unique_consecutive(units) if self.deduplicate else units
+        return self.batch([waveform.reshape(-1)])[0]
+
+    @torch.no_grad()
+    def batch(self, waveforms: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Unit ids per utterance, HuBERT batched and exact (`SpeechEncoder.hubert_features_batch`): list of (T_i,)."""
+        features = self.encoder.hubert_features_batch(waveforms, layer=self.unit_layer)  # [(T_i, D)]
+        units = [self.quantizer(f[None])[0] for f in features]
+        return [torch.unique_consecutive(u) if self.deduplicate else u for u in units]
 
 
 def units_to_token_ids(units: torch.Tensor, unit_token_offset: int) -> torch.Tensor:

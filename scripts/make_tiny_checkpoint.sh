@@ -50,7 +50,9 @@ What it is (configs/train_tiny.yaml):
 - LM: MoST architecture (modality-aware MoE: 8 routed experts, 4 text + 4 audio, top-2, 2 shared; MLA attention;
   3 layers, hidden 96), random init, character tokenizer (tokenizer.json, built offline), float32 weights.
 - Speech in: a *random, frozen* HuBERT (2 layers, hidden 48, 25 Hz frames) + the trained projection.
-- Units: k-means (k=16) on that HuBERT's layer-1 features of the training audio (quantizer.safetensors).
+- Units: k-means (k=16) on that HuBERT's layer-1 features of the training audio (quantizer.safetensors), runs of
+  equal units collapsed (deduplicated) before they become tokens, as MoST's release does.
+- Tokenizer: characters plus task tags; bos first by default (as DeepSeek's), so text tasks score after bos.
 - Speech out: an *untrained* unit HiFi-GAN (vocoder/): generated speech is noise, so TTS and S->S numbers are
   floor values (a judge hears nothing intelligible).
 - Training: stage 1 (ASR 0.4, TTS 0.4, text LM 0.2) then stage 2 (speech instructions 0.4, text instructions 0.4,

@@ -198,7 +198,7 @@ def test_list_models_imports_no_torch_and_reads_capabilities():
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
     most = next(line for line in proc.stdout.splitlines() if line.startswith("│ most "))
-    assert "respond, score_audio, synthesize, transcribe" in most
+    assert "generate_text, respond, score_audio, score_text, synthesize, transcribe" in most
     assert "from its files" in next(line for line in proc.stdout.splitlines() if "│ precomputed" in line)
 
 

@@ -35,7 +35,7 @@ def checkpoint(tmp_path_factory):
     lm = tiny_most()
     encoder = SpeechEncoder(tiny_hubert(), lm.config.hidden_size, feature_layer=lm.config.speech_feature_layer)
     quantizer = LinearQuantizer([32, 24, 24, lm.config.num_units + 1])
-    vocoder_cfg = dict(VOCODER_CFG, num_embeddings=lm.config.num_units)
+    vocoder_cfg = dict(VOCODER_CFG, num_embeddings=lm.config.num_units, num_styles=10)  # SpiritLM's style 8 exists
     vocoder_dir = root / "vocoder_src"
     vocoder_dir.mkdir()
     (vocoder_dir / "config.json").write_text(json.dumps(vocoder_cfg))
@@ -62,7 +62,7 @@ def test_untrained_checkpoint_is_refused_by_default(checkpoint):
 def test_adapter_runs_every_capability_on_a_tiny_checkpoint(checkpoint):
     model = MoSTModel(MoSTArgs(checkpoint=str(checkpoint), dtype="float32", max_new_tokens=4, max_new_units=6,
                                allow_untrained=True))
-    assert model.capabilities() == {"transcribe", "synthesize", "score_audio", "respond"}
+    assert model.capabilities() == {"transcribe", "synthesize", "score_audio", "respond", "score_text", "generate_text"}
     rng = np.random.default_rng(0)
     audios = [Audio(rng.standard_normal(n).astype(np.float32) * 0.1, 16_000) for n in (3000, 4200)]
 

@@ -35,44 +35,23 @@ class HFCausalLMArgs:
     batch_size: int = 1  # sequences per forward pass in score_tokens (right-padded; 1 as lm-eval's default)
 
 
-class HFCausalLM(Model):
-    name = "hf-causal-lm"
-    description = "transformers AutoModelForCausalLM from a local folder (score_text, generate_text for lm-eval)"
-    Args = HFCausalLMArgs
+class CausalTextLM:
+    """The text-LM capabilities (``score_text``, ``generate_text``) and lm-eval's token level (``score_tokens``,
+    ``max_length``, ``prefix_token_id``) for any adapter that has a causal LM as ``self.model``, its tokenizer as
+    ``self.tokenizer``, ``self.device`` and ``text_batch_size``. Mixed into ``hf-causal-lm`` and the ``most``
+    adapter, so both score text exactly as lm-eval's ``HFLM`` does.
+    """
 
-    def __init__(self, args=None, **kw):
-        super().__init__(args, **kw)
-        if not self.args.path:
-            raise ValueError("hf-causal-lm needs path=<local model folder> in --model-args")
-        if self.args.batch_size < 1:
-            raise ValueError(f"hf-causal-lm: batch_size must be at least 1, got {self.args.batch_size}")
-        self.model  # load now: a bad path fails before any task runs
-
-    @cached_property
-    def tokenizer(self):
-        """The folder's tokenizer."""
-        import transformers
-
-        return load_pretrained(self.args.path, transformers.AutoTokenizer.from_pretrained, "tokenizer",
-                               trust_remote_code=self.args.trust_remote_code)
-
-    @cached_property
-    def model(self):
-        """The causal LM in eval mode on the chosen device."""
-        import torch
-        import transformers
-
-        model = load_pretrained(self.args.path, transformers.AutoModelForCausalLM.from_pretrained, "causal LM",
-                                dtype=getattr(torch, self.args.dtype), trust_remote_code=self.args.trust_remote_code)
-        return model.to(self.device).eval()
+    text_batch_size: int = 1  # sequences per forward pass in score_tokens
+    text_max_length_override: int = 0  # tokens per forward pass; 0: read from the config (``max_length``)
 
     @cached_property
     def max_length(self) -> int:
-        """Tokens the model reads per forward pass: ``max_length=`` if given, else the config's context length
-        (``text_config`` first; ``n_positions``, ``max_position_embeddings``, ``n_ctx``), else the tokenizer's
+        """Tokens the model reads per forward pass: ``text_max_length_override`` if set, else the config's context
+        length (``text_config`` first; ``n_positions``, ``max_position_embeddings``, ``n_ctx``), else the tokenizer's
         ``model_max_length``, else 2048 — the order lm-eval's HFLM uses."""
-        if self.args.max_length:
-            return self.args.max_length
+        if self.text_max_length_override:
+            return self.text_max_length_override
         config = getattr(self.model.config, "text_config", None) or self.model.config
         for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
             if getattr(config, attr, None) is not None:
@@ -134,8 +113,8 @@ class HFCausalLM(Model):
                 raise ValueError(f"continuation of {len(cont)} tokens exceeds max_length {self.max_length}")
             todo.append((i, (list(ctx) + list(cont))[-limit:][:-1], list(cont)))
         todo.sort(key=lambda t: -len(t[1]))  # longest first: each batch is padded to its first row
-        for start in range(0, len(todo), self.args.batch_size):
-            batch = todo[start:start + self.args.batch_size]
+        for start in range(0, len(todo), self.text_batch_size):
+            batch = todo[start:start + self.text_batch_size]
             width = len(batch[0][1])
             # right padding with id 0: causal attention keeps padding out of every real position
             ids = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
@@ -170,3 +149,46 @@ class HFCausalLM(Model):
                     text = text[:text.index(stop)]
             out.append(text)
         return out
+
+
+class HFCausalLM(CausalTextLM, Model):
+    name = "hf-causal-lm"
+    description = "transformers AutoModelForCausalLM from a local folder (score_text, generate_text for lm-eval)"
+    Args = HFCausalLMArgs
+
+    def __init__(self, args=None, **kw):
+        super().__init__(args, **kw)
+        if not self.args.path:
+            raise ValueError("hf-causal-lm needs path=<local model folder> in --model-args")
+        if self.args.batch_size < 1:
+            raise ValueError(f"hf-causal-lm: batch_size must be at least 1, got {self.args.batch_size}")
+        self.model  # load now: a bad path fails before any task runs
+
+    @property
+    def text_batch_size(self) -> int:
+        """``batch_size=`` of the model args."""
+        return self.args.batch_size
+
+    @property
+    def text_max_length_override(self) -> int:
+        """``max_length=`` of the model args (0: from the config)."""
+        return self.args.max_length
+
+    @cached_property
+    def tokenizer(self):
+        """The folder's tokenizer."""
+        import transformers
+
+        return load_pretrained(self.args.path, transformers.AutoTokenizer.from_pretrained, "tokenizer",
+                               trust_remote_code=self.args.trust_remote_code)
+
+    @cached_property
+    def model(self):
+        """The causal LM in eval mode on the chosen device."""
+        import torch
+        import transformers
+
+        model = load_pretrained(self.args.path, transformers.AutoModelForCausalLM.from_pretrained, "causal LM",
+                                dtype=getattr(torch, self.args.dtype), trust_remote_code=self.args.trust_remote_code)
+        return model.to(self.device).eval()
+
