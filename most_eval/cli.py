@@ -226,7 +226,10 @@ def run(
         paper_judges = needs_judge and (judge == "paper" or (  # a paper group implies --judge paper
             judge is None and any(p.strip() in PAPER_GROUPS for p in tasks.split(","))))
         judge_folders = paper_judge_folders(task_classes, judge_args) if paper_judges else {}
-        if needs_judge and judge and not paper_judges:
+        if judge_args and not judge and not paper_judges:
+            raise UserError("--judge-args needs --judge NAME: the default judge (offline-baseline, or hf-whisper "
+                            "from $MOST_EVAL_JUDGE_PATH) takes no arguments")
+        if judge and judge != "paper" and not paper_judges:
             parse_options(judge_args, get_model_class(judge).Args, what=f"--judge-args key for {judge}")
         context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed)
         task_objs = build_tasks(tasks, data_root, task_args, context, embedder, num_fewshot=num_fewshot)

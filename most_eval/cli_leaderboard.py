@@ -16,9 +16,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from most_eval.compare import NotComparable, compare, comparison_table
-from most_eval.leaderboard import ResultsFileError, build_leaderboard
-from most_eval.regression import DEFAULT_TOLERANCE, CheckRefused, check, parse_tolerance, write_refusal
+from most_eval.leaderboard import build_leaderboard
+from most_eval.results import ResultsFileError
+from most_eval.run_comparison import (DEFAULT_TOLERANCE, CheckRefused, NotComparable, check, compare, comparison_table,
+                                      parse_tolerance, write_refusal)
 
 EXIT_REGRESSION = 1
 EXIT_REFUSED = 2

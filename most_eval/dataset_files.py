@@ -12,7 +12,8 @@ what it should not:
   regular files, so a FIFO where ``trans.txt`` should be is a :class:`~most_eval.task.DatasetError`, never a hang.
 * :func:`text_field`, :func:`text_list`, :func:`number_field`: manifest fields by type (a number is its decimal
   text; a bool, a null or an object is an error naming the file and line).
-* :func:`output_name`: any sample id as one safe file name, for what a task writes under the output folder.
+* :func:`output_name`: any sample id as one safe file name, for what a task writes under the output folder;
+  :func:`output_path`: where the runner writes a file a task names (:meth:`~most_eval.task.Task.side_files`).
 
 Per-sample callers turn these errors into error records; whole-manifest callers let the DatasetError through.
 """
@@ -206,3 +207,14 @@ def output_name(sample_id: str, suffix: str = "") -> str:
     if name != sample_id or not name.strip("."):
         name = f"{hashlib.sha1(sample_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}-{name}"
     return name + suffix
+
+
+def output_path(root: str | os.PathLike, relative: str) -> Path:
+    """``root / relative`` for a file a task asks the runner to write: every ``/``-separated part of ``relative``
+    must be a name :func:`output_name` leaves as it is (no ``..``, no empty part, no odd character) and the path must
+    stay under ``root`` (:func:`safe_path`: no symlink out); ValueError naming the part otherwise."""
+    parts = str(relative).split("/")
+    bad = next((part for part in parts if output_name(part) != part), None)
+    if bad is not None:
+        raise ValueError(f"output file {relative!r}: part {bad!r} is not a plain file name")
+    return safe_path(root, relative)

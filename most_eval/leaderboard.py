@@ -5,13 +5,18 @@ Inputs (``data_dir``, by default the repo's ``leaderboards/data``):
 - ``paper/*.csv`` -- the paper's three tables, values *as printed* (strings, so "71.50" stays "71.50"), blank = not
   reported, plus a ``source`` column naming the table.
 - ``runs/**/*.json`` -- most-eval ``results.json`` files (format ``most-eval-results``, version 1) dropped there by
-  users. Every ``.json`` file under ``runs/`` must be one; anything else raises :class:`ResultsFileError`.
+  users. Every ``.json`` file under ``runs/`` must be one; anything else raises
+  :class:`most_eval.results.ResultsFileError`.
 
-A run's tasks are mapped onto the paper's columns (``TASK_COLUMNS``): ``asr:librispeech-test-clean`` fills
-``librispeech_clean`` of an ``asr`` row, ``tts:librispeech-test-clean`` the same column of a ``tts`` row,
-``slm:swuggy-dev`` the ``swuggy`` column, and so on. A column holds the family's headline metric (``wer`` for ASR/TTS,
-``accuracy`` for the rest; for sWUGGY that is the lexical "all" accuracy, not ``accuracy_in_vocab``). Every run metric,
-mapped or not, is also listed in a "run details" table per family.
+A run's number is placed in the paper cell its task declares (:class:`most_eval.task.LeaderboardSlot`, on the task
+class), which the runner records in results.json (``tasks[task]["leaderboard"]``, read by
+:func:`most_eval.results.leaderboard_slot`): ``asr:librispeech-test-clean`` fills ``librispeech_clean`` of an ``asr``
+row, ``tts:librispeech-test-clean`` the same column of a ``tts`` row, ``slm:swuggy-dev`` the ``swuggy`` column, and so
+on; no task class is imported here. A task whose results record no cell (older files, tasks without a paper column)
+is not placed, and its run details say so. A column holds the family's headline metric (``wer`` for ASR/TTS,
+``accuracy`` for the rest; for sWUGGY that is the lexical "all" accuracy, not ``accuracy_in_vocab``). Every run
+metric, placed or not, is also listed in a "run details" table per family (the family of its cell, else of its task
+name's prefix).
 
 Outputs (``output_dir``): ``asr_tts.md``, ``spoken_lm.md``, ``spoken_qa.md``, ``index.html`` (sortable tables, a few
 lines of inline JS, no external assets) and ``plots/<family>.png``. The same inputs give byte-identical outputs: rows
@@ -24,7 +29,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -32,75 +36,32 @@ from pathlib import Path
 from typing import Any
 
 from most_eval.efficiency import summary_line as efficiency_line
-
-RESULTS_FORMAT = "most-eval-results"
-RESULTS_FORMAT_VERSIONS = (1,)
-
-
-class ResultsFileError(ValueError):
-    """A results file that cannot be used. ``str(err)`` is one line: ``<path>: <reason>``."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = " ".join(str(reason).split())  # one line, whatever the underlying error printed
-        super().__init__(f"{self.path}: {self.reason}")
-
-
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Read and validate a ``results.json``; raise :class:`ResultsFileError` (one line naming the file) if it is
-    unreadable, truncated, not JSON, or not a most-eval results file of a supported version."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ResultsFileError(path, f"cannot read file ({type(err).__name__}: {err})") from None
-    if not text.strip():
-        raise ResultsFileError(path, "empty file")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        stripped = text.rstrip()
-        # A file cut short (interrupted write, partial copy) ends before its top-level value closes.
-        truncated = err.pos >= len(stripped) - 1 or (stripped.lstrip()[:1] in "{[" and stripped[-1:] not in "}]")
-        hint = "truncated JSON" if truncated else "invalid JSON"
-        raise ResultsFileError(path, f"{hint}: {err.msg} (line {err.lineno}, column {err.colno})") from None
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ResultsFileError(
-            path, f"not a most-eval results file (expected format {RESULTS_FORMAT!r}, found {found!r})")
-    if data.get("format_version") not in RESULTS_FORMAT_VERSIONS:
-        raise ResultsFileError(
-            path,
-            f"unsupported format_version {data.get('format_version')!r} (supported: {list(RESULTS_FORMAT_VERSIONS)})")
-    model = data.get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not model["name"]:
-        raise ResultsFileError(path, "missing model.name")
-    if not isinstance(data.get("results"), dict):
-        raise ResultsFileError(path, "missing or malformed 'results' object")
-    for task, entry in data["results"].items():
-        if not isinstance(entry, dict):
-            raise ResultsFileError(path, f"results[{task!r}] is not an object")
-    if "tasks" in data and not isinstance(data["tasks"], dict):
-        raise ResultsFileError(path, "malformed 'tasks' object")
-    return data
-
+from most_eval.results import leaderboard_slot, load_results
+from most_eval.task import LeaderboardSlot
 
 # --------------------------------------------------------------------------------------------------------------------
-# Families and the task -> paper column map
+# Families (one per paper table) and the paper cell of a run's task
 
 
 @dataclass(frozen=True)
 class Family:
+    """One paper table and how runs fill it: its file, row keys, metric columns, metric and direction."""
+
     key: str  # output file stem, HTML section id
     title: str
-    paper_csv: str  # file under data/paper/
+    paper_csv: str  # file under data/paper/; its stem is the table a task's LeaderboardSlot names
     source: str  # value of the `source` column for paper rows
     keys: tuple[str, ...]  # row identity columns, paper names
     columns: tuple[str, ...]  # metric columns, paper names
     metric: str  # results.json metric that fills the columns
     lower_is_better: bool
     unit: str
-    task_prefixes: tuple[str, ...]  # run tasks of this family (for the details table)
+    task_prefixes: tuple[str, ...]  # run tasks listed in this family's details table when they name no cell
+
+    @property
+    def table(self) -> str:
+        """The paper table's name as tasks declare it (``asr_tts_wer``)."""
+        return Path(self.paper_csv).stem
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -121,54 +82,23 @@ FAMILIES: tuple[Family, ...] = (
         "accuracy", False, "accuracy %", ("sqa",),
     ),
 )
-FAMILY_BY_KEY = {f.key: f for f in FAMILIES}
+FAMILY_BY_TABLE = {f.table: f for f in FAMILIES}
 
 # spoken_lm "average" = plain mean of these four, as in the paper (e.g. MoST: (75.28+63.42+83.64+65.43)/4 = 71.94).
 SLM_AVERAGE_OF = ("swuggy", "sblimp", "stopic_storycloze", "sstorycloze")
 
-_SETS_ASR_TTS = {
-    "librispeech_clean": ("librispeech-test-clean", "librispeech-clean"),
-    "librispeech_other": ("librispeech-test-other", "librispeech-other"),
-    "voxpopuli": ("voxpopuli-en-test", "voxpopuli-test", "voxpopuli-en", "voxpopuli"),
-    "common_voice": ("commonvoice-en", "commonvoice-en-test", "commonvoice-test", "commonvoice",
-                     "common-voice-en-test", "common-voice-test", "common-voice-en", "common-voice"),
-}
-_SETS_SLM = {
-    "swuggy": ("swuggy-dev", "swuggy"),
-    "sblimp": ("sblimp-dev", "sblimp"),
-    "stopic_storycloze": ("tstorycloze", "topic-storycloze", "stopic-storycloze"),
-    "sstorycloze": ("sstorycloze",),
-}
-_SETS_SQA = {
-    "llama_questions": ("llama-questions",),
-    "triviaqa": ("triviaqa", "trivia-qa", "speech-triviaqa"),
-    "webquestions": ("webquestions", "web-questions", "speech-webquestions"),
-}
-
-
-def _build_task_columns() -> dict[str, tuple[str, str | None, str]]:
-    out: dict[str, tuple[str, str | None, str]] = {}
-    for prefix in ("asr", "tts"):
-        for column, names in _SETS_ASR_TTS.items():
-            for name in names:
-                out[f"{prefix}:{name}"] = ("asr_tts", prefix, column)
-    for column, names in _SETS_SLM.items():
-        for name in names:
-            out[f"slm:{name}"] = ("spoken_lm", None, column)
-    for base, names in _SETS_SQA.items():
-        for name in names:
-            for mode in ("s2t", "s2s"):
-                out[f"sqa:{name}-{mode}"] = ("spoken_qa", None, f"{base}_{mode}")
-    return out
-
-
-# task name (normalised: lower case, '_' -> '-') -> (family key, value of the row's `task` column or None, column)
-TASK_COLUMNS: dict[str, tuple[str, str | None, str]] = _build_task_columns()
-
-
-def map_task(task: str) -> tuple[str, str | None, str] | None:
-    """Paper cell for a run's task name: ``(family, row task or None, column)``, or None when it has no column."""
-    return TASK_COLUMNS.get(task.strip().lower().replace("_", "-"))
+def place(slot: LeaderboardSlot | None) -> tuple[Family, str | None, str] | str:
+    """The paper cell of a recorded slot as ``(family, row task or None, column)``, or why there is none (words for
+    the run details)."""
+    if slot is None:
+        return "not placed: results.json names no paper column for this task"
+    family = FAMILY_BY_TABLE.get(slot.table)
+    if family is None or slot.column not in family.columns:
+        return f"not placed: {slot.table}/{slot.column} is not a column of a paper table"
+    if ("task" in family.keys) != (slot.row_task is not None):
+        return f"not placed: {slot.table} rows " + ("need a task (asr, tts)" if "task" in family.keys
+                                                    else "have no task")
+    return family, slot.row_task, slot.column
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -177,6 +107,8 @@ def map_task(task: str) -> tuple[str, str | None, str] | None:
 
 @dataclass
 class Row:
+    """A table row: a paper row (values as printed) or a run's row (values formatted from results.json)."""
+
     keys: dict[str, str]  # model (+ task)
     values: dict[str, str]  # column -> printed value ("" = not reported)
     source: str
@@ -188,6 +120,8 @@ class Row:
 
 @dataclass
 class RunDetail:
+    """One line of a family's run details: a run's metric with its interval, counts and comparability."""
+
     model: str
     task: str
     metric: str
@@ -201,6 +135,8 @@ class RunDetail:
 
 @dataclass
 class FamilyTable:
+    """A family's rows (paper first, then runs) and run details, ready to render."""
+
     family: Family
     rows: list[Row] = field(default_factory=list)
     details: list[RunDetail] = field(default_factory=list)
@@ -266,18 +202,18 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
     details: dict[str, list[RunDetail]] = {f.key: [] for f in FAMILIES}
     for task in sorted(data["results"]):
         entry = data["results"][task]
-        mapped = map_task(task)
+        cell = place(leaderboard_slot(data, task))
         prefix = task.split(":", 1)[0].lower()
-        family_key = mapped[0] if mapped else next((f.key for f in FAMILIES if prefix in f.task_prefixes), None)
-        if family_key is None:
+        family = next((f for f in FAMILIES if prefix in f.task_prefixes), None) if isinstance(cell, str) else cell[0]
+        if family is None:
             continue  # a task family the paper has no table for
-        family = FAMILY_BY_KEY[family_key]
+        family_key = family.key
         comparable, words = _comparability(data, task)
         if "status" in entry and family.metric not in entry:
             details[family_key].append(RunDetail(model, task, "-", "", "", "", str(entry["status"]), source, words))
             continue
-        if mapped and family.metric in entry:
-            _, row_task, column = mapped
+        if not isinstance(cell, str) and family.metric in entry:
+            _, row_task, column = cell
             row = rows.get((family_key, row_task, comparable))
             if row is None:
                 label = f"{model} (run)" if comparable else f"{model} (run, not comparable)"
@@ -292,6 +228,8 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
         cost = (data.get("efficiency") or {}).get(task)
         if isinstance(cost, dict) and "wall_seconds" in cost:  # what the number cost, beside it
             notes = "; ".join(filter(None, [notes, efficiency_line(task, cost).split(": ", 1)[1]]))
+        if isinstance(cell, str) and family.metric in entry:  # a number that stands in no paper column: say why
+            notes = "; ".join(filter(None, [cell, notes]))
         scored = f"{entry['scored']}/{entry['listed']}" if "scored" in entry and "listed" in entry else ""
         for metric in ("wer", "accuracy", "accuracy_in_vocab", "sim"):
             if metric in entry:
@@ -366,6 +304,8 @@ def _md_cell(text: str) -> str:
 
 
 def render_markdown(table: FamilyTable) -> str:
+    """A family's markdown page: the comparable rows (best in bold), the runs drawn apart, the run
+    details and the plot."""
     f = table.family
     direction = "lower is better" if f.lower_is_better else "higher is better"
     out = io.StringIO()
@@ -451,6 +391,7 @@ document.documentElement.setAttribute('data-sort-ready','1');
 
 
 def render_html(tables: list[FamilyTable]) -> str:
+    """The static index.html: every family's sortable tables and plot, no external assets."""
     e = html.escape
     out = io.StringIO()
     out.write("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
@@ -591,7 +532,7 @@ def build_leaderboard(data_dir: str | Path, output_dir: str | Path) -> list[Path
     """Build the leaderboard from ``data_dir`` (``paper/*.csv`` + ``runs/**/*.json``) into ``output_dir``.
 
     Writes ``<family>.md`` per family, ``index.html`` and ``plots/<family>.png``; returns the written paths (sorted).
-    Raises :class:`ResultsFileError` for a bad run file; nothing is written in that case.
+    Raises :class:`most_eval.results.ResultsFileError` for a bad run file; nothing is written in that case.
     """
     tables = collect(data_dir)  # validates every input before anything is written
     output_dir = Path(output_dir)
@@ -607,23 +548,3 @@ def build_leaderboard(data_dir: str | Path, output_dir: str | Path) -> list[Path
     index.write_text(render_html(tables), encoding="utf-8", newline="\n")
     written.append(index)
     return sorted(written)
-
-
-def write_paper_copies(reference_dir: str | Path, data_dir: str | Path) -> list[Path]:
-    """Copy the reference paper tables into ``data_dir/paper/`` adding the ``source`` column (values untouched)."""
-    out = []
-    for f in FAMILIES:
-        src = Path(reference_dir) / f.paper_csv
-        dst = Path(data_dir) / "paper" / f.paper_csv
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with src.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([*rows[0], "source"])
-        for r in rows[1:]:
-            if r:
-                writer.writerow([*r, f.source])
-        dst.write_text(buf.getvalue(), encoding="utf-8", newline="\n")
-        out.append(dst)
-    return out

@@ -198,17 +198,6 @@ def families() -> dict[str, Family]:
     return dict(_families)
 
 
-def broken_plugins() -> dict[str, str]:
-    """Task families whose entry point failed to import, with the reason."""
-    families()
-    return dict(_broken)
-
-
-def task_names() -> list[str]:
-    """All task names (``family:task``)."""
-    return sorted(name for fam in families().values() for name in fam.tasks)
-
-
 def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
     """Expand ``"asr,slm:swuggy-dev"`` (family names select their defaults; ``paper``, ``paper-asr-tts``, ... the
     tasks behind the paper's tables) into task classes, de-duplicated."""

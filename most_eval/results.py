@@ -8,12 +8,15 @@
                         "warnings"]}
                  | {"status": "not supported" | "dataset error", "capability" | "detail"}
                  | {"status": "scoring error", "detail", "scored": 0, "listed", "errors", ...}},
-     "tasks": {task: {"config", "dataset_sha256", "samples_file", "created"}},
+     "tasks": {task: {"config", "dataset_sha256", "samples_file", "created",
+                      "leaderboard": {"table", "column"[, "row_task"]} | null}},  (the task's declared paper cell)
      "comparability": {task: {"paper_comparable", "reasons", "notes"}},  (see most_eval.comparability)
      "efficiency": {task: {"wall_seconds", "samples_per_second", "audio_seconds", "rtf", "peak_rss_mb", ...}},
      "seed", "limit", "data_root", "git_revision", "versions", "created", "command"}
 
-Re-running a subset of tasks into the same output merges by task (:func:`merge_previous`).
+Re-running a subset of tasks into the same output merges by task (:func:`merge_previous`). This module is the one
+definition of the format: it writes the document (:func:`results_document`, :func:`leaderboard_record`) and reads it
+back validated (:func:`load_results`, :func:`leaderboard_slot`) for the leaderboard, ``compare`` and ``check``.
 
 WER and accuracy are percentages as papers print them; ``sim`` is a cosine in [-1, 1].
 """
@@ -34,14 +37,15 @@ from typing import TYPE_CHECKING, Iterable
 from rich.console import Console
 
 from most_eval.efficiency import summary_line as efficiency_line
-from most_eval.task import task_file_name
+from most_eval.task import LeaderboardSlot, task_file_name
 from rich.table import Table
 
 if TYPE_CHECKING:
     from most_eval.fingerprints import ContentDigests
 
 RESULTS_FORMAT = "most-eval-results"
-RESULTS_FORMAT_VERSION = 1
+RESULTS_FORMAT_VERSION = 1  # the version written
+RESULTS_FORMAT_VERSIONS = (1,)  # the versions read
 TRACKED_PACKAGES = ("most-eval", "torch", "transformers", "accelerate", "lm-eval", "jiwer", "whisper-normalizer",
                     "speechbrain", "soundfile", "soxr", "numpy", "pandas", "pocketsphinx", "resemblyzer")
 
@@ -148,6 +152,81 @@ def results_document(model: dict, results: dict, tasks: dict, seed: int, command
         "created": created,
         "command": command,
     }
+
+
+def leaderboard_record(slot: LeaderboardSlot | None) -> dict | None:
+    """A task's declared paper cell as results.json records it in ``tasks[task]["leaderboard"]`` (None: the task has
+    no column in the paper's tables), so the leaderboard places the number without importing task classes."""
+    if slot is None:
+        return None
+    record = {"table": slot.table, "column": slot.column}
+    if slot.row_task is not None:
+        record["row_task"] = slot.row_task
+    return record
+
+
+def leaderboard_slot(document: dict, task: str) -> LeaderboardSlot | None:
+    """The paper cell a results document recorded for ``task`` (as validated by :func:`load_results`), or None when it
+    recorded none (a task without a paper column, or a file written before tasks declared theirs)."""
+    record = ((document.get("tasks") or {}).get(task) or {}).get("leaderboard")
+    if not isinstance(record, dict):
+        return None
+    return LeaderboardSlot(record["table"], record["column"], record.get("row_task"))
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be used. ``str(err)`` is one line: ``<path>: <reason>``."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())  # one line, whatever the underlying error printed
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+def load_results(path: str | Path) -> dict:
+    """Read and validate a ``results.json``; raise :class:`ResultsFileError` (one line naming the file) if it is
+    unreadable, truncated, not JSON, not a most-eval results file of a supported version, or malformed in a part
+    its readers use (``model.name``, ``results``, ``tasks`` and their leaderboard cells)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsFileError(path, f"cannot read file ({type(err).__name__}: {err})") from None
+    if not text.strip():
+        raise ResultsFileError(path, "empty file")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        stripped = text.rstrip()
+        # A file cut short (interrupted write, partial copy) ends before its top-level value closes.
+        truncated = err.pos >= len(stripped) - 1 or (stripped.lstrip()[:1] in "{[" and stripped[-1:] not in "}]")
+        hint = "truncated JSON" if truncated else "invalid JSON"
+        raise ResultsFileError(path, f"{hint}: {err.msg} (line {err.lineno}, column {err.colno})") from None
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ResultsFileError(
+            path, f"not a most-eval results file (expected format {RESULTS_FORMAT!r}, found {found!r})")
+    if data.get("format_version") not in RESULTS_FORMAT_VERSIONS:
+        raise ResultsFileError(
+            path,
+            f"unsupported format_version {data.get('format_version')!r} (supported: {list(RESULTS_FORMAT_VERSIONS)})")
+    model = data.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not model["name"]:
+        raise ResultsFileError(path, "missing model.name")
+    if not isinstance(data.get("results"), dict):
+        raise ResultsFileError(path, "missing or malformed 'results' object")
+    for task, entry in data["results"].items():
+        if not isinstance(entry, dict):
+            raise ResultsFileError(path, f"results[{task!r}] is not an object")
+    if "tasks" in data and not isinstance(data["tasks"], dict):
+        raise ResultsFileError(path, "malformed 'tasks' object")
+    for task, info in (data.get("tasks") or {}).items():
+        cell = info.get("leaderboard") if isinstance(info, dict) else None
+        if cell is not None and not (isinstance(cell, dict) and all(isinstance(cell.get(k), str) and cell[k]
+                                                                    for k in ("table", "column"))
+                                     and isinstance(cell.get("row_task", ""), str)):
+            raise ResultsFileError(path, f"tasks[{task!r}].leaderboard is not a {{table, column[, row_task]}} object")
+    return data
 
 
 #: what two runs must share for results.json to merge their tasks (else the newer file replaces the older)

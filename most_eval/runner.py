@@ -4,15 +4,17 @@ Per task: read the samples, skip those already in the cache (resume), sort the r
 batches, load each batch's audio once at the model's sample rate, call the model, score, append the records to the
 cache, show progress. A sample that fails (unreadable audio, reader error, model failure) becomes an error record
 naming the file and the reason; the run goes on. Finally the task aggregates its items and the run writes
-``samples/<task>.jsonl`` and ``results.json`` atomically.
+``samples/<task>.jsonl``, the task's side files (:meth:`Task.side_files`) and ``results.json`` atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +30,12 @@ from most_eval.adapter import Model, Prepared, SampleFailure
 from most_eval.audio import Audio, AudioError, load_audio
 from most_eval.comparability import assess
 from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
+from most_eval.dataset_files import output_path
 from most_eval.distributed import Dist
 from most_eval.efficiency import TaskMeter
 from most_eval.fingerprints import ContentDigests
-from most_eval.results import (atomic_write_text, dataset_sha256, error_summary, merge_previous, results_document,
-                               task_file_name, write_jsonl)
+from most_eval.results import (atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
+                               results_document, task_file_name, write_jsonl)
 from most_eval.task import DatasetError, Sample, Task
 
 
@@ -58,6 +61,8 @@ class TaskOutcome:
     capability: str | None = None
     detail: str | None = None
     reused: int = 0  # records taken from the cache instead of running the model
+    #: the task's side files (:meth:`Task.side_files`) under the output folder: content, or None to remove
+    side_files: dict[Path, str | bytes | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -293,12 +298,35 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     try:
         items = task.items(records, samples) if records else []
         metrics = task.aggregate(items) if items else {}
+        side_files = {output_path(output_dir, name): content
+                      for name, content in (task.side_files(records) if items else {}).items()}
     except Exception as exc:  # e.g. scores in units the task cannot compare: the other tasks still run
         detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         errors += [error_record(r["id"], f"scoring error: {detail}") for r in records]  # none is scored
         return TaskOutcome({}, [], errors, listed, dataset_sha256=digest, warnings=warnings, status="scoring error",
                            detail=detail, reused=reused)
-    return TaskOutcome(metrics, items, errors, listed, dataset_sha256=digest, warnings=warnings, reused=reused)
+    return TaskOutcome(metrics, items, errors, listed, dataset_sha256=digest, warnings=warnings, reused=reused,
+                       side_files=side_files)
+
+
+def write_side_file(path: Path, content: str | bytes | None) -> None:
+    """Write one of a task's side files atomically (text as UTF-8), or remove it when ``content`` is None."""
+    if content is None:
+        path.unlink(missing_ok=True)
+    elif isinstance(content, str):
+        atomic_write_text(path, content)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def make_progress(console: Console | None = None, enabled: bool = True) -> Progress:
@@ -323,6 +351,7 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
     seed_everything(seed)
     results, task_info, comparability, efficiency, unsupported, n_errors = {}, {}, {}, {}, [], 0
     samples_files: dict[Path, list[dict]] = {}  # written with results.json, so a killed run leaves both as they were
+    side_files: dict[Path, str | bytes | None] = {}  # the tasks' side files, written (or removed) with them
     with make_progress(console, show_progress and dist.is_main) as progress:
         for task in tasks:
             started = time.perf_counter()
@@ -342,6 +371,7 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
                 efficiency[task.name] = {**meter.result(), "ranks": dist.world_size}
                 continue
             samples_files[output_dir / samples_file] = outcome.items + outcome.error_records
+            side_files.update(outcome.side_files)
             n_errors += len(outcome.error_records)
             entry = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records),
                      "listed": outcome.listed, "errors": len(outcome.error_records), "reused": outcome.reused,
@@ -356,7 +386,8 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
                 entry["warnings"] = outcome.warnings
             results[task.name] = entry
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
-                                    "samples_file": samples_file.as_posix()}
+                                    "samples_file": samples_file.as_posix(),
+                                    "leaderboard": leaderboard_record(task.leaderboard)}
             comparability[task.name] = assess(task, entry, limit)
             efficiency[task.name] = {**meter.result(), "ranks": dist.world_size}
     if not dist.is_main:
@@ -368,5 +399,7 @@ def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: i
     document = merge_previous(document, output_dir)
     for path, records in samples_files.items():
         write_jsonl(path, records)
+    for path, content in side_files.items():
+        write_side_file(path, content)
     atomic_write_text(output_dir / "results.json", json.dumps(document, indent=2, ensure_ascii=False, default=str))
     return RunOutcome(document, n_errors, unsupported)

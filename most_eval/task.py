@@ -9,7 +9,11 @@ A task is a small class:
 * :meth:`Task.score` turns a batch of model outputs into per-request records (plain JSON-able dicts with ``id``).
   Records are cached, so a killed run resumes where it stopped.
 * :meth:`Task.items` groups request records into scored items (one item per record, or per pair for sLM tasks);
-  :meth:`Task.aggregate` turns items into the metrics of ``results.json`` (WER and accuracy in percent).
+  :meth:`Task.aggregate` turns items into the metrics of ``results.json`` (WER and accuracy in percent) from its
+  argument alone (and the task's options): no state kept from ``items``, no file written, so a resumed or merged
+  run that re-aggregates cached records gets the same numbers.
+* :meth:`Task.side_files` names the files a task's results come with besides the samples file (the official
+  ZeroSpeech submission); the runner writes them under the output folder, scoring never writes.
 
 Tasks are grouped into families (``asr``, ``tts``, ``slm``, ``sqa``) registered through the ``most_eval.tasks``
 entry-point group; a family name selects its default tasks.
@@ -65,6 +69,17 @@ class TaskContext:
     cache_key: str = ""
 
 
+@dataclass(frozen=True)
+class LeaderboardSlot:
+    """The paper-table cell a task's headline number fills. A task owns this fact: the runner records it in
+    results.json (``tasks[task]["leaderboard"]``) and the leaderboard places the number from there, without alias
+    tables and without importing task classes."""
+
+    table: str  # the paper table's file stem (leaderboards/data/paper/<table>.csv), e.g. asr_tts_wer
+    column: str  # the column as printed in that table, e.g. librispeech_clean, stopic_storycloze, triviaqa_s2s
+    row_task: str | None = None  # the table's `task` column, where it has one (asr_tts_wer: "asr" or "tts")
+
+
 class Task:
     """Base class of every task. Subclasses set the class attributes and implement ``samples``/``score``/``aggregate``."""
 
@@ -77,6 +92,8 @@ class Task:
     needs: ClassVar[frozenset[str]] = frozenset()
     #: the judge ASR its protocol names (a key of most_eval.paper.REFERENCE_JUDGES), for tasks that need a judge
     reference_judge: ClassVar[str | None] = None
+    #: the paper-table cell its headline number fills; None: the paper's tables have no column for it
+    leaderboard: ClassVar[LeaderboardSlot | None] = None
 
     def __init__(self, data_root: str | os.PathLike, options: Any = None, context: TaskContext | None = None):
         self.data_root = Path(data_root)
@@ -105,8 +122,17 @@ class Task:
         return records
 
     def aggregate(self, items: list[dict]) -> dict[str, Any]:
-        """Metrics of this task from its items (errors already removed)."""
+        """Metrics of this task from its items (errors already removed): a function of ``items`` and the task's
+        options only (no state kept from :meth:`items`, no file written), so calling it twice, or in a fresh task
+        on records read back from the cache, gives the same metrics."""
         raise NotImplementedError
+
+    def side_files(self, records: list[dict]) -> dict[str, str | bytes | None]:
+        """Files the results come with besides the samples file (an official submission file, ...): a path relative
+        to the output folder (``/``-separated plain names) -> its content, or None to remove an earlier run's file of
+        that name, so a stale file never stands beside new results. Called with the successful records once
+        aggregation succeeded; the runner writes them (most_eval.dataset_files.output_path). None by default."""
+        return {}
 
     def config(self) -> dict:
         """This task's configuration as written into results.json."""

@@ -6,7 +6,9 @@ Modules, in reading order:
   vocoder.py         unit HiFi-GAN on speechbrain's generator (speech out)
   import_weights.py  DeepSeek-V2-Lite / HuBERT / vocoder / quantizer from local files, CheckpointError
   adapter.py         the `most` model adapter for the harness
-  data.py            training manifests (LibriSpeech, LibriHeavy, Common Voice, VoxPopuli, JSONL) and unit extraction
+  manifests.py       training manifests (LibriSpeech, LibriHeavy, Common Voice, VoxPopuli, JSONL, QA), bad-data log
+  units.py           waveforms at 16 kHz, k-means, resumable HuBERT unit extraction
+  data.py            per-task example tables, the micro-batch dataset; `python -m most_reference.data` CLI
   mixing.py          ASR / TTS / text-LM / instruction sequence formats and the paper's stage mixtures
   train.py           the training recipe on accelerate (setup / train / save_checkpoint / export / cleanup)
   configs/           most_full.json (the paper's model), most_tiny.json (tests), train_*.yaml, accelerate_*.yaml

@@ -56,7 +56,7 @@ import torch
 
 from most_eval.audio import AudioError, load_audio
 
-from .data import hubert_frames_fn
+from .units import hubert_frames_fn
 from .mixing import Example, Formatter, collate
 from .mixing import Sequence as FormattedSequence
 from .model import AUDIO, TEXT, MoSTForCausalLM, MoSTMoe, continuous_span_interior

@@ -315,6 +315,7 @@ def test_only_rank_0_is_verbose(rank, verbose, expected, monkeypatch, tmp_path):
     assert told == [expected]
 
 
+@pytest.mark.slow
 def test_loading_bars_hidden_by_default_and_shown_with_verbose(tmp_path, libri_root):
     from test_hf_adapters import _tiny_whisper
 

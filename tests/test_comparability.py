@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from conftest import MINI_SUITE, run_cli
 
@@ -21,6 +22,7 @@ def _doc(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_mini_suite_run_is_never_comparable_and_says_why(tmp_path):
     out = tmp_path / "mini"
     proc = run_cli("run", "--model", "dummy", "--tasks", "asr,tts,slm,sqa", "--judge", "dummy", "--output", str(out),
@@ -35,6 +37,11 @@ def test_a_mini_suite_run_is_never_comparable_and_says_why(tmp_path):
     assert any("official sample count is not in the dataset manifest" in r
                for r in doc["comparability"]["slm:swuggy-dev"]["reasons"])
     assert doc["limit"] is None and doc["data_root"] == str(MINI_SUITE)
+    # the runner records each task's declared paper cell: the leaderboard below places the numbers by it
+    assert doc["tasks"][LIBRI]["leaderboard"] == {"table": "asr_tts_wer", "column": "librispeech_clean",
+                                                  "row_task": "asr"}
+    assert doc["tasks"]["slm:tstorycloze"]["leaderboard"] == {"table": "audio_lm_accuracy",
+                                                              "column": "stopic_storycloze"}
 
     # the leaderboard built with it: every row of the run marked and drawn apart, never bold
     data = tmp_path / "board"
@@ -70,6 +77,7 @@ def _full_size_librispeech(root: Path, n: int = 2620) -> list[tuple[str, str]]:
     return utts
 
 
+@pytest.mark.slow
 def test_a_full_size_librispeech_scored_by_precomputed_is_comparable(tmp_path):
     utts = _full_size_librispeech(tmp_path / "data")
     assert len(utts) == 2620

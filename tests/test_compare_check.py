@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,9 @@ from typer import Typer
 from typer.testing import CliRunner
 
 from most_eval.cli_leaderboard import check_command, compare_command
-from most_eval.compare import NotComparable, compare, compare_runs, load_run, paired_bootstrap, task_rng
-from most_eval.leaderboard import ResultsFileError
-from most_eval.regression import CheckRefused, check, parse_tolerance
+from most_eval.results import ResultsFileError
+from most_eval.run_comparison import (CheckRefused, NotComparable, check, compare, compare_runs, load_run,
+                                      paired_bootstrap, parse_tolerance, task_rng)
 
 N = 500
 ASR = "asr:librispeech-test-clean"
@@ -69,6 +70,14 @@ def synth():
     return rng, ref, base_err
 
 
+def paired_corpus_wer_interval(err_a, err_b, ref, *, seed=0, task=ASR, resamples=1000, level=0.95):
+    """The paired percentile interval of corpus-WER deltas, written out independently of the harness: numpy's
+    default_rng seeded with (seed, crc32(task)), one (resamples, n) draw of utterance indices, np.percentile."""
+    draws = np.random.default_rng([seed, zlib.crc32(task.encode())]).integers(0, len(ref), size=(resamples, len(ref)))
+    deltas = 100.0 * (err_b[draws].sum(axis=1) - err_a[draws].sum(axis=1)) / ref[draws].sum(axis=1)
+    return tuple(np.percentile(deltas, [100 * (1 - level) / 2, 100 * (1 + level) / 2]))
+
+
 def make_cli() -> Typer:
     app = Typer()
     app.command("compare")(compare_command)
@@ -91,13 +100,15 @@ def test_compare_delta_and_ci(tmp_path, synth):
     assert d.a == pytest.approx(want_a) and d.b == pytest.approx(want_b)
     assert d.a_reported == pytest.approx(want_a)
     assert d.delta == pytest.approx(want_b - want_a)
-    assert d.ci_low < d.delta < d.ci_high
+    assert (d.ci_low, d.ci_high) == pytest.approx(paired_corpus_wer_interval(base_err, cand_err, ref), abs=1e-9)
     assert 1.0 < d.ci_low and d.ci_high < 3.0  # a ~2-point regression, narrow paired interval
     assert d.significant and d.worse_by > 0
     # Seeded: same result twice; another seed moves the interval slightly.
     again = compare(a, b).deltas[0]
     assert (again.ci_low, again.ci_high) == (d.ci_low, d.ci_high)
     other = compare(a, b, seed=7).deltas[0]
+    assert (other.ci_low, other.ci_high) == pytest.approx(paired_corpus_wer_interval(base_err, cand_err, ref, seed=7),
+                                                          abs=1e-9)
     assert (other.ci_low, other.ci_high) != (d.ci_low, d.ci_high)
     assert abs(other.ci_low - d.ci_low) < 0.2
 
@@ -187,9 +198,11 @@ def test_compare_common_voice_sized_test_set(tmp_path):
     err_a, err_b = rng.binomial(ref, 0.08), rng.binomial(ref, 0.08)
     a = write_run(tmp_path / "a", {ASR: wer_records(err_a, ref)})
     b = write_run(tmp_path / "b", {ASR: wer_records(err_b, ref)})
-    (d,) = compare_runs(load_run(a), load_run(b)).deltas
+    (d,) = compare_runs(load_run(a), load_run(b), n_resamples=300).deltas  # 300 x 16,000 indices: in 2 blocks
     assert d.n == n and d.delta == pytest.approx(100 * (err_b.sum() - err_a.sum()) / ref.sum())
-    assert d.ci_low < d.delta < d.ci_high
+    order = sorted(range(n), key=lambda i: f"utt-{i:04d}")  # samples pair in sorted-id order ("utt-10000" < "utt-1001")
+    want = paired_corpus_wer_interval(err_a[order], err_b[order], ref[order], resamples=300)  # blocks change nothing
+    assert (d.ci_low, d.ci_high) == pytest.approx(want, abs=1e-9)
 
 
 def test_compare_cli_json(tmp_path, synth):

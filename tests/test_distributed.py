@@ -10,6 +10,7 @@ import sys
 import time
 
 import psutil
+import pytest
 from conftest import read_jsonl
 
 TASKS = "asr:librispeech-test-clean,slm:sblimp-dev"
@@ -49,6 +50,7 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one_rank_and_resume_after_a_killed_rank(libri_root, tmp_path):
     data = _data_root(libri_root, tmp_path)
     one, two, killed = tmp_path / "one", tmp_path / "two", tmp_path / "killed"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from conftest import MINI_SUITE, read_jsonl, run_cli
 
 LIBRI = "asr:librispeech-test-clean"
@@ -36,6 +37,7 @@ def _result(out: Path, task: str = LIBRI) -> tuple[dict, list[dict]]:
     return doc, read_jsonl(out / "samples" / f"{task.replace(':', '_')}.jsonl")
 
 
+@pytest.mark.slow
 def test_librispeech_as_parquet_shards_equals_the_folder_layout(libri_root, tmp_path):
     rows = _librispeech_rows(libri_root / "LibriSpeech" / "test-clean")
     shards = tmp_path / "librispeech_asr" / "clean" / "test"

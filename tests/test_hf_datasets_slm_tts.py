@@ -142,6 +142,7 @@ def test_storycloze_source_equals_the_folder_layout_and_hashes_its_shards(folder
     assert again["tasks"][SSC]["dataset_sha256"] == doc["tasks"][SSC]["dataset_sha256"]
 
 
+@pytest.mark.slow
 def test_seed_tts_source_equals_meta_lst(tmp_path):
     rows = _seed_rows()
     source = _write_shards(rows, tmp_path / "seedtts" / "en", n=1)
@@ -178,6 +179,7 @@ def test_broken_slm21_rows_are_error_records_naming_the_row(tmp_path):
     assert "swuggy.parquet:row 3: 'correct' is null" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_broken_storycloze_and_seed_tts_rows(tmp_path):
     rows = _cloze_rows("tSC")
     rows[0]["id"] = None  # a null story id: one error record naming the row

@@ -70,3 +70,78 @@ def test_no_library_code_imports_the_cli():
              for e in _edges(prefix, cli, exempt=("most_eval.cli", "most_eval.cli_data", "most_eval.cli_leaderboard",
                                                    "most_eval.__main__"))]
     assert edges == []
+
+
+def test_readers_of_results_files_import_no_task_classes_nor_the_runner():
+    """The leaderboard and the run comparison place and compare numbers from results.json alone (a task's paper cell
+    is recorded there), so they never import task classes, the registry or the runner."""
+    readers = ("most_eval.leaderboard", "most_eval.run_comparison", "most_eval.results")
+    below = ("most_eval_tasks", "most_eval.registry", "most_eval.runner", "most_eval.models")
+    assert [e for r in readers for e in _edges(r, below)] == []
+
+
+# ------------------------------------------------------------------------------------------- one definition each
+
+def _trees() -> dict[str, ast.Module]:
+    return {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in _modules().items()}
+
+
+TREES = _trees()
+
+
+def _defined(names: set[str]) -> dict[str, list[str]]:
+    """Module-level functions, classes and assigned constants among ``names`` -> the modules defining them."""
+    found: dict[str, list[str]] = {}
+    for module, tree in TREES.items():
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                targets = [node.name]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                nodes = node.targets if isinstance(node, ast.Assign) else [node.target]
+                targets = [t.id for t in nodes if isinstance(t, ast.Name)]
+            else:
+                continue
+            for target in targets:
+                if target in names:
+                    found.setdefault(target, []).append(module)
+    return found
+
+
+def test_the_results_format_is_defined_only_in_results_py():
+    """results.json has one definition: its loader, error type and format constants live in most_eval.results
+    (the leaderboard and the run comparison import them), and no other module spells the format name."""
+    names = {"load_results", "ResultsFileError", "RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "RESULTS_FORMAT_VERSIONS"}
+    assert _defined(names) == {name: ["most_eval.results"] for name in names}
+    spelled = sorted(module for module, tree in TREES.items() for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and node.value == "most-eval-results")
+    assert spelled == ["most_eval.results"]
+
+
+def _draws_resample_indices(node: ast.AST) -> bool:
+    """A call ``<rng>.integers(..., size=(B, n))``: a matrix of resampled positions, the heart of a bootstrap."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "integers"
+            and any(k.arg == "size" and isinstance(k.value, ast.Tuple) and len(k.value.elts) == 2
+                    for k in node.keywords))
+
+
+def _bootstrap_functions_that_draw_or_take_percentiles(tree: ast.Module) -> list[str]:
+    """Functions named like a bootstrap that draw random numbers or take percentiles themselves."""
+    own = {"integers", "choice", "percentile", "nanpercentile", "quantile", "nanquantile"}
+    out = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef) and ("bootstrap" in fn.name or "resampl" in fn.name):
+            calls = {n.func.attr for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+            if calls & own:
+                out.append(fn.name)
+    return out
+
+
+def test_one_bootstrap_resampling_loop():
+    """Every interval (a run's WER CI, the paired delta of compare/check) comes from most_eval.metrics.bootstrap:
+    no other module draws resample index matrices or has a bootstrap function of its own that draws or takes
+    percentiles."""
+    loops = sorted(module for module, tree in TREES.items() if any(map(_draws_resample_indices, ast.walk(tree))))
+    assert loops == ["most_eval.metrics.bootstrap"]  # found there: the check sees what it looks for
+    own = {module: names for module, tree in TREES.items()
+           if (names := _bootstrap_functions_that_draw_or_take_percentiles(tree))}
+    assert own == {"most_eval.metrics.bootstrap": ["resample"]}

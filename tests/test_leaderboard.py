@@ -11,12 +11,15 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer import Typer
 from typer.testing import CliRunner
 
 from most_eval.cli_leaderboard import leaderboard_app
-from most_eval.leaderboard import FAMILIES, ResultsFileError, build_leaderboard, load_results, map_task
+from most_eval.leaderboard import _COLOURS, FAMILIES, _panels, build_leaderboard, collect, place
+from most_eval.registry import families
+from most_eval.results import ResultsFileError, leaderboard_record, load_results
 
 REPO = Path(__file__).resolve().parents[1]
 LEADERBOARDS = REPO / "leaderboards"
@@ -102,14 +105,25 @@ def html_lookup(tables: Tables, family: str, keys: tuple[str, ...], column: str)
     return matches[0][t["head"].index(column)]
 
 
-def write_results(path: Path, model: str, results: dict, **extra) -> Path:
-    """A results.json whose tasks are all paper-comparable unless ``comparability=`` says otherwise."""
+def declared_cell(task: str) -> dict | None:
+    """The paper cell the runner records for ``task``: its task class's declaration (None for unknown tasks)."""
+    family = families().get(task.split(":", 1)[0])
+    cls = family.tasks.get(task) if family else None
+    return leaderboard_record(cls.leaderboard) if cls else None
+
+
+def write_results(path: Path, model: str, results: dict, cells: dict | None = None, **extra) -> Path:
+    """A results.json whose tasks are all paper-comparable unless ``comparability=`` says otherwise, with the paper
+    cell of each task recorded as the runner records it (``cells`` overrides; a cell ``...`` is left out, as in
+    files written before tasks declared theirs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     extra.setdefault("comparability", {t: {"paper_comparable": True, "reasons": []} for t in results})
+    cells = {t: declared_cell(t) for t in results} | (cells or {})
     data = {"format": "most-eval-results", "format_version": 1,
             "model": {"name": model, "args": {}, "fingerprint": "0" * 16}, "results": results,
             "tasks": {t: {"config": {}, "dataset_sha256": "ab" * 32,
-                          "samples_file": f"samples/{t.replace(':', '_')}.jsonl"} for t in results},
+                          "samples_file": f"samples/{t.replace(':', '_')}.jsonl",
+                          **({} if cells[t] is ... else {"leaderboard": cells[t]})} for t in results},
             "seed": 0, "git_revision": "0" * 40, "versions": {}, "created": "2026-01-01T00:00:00Z", **extra}
     path.write_text(json.dumps(data, indent=2))
     return path
@@ -170,8 +184,49 @@ def test_committed_outputs_are_current(built):
     for name in [f"{f.key}.md" for f in FAMILIES] + ["index.html"]:
         assert (LEADERBOARDS / name).read_bytes() == (built / name).read_bytes(), (
             f"leaderboards/{name} is stale: run `most-eval leaderboard build`")
+    # the committed plots show what a build draws now (pixels compared, not bytes: PNG encoders and font rasterisers
+    # differ between matplotlib builds)
+    from matplotlib.image import imread
+
     for f in FAMILIES:
-        assert (LEADERBOARDS / "plots" / f"{f.key}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        committed, fresh = imread(LEADERBOARDS / "plots" / f"{f.key}.png"), imread(built / "plots" / f"{f.key}.png")
+        assert committed.shape == fresh.shape, f"leaderboards/plots/{f.key}.png is stale"
+        assert np.abs(committed[..., :3] - fresh[..., :3]).mean() < 0.01, f"leaderboards/plots/{f.key}.png is stale"
+
+
+def bars_drawn(png: Path, kind: str) -> int:
+    """How many bars of one colour (a ``_COLOURS`` kind) a plot shows: solid rectangles of exactly that colour,
+    counted by their top-left corners (text is black, anti-aliased edges are not exactly the colour)."""
+    from matplotlib.image import imread
+
+    colour = _COLOURS[kind]
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    mask = np.abs(imread(png)[..., :3] - rgb).max(axis=-1) < 0.02
+    above, left = np.zeros_like(mask), np.zeros_like(mask)
+    above[1:], left[:, 1:] = mask[:-1], mask[:, :-1]
+    return int((mask & ~above & ~left).sum())
+
+
+def test_plots_draw_every_paper_number(built):
+    """Each panel holds the table's numbers as printed (best at the top), and the PNG shows one bar per number: MoST's
+    in blue, the other paper rows in grey, and no run bars when no run is in the data."""
+    tables = {t.family.key: t for t in collect(DATA)}
+    for f in FAMILIES:
+        panels = dict(_panels(tables[f.key]))
+        cells = [(keys, column, value) for key, keys, column, value in paper_cells() if key == f.key]
+        for keys, column, value in cells:
+            title = f"{keys[1].upper()} {column}" if "task" in f.keys else column
+            (bar,) = [b for b in panels[title] if b[0] == keys[0]]
+            assert (bar[1], bar[2], bar[3]) == (float(value), "most" if keys[0] == "MoST" else "paper", value)
+        assert sum(len(bars) for bars in panels.values()) == len(cells)
+        for bars in panels.values():
+            values = [b[1] for b in bars]
+            assert bars[-1][1] == (min(values) if f.lower_is_better else max(values))  # the top bar is the best
+        png = built / "plots" / f"{f.key}.png"
+        kinds = [b[2] for bars in panels.values() for b in bars]
+        assert bars_drawn(png, "most") == kinds.count("most") > 0
+        assert bars_drawn(png, "paper") == kinds.count("paper") > 0
+        assert bars_drawn(png, "run") == 0
 
 
 def test_runs_are_mapped_to_paper_columns(tmp_path):
@@ -194,12 +249,17 @@ def test_runs_are_mapped_to_paper_columns(tmp_path):
     assert md_lookup(qa, ("my-model (run)",), "llama_questions_s2s") == ""
     # details: unmapped tasks, secondary metrics and unsupported tasks are listed, not lost
     assert "| my-model | asr:my-private-set | wer | 9.99 |" in asr
+    assert "not placed: results.json names no paper column for this task" in asr.split("asr:my-private-set")[1]
     assert "| my-model | tts:librispeech-test-clean | sim | 0.612 |" in asr
     assert "judge: whisper-large-v3" in asr
     assert "| my-model | slm:swuggy-dev | accuracy_in_vocab | 80.25 |" in lm
     assert "not supported" in qa
     html_tables = parse_html((out / "index.html").read_text())
     assert html_lookup(html_tables, "asr_tts", ("my-model (run)", "tts"), "librispeech_clean") == "6.10"
+    # the plots draw the run's placed numbers as run bars: ASR clean/other and TTS clean; four columns and their
+    # average; Llama Questions S2T
+    for family, n in (("asr_tts", 3), ("spoken_lm", 5), ("spoken_qa", 1)):
+        assert bars_drawn(out / "plots" / f"{family}.png", "run") == n, family
 
 
 def md_section(text: str, title: str) -> str:
@@ -266,18 +326,53 @@ def test_html_in_run_names_is_escaped_in_markdown_and_page(tmp_path):
     assert html_lookup(page, "asr_tts", (f"{evil} (run)", "asr"), "librispeech_clean") == "2.50"
 
 
-def test_task_map():
-    assert map_task("asr:librispeech-test-clean") == ("asr_tts", "asr", "librispeech_clean")
-    assert map_task("tts:librispeech-test-clean") == ("asr_tts", "tts", "librispeech_clean")
-    assert map_task("slm:swuggy-dev") == ("spoken_lm", None, "swuggy")
-    assert map_task("slm:sblimp-dev") == ("spoken_lm", None, "sblimp")
-    assert map_task("slm:tstorycloze") == ("spoken_lm", None, "stopic_storycloze")
-    assert map_task("slm:sstorycloze") == ("spoken_lm", None, "sstorycloze")
-    assert map_task("sqa:llama-questions-s2t") == ("spoken_qa", None, "llama_questions_s2t")
-    assert map_task("sqa:webquestions-s2s") == ("spoken_qa", None, "webquestions_s2s")
-    assert map_task("asr:voxpopuli-en") == ("asr_tts", "asr", "voxpopuli")
-    assert map_task("asr:commonvoice-en") == ("asr_tts", "asr", "common_voice")
-    assert map_task("asr:unknown-set") is None
+def test_tasks_declare_each_paper_column_once():
+    """The paper cells come from the task classes (Task.leaderboard): every column of every table (the computed
+    spoken-LM average aside) is declared by exactly one task, per row task for the ASR/TTS table."""
+    declared = {}
+    for family in families().values():
+        for name, cls in family.tasks.items():
+            if cls.leaderboard is not None:
+                cell = place(cls.leaderboard)
+                assert not isinstance(cell, str), (name, cell)
+                key = (cell[0].key, cell[1], cell[2])
+                assert key not in declared, (name, declared.get(key))
+                declared[key] = name
+    want = {(f.key, row_task, c) for f in FAMILIES for c in f.columns if c != "average"
+            for row_task in (("asr", "tts") if "task" in f.keys else (None,))}
+    assert set(declared) == want
+    assert declared[("asr_tts", "tts", "voxpopuli")] == "tts:voxpopuli-en"
+    assert declared[("spoken_lm", None, "stopic_storycloze")] == "slm:tstorycloze"
+    assert declared[("spoken_qa", None, "triviaqa_s2s")] == "sqa:triviaqa-s2s"
+
+
+def test_runs_are_placed_by_their_recorded_cell_not_their_name(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "paper", data / "paper")
+    results = {"asr:my-librispeech-copy": {"wer": 3.25}, "asr:librispeech-test-clean": {"wer": 2.5},
+               "slm:swuggy-dev": {"accuracy": 70.0}, "sqa:triviaqa-s2t": {"accuracy": 40.0}}
+    cells = {"asr:my-librispeech-copy": {"table": "asr_tts_wer", "column": "librispeech_other", "row_task": "asr"},
+             "asr:librispeech-test-clean": ...,  # a results.json from before tasks declared their cells
+             "slm:swuggy-dev": {"table": "audio_lm_accuracy", "column": "no_such_column"},
+             "sqa:triviaqa-s2t": {"table": "asr_tts_wer", "column": "voxpopuli"}}  # no row task for that table
+    write_results(data / "runs" / "r" / "results.json", "m", results, cells=cells)
+    out = tmp_path / "out"
+    build_leaderboard(data, out)
+    asr = (out / "asr_tts.md").read_text()
+    assert md_lookup(asr, ("m (run)", "asr"), "librispeech_other") == "3.25"
+    assert md_lookup(asr, ("m (run)", "asr"), "librispeech_clean") == ""
+    assert "| m | asr:librispeech-test-clean | wer | 2.50 |" in asr
+    assert "not placed: results.json names no paper column for this task" in asr
+    lm, qa = (out / "spoken_lm.md").read_text(), (out / "spoken_qa.md").read_text()
+    assert not [r for r in md_table(lm)[1] if "(run" in r[0]] and "| m | slm:swuggy-dev | accuracy | 70.00 |" in lm
+    assert "not placed: audio_lm_accuracy/no_such_column is not a column of a paper table" in lm
+    assert "| m | sqa:triviaqa-s2t | accuracy | 40.00 |" in qa and "not placed: asr_tts_wer rows need a task" in qa
+    assert not [r for r in md_table(qa)[1] if "(run" in r[0]]
+    # a malformed cell is a bad results file, named in one line
+    write_results(data / "runs" / "bad" / "results.json", "m", {"slm:sblimp-dev": {"accuracy": 1.0}},
+                  cells={"slm:sblimp-dev": "sblimp"})
+    with pytest.raises(ResultsFileError, match=r"bad/results\.json: tasks\['slm:sblimp-dev'\]\.leaderboard is not"):
+        build_leaderboard(data, tmp_path / "out2")
 
 
 # ------------------------------------------------------------------------------------------------- reproducibility

@@ -293,7 +293,7 @@ CORPUS: list[Entry] = [
           r"unknown config key trainig"),
     Entry("config-train-yaml-syntax-error", "config", "raise", "torch", "syntax_error.yaml", r"YAML|yaml"),
     Entry("config-train-yaml-not-a-mapping", "config", "raise", "torch", "list.yaml", r"mapping"),
-    # --- training manifests (most_reference.data): a manifest that is no regular file is one raised line ----------
+    # --- training manifests (most_reference.manifests): a manifest that is no regular file is one raised line -----
     Entry("hostile-train-speech-jsonl-fifo", "manifest", "raise", "torch", "speech_fifo.jsonl", r"FIFO"),
     Entry("hostile-train-libriheavy-directory", "manifest", "raise", "torch", "cuts.jsonl.gz", r"directory"),
     Entry("hostile-train-text-fifo", "manifest", "raise", "torch", "text_fifo.txt", r"FIFO"),
@@ -920,7 +920,7 @@ def _torch_group_main(workdir: str, earlier: str) -> None:
 def _train_manifest_answers(work: Path) -> dict:
     """Training manifests that are no regular file (FIFO, directory) or a symlink out of their layout: each call of
     the training data pipeline must raise one line naming the file, never block or read outside."""
-    from most_reference import data as D
+    from most_reference import manifests as M
 
     work.mkdir()
     for name in ("speech_fifo.jsonl", "text_fifo.txt", "instructions_fifo.jsonl"):
@@ -931,14 +931,14 @@ def _train_manifest_answers(work: Path) -> dict:
     (work / "secret-meta.lst").write_text("utt|secret text|prompt-wavs/x.wav|secret\n")
     (seed / "meta.lst").symlink_to(work / "secret-meta.lst")
     calls = {
-        "hostile-train-speech-jsonl-fifo": lambda: D.speech_manifest([{"format": "jsonl",
+        "hostile-train-speech-jsonl-fifo": lambda: M.speech_manifest([{"format": "jsonl",
                                                                        "path": work / "speech_fifo.jsonl"}]),
-        "hostile-train-libriheavy-directory": lambda: D.speech_manifest([{"format": "libriheavy",
+        "hostile-train-libriheavy-directory": lambda: M.speech_manifest([{"format": "libriheavy",
                                                                           "path": work / "cuts.jsonl.gz"}]),
-        "hostile-train-text-fifo": lambda: D.text_corpus([{"format": "txt", "path": work / "text_fifo.txt"}], []),
-        "hostile-train-instructions-fifo": lambda: D.instructions([{"format": "jsonl",
+        "hostile-train-text-fifo": lambda: M.text_corpus([{"format": "txt", "path": work / "text_fifo.txt"}], []),
+        "hostile-train-instructions-fifo": lambda: M.instructions([{"format": "jsonl",
                                                                     "path": work / "instructions_fifo.jsonl"}]),
-        "hostile-train-seedtts-meta-symlink-out": lambda: D.speech_manifest([{"format": "seedtts", "path": seed}]),
+        "hostile-train-seedtts-meta-symlink-out": lambda: M.speech_manifest([{"format": "seedtts", "path": seed}]),
     }
     answers = {}
     for key, call in calls.items():
@@ -1036,6 +1036,7 @@ def test_corpus_is_big_and_covers_every_kind():
 
 
 @pytest.mark.parametrize("entry_id", [e.id for e in CORPUS])
+@pytest.mark.slow
 def test_malformed_input_is_answered(entry_id, outcomes):
     entry = BY_ID[entry_id]
     runs, answers = outcomes["runs"], outcomes["answers"]
@@ -1052,6 +1053,7 @@ def test_malformed_input_is_answered(entry_id, outcomes):
     SUMMARY.answered.add(entry.id)
 
 
+@pytest.mark.slow
 def test_clean_run_is_clean_and_fail_on_error_exits_1(outcomes):
     clean, broken, failing = (outcomes["runs"][k] for k in ("clean", "records", "records_fail"))
     assert clean["proc"].returncode == 0, clean["proc"].stderr[-3000:]

@@ -232,3 +232,23 @@ def test_text_scores_equal_lm_evals_hf_model_on_the_checkpoint(bundled):
 def test_char_tokenizer_puts_bos_first_unless_told_not_to(bundled):
     tok = build_char_tokenizer(bundled.lm.config)
     assert tok("ab").input_ids == [bundled.lm.config.bos_token_id] + tok("ab", add_special_tokens=False).input_ids
+
+
+@pytest.mark.slow
+def test_most_runs_an_lm_eval_text_task_through_the_cli(bundled, tmp_path):
+    from conftest import run_cli
+    from test_text_bridge import DOCS, _task
+
+    tasks_dir, out = tmp_path / "tasks", tmp_path / "out"
+    tasks_dir.mkdir()
+    _task(tasks_dir)
+    proc = run_cli("run", "--model", "most", "--model-args", "dtype=float32", "--tasks", "text:tiny_mc",
+                   "--task-args", f"include_path={tasks_dir}", "--output", str(out), "--no-progress",
+                   env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())["results"]["text:tiny_mc"]
+    right = 0
+    for d in DOCS:  # the same accuracy from the adapter's own score_text, without lm-eval
+        scores = [lp for lp, _ in bundled.score_text([d["question"]] * len(d["choices"]), d["choices"])]
+        right += max(range(len(scores)), key=scores.__getitem__) == d["label"]
+    assert res["accuracy"] == pytest.approx(100 * right / len(DOCS)) and res["documents"] == len(DOCS)

@@ -47,6 +47,7 @@ def _outcome(out: Path) -> tuple[dict, str]:
     return kept, (out / "samples" / "slm_sstorycloze.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_on_one_output_never_lose_records(many_stories, tmp_path):
     clean_out = tmp_path / "clean"
     clean = _start(many_stories, clean_out, tmp_path / "clean.log")

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import transformers
 from conftest import read_jsonl, run_cli
 
 from most_eval.registry import resolve_tasks
-
-transformers = pytest.importorskip("transformers")
 
 TTS_COLUMNS = ("tts:librispeech-test-clean", "tts:librispeech-test-other", "tts:voxpopuli-en", "tts:commonvoice-en")
 
@@ -58,6 +57,7 @@ def test_paper_groups_select_exactly_the_tables_columns():
     assert len(resolve_tasks("paper-spoken-qa")) == 6 and len(resolve_tasks("paper")) == 18
 
 
+@pytest.mark.slow
 def test_judge_paper_gives_each_task_its_reference_judge(models, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("run", "--model", "dummy", "--tasks", "tts:librispeech-test-clean,sqa:llama-questions-s2s",
@@ -88,6 +88,7 @@ def test_judge_paper_without_the_models_fails_before_any_model_work(tmp_path):
     assert no_folder.returncode == 2 and "--judge-args models=DIR or set $MOST_EVAL_MODELS" in no_folder.stderr
 
 
+@pytest.mark.slow
 def test_the_tts_tasks_of_every_paper_column_run_on_the_official_layouts(tmp_path):
     out = tmp_path / "out"
     proc = run_cli("run", "--model", "dummy", "--tasks", ",".join(TTS_COLUMNS), "--judge", "dummy", "--output",

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import read_jsonl, run_cli
 
 from most_eval.cache import SampleCache
@@ -22,6 +23,7 @@ def _cache_lines(out: Path) -> int:
     return sum(f.read_bytes().count(b"\n") for f in files)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_task_then_resume_equals_uninterrupted(libri_root, tmp_path):
     args = ["run", "--model", "offline-baseline", "--tasks", TASK, "--data-root", str(libri_root),
             "--batch-size", "1", "--no-progress"]

@@ -95,6 +95,28 @@ def test_corpus_wer_totals_and_protocol_name():
     assert math.isnan(W.corpus_wer([W.EditCounts(0, 0, 3, 0)]))
 
 
+# ------------------------------------------------------------------------------------------ metrics/bootstrap.py
+
+from most_eval.metrics import bootstrap as B  # noqa: E402
+
+
+def test_resample_in_blocks_equals_one_draw(monkeypatch):
+    """Blocks only cap memory: the distribution equals the statistic over one (resamples, n) draw, in draw order."""
+    values = np.arange(7, dtype=float) ** 2
+    want = values[np.random.default_rng(4).integers(0, 7, size=(50, 7))].mean(axis=1)
+    monkeypatch.setattr(B, "MAX_INDICES_PER_BLOCK", 3 * 7)  # blocks of 3 resamples, the last one of 2
+    got = B.resample(lambda idx: values[idx].mean(axis=1), 7, 50, np.random.default_rng(4))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_percentile_interval_is_central_linear_and_leaves_nan_out():
+    dist = np.array([np.nan, 4.0, 1.0, np.nan, 3.0, 2.0, 5.0])  # 1..5 once the NaNs are left out
+    assert B.percentile_interval(dist, 0.5) == (2.0, 4.0)  # positions 4 * 0.25 = 1 and 4 * 0.75 = 3
+    assert B.percentile_interval(dist) == pytest.approx((1.1, 4.9))  # positions 0.1 and 3.9, interpolated
+    for empty in (np.array([np.nan, np.nan]), np.array([])):
+        assert all(math.isnan(v) for v in B.percentile_interval(empty))
+
+
 # ------------------------------------------------------------------------------------------- dataset_files.py
 
 def test_safe_path_resolves_symlinks_instead_of_checking_lexically(tmp_path):
@@ -229,10 +251,9 @@ def test_storycloze_error_messages_list_five_stems():
     assert str(err.value) == "no scorable StoryCloze pair"
 
 
-# ------------------------------------------------------------------------------------ compare.py / regression.py
+# ------------------------------------------------------------------------------------------------ run_comparison.py
 
-from most_eval.compare import MetricDelta, compare  # noqa: E402
-from most_eval.regression import judge  # noqa: E402
+from most_eval.run_comparison import MetricDelta, compare, judge  # noqa: E402
 
 
 def _write_run(root: Path, task: str, records: list[dict], metric: str, value: float, config=None) -> Path:
@@ -441,7 +462,7 @@ def test_score_file_error_text_without_a_line(tmp_path):
 
 
 def test_compare_argument_checks_and_item_of(tmp_path):
-    from most_eval.compare import item_of
+    from most_eval.run_comparison import item_of
 
     task = "asr:t"
     recs = [{"id": "u0", "errors": 1, "ref_words": 4}, {"id": "u1", "errors": 0, "ref_words": 3}]

@@ -35,6 +35,7 @@ def run(out: Path, nproc: int) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     run(two, nproc=2)

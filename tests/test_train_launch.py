@@ -258,6 +258,7 @@ def _log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_fsdp_launch_on_two_cpu_processes_matches_one_process(tmp_path):
     if torch.cuda.device_count() == 1:
         pytest.skip("one GPU: a 2-process FSDP launch needs 2 GPUs, or none (then it runs on 2 CPU processes)")
@@ -401,7 +402,7 @@ def test_deepspeed_refuses_stages_of_different_accumulation(tmp_path, monkeypatc
 
 def _deepspeed_launch_skip_reason() -> str | None:
     if importlib.util.find_spec("deepspeed") is None:
-        return ("deepspeed not installed (`pip install deepspeed` needs the network, which this machine lacks): "
+        return ("deepspeed is not installed (not a most-eval dependency: `pip install deepspeed` on a GPU machine); "
                 "the config the recipe hands to DeepSpeed is checked above instead")
     if torch.cuda.device_count() < 2:
         return ("accelerate runs DeepSpeed on accelerator devices only (CPU processes become MULTI_CPU); "

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors.torch import load_file
 
 from most_reference.train import main
@@ -46,6 +47,7 @@ def read_log(out: Path) -> dict[int, dict]:
     return {rec["step"]: rec for rec in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_short_tiny_run_lowers_every_task_loss_and_exports_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "run"
     stages = [{"name": "stage1", "steps": 160, "mixture": "stage1", "lr": 3.0e-3, "warmup_steps": 10}]

@@ -306,6 +306,7 @@ def test_rerunning_a_subset_keeps_the_other_tasks_and_their_samples(tmp_path):
 # Efficiency
 
 
+@pytest.mark.slow
 def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
     import time
 

@@ -49,7 +49,7 @@ def test_wer_matches_independent_levenshtein(protocol, norm):
     records = wer_records([str(i) for i in range(len(pairs))], [r for r, _ in pairs], [h for _, h in pairs],
                           protocol)
     total_edits = total_words = 0
-    per_utt = []
+    per_utt, utt_edits, utt_words = [], [], []
     for (ref, hyp), rec in zip(pairs, records):
         r, h = norm(ref).split(), norm(hyp).split()
         edits = levenshtein(r, h)
@@ -58,13 +58,32 @@ def test_wer_matches_independent_levenshtein(protocol, norm):
         assert rec["substitutions"] + rec["deletions"] <= len(r) and rec["insertions"] >= len(h) - len(r)
         total_edits += edits
         total_words += len(r)
+        utt_edits.append(edits)
+        utt_words.append(len(r))
         per_utt.append(0.0 if not r and not h else 100.0 if not r else 100.0 * edits / len(r))
     metrics = aggregate_wer(records, protocol, resamples=200)
     if protocol == "whisper":
         assert metrics["wer"] == round(100.0 * total_edits / total_words, 4)
     else:
         assert metrics["wer"] == round(float(np.mean(per_utt)), 3)
-    assert metrics["wer_ci95"][0] <= 100.0 * total_edits / total_words <= metrics["wer_ci95"][1]
+    # the 95 % interval, recomputed independently: 200 resamples of utterance indices drawn by numpy's default_rng
+    # with aggregate_wer's default seed 0, the protocol's statistic per resample, np.percentile
+    draws = np.random.default_rng(0).integers(0, len(pairs), size=(200, len(pairs)))
+    if protocol == "whisper":  # corpus WER of the resampled utterances
+        stats = 100.0 * np.array(utt_edits)[draws].sum(axis=1) / np.array(utt_words)[draws].sum(axis=1)
+    else:  # the mean of their per-utterance WERs
+        stats = np.array(per_utt)[draws].mean(axis=1)
+    want = [float(v) for v in np.percentile(stats, [2.5, 97.5])]
+    assert metrics["wer_ci95"] == pytest.approx(want, abs=1e-4)  # aggregate_wer rounds to 4 decimals
+    assert want[0] < want[1]  # a real interval, not a point
+
+
+def test_zero_resamples_reports_no_interval():
+    """``bootstrap=0`` (the tasks' option) means no interval: the key is left out rather than scoring failing."""
+    records = wer_records(["a", "b"], ["the cat sat", "a dog"], ["the cat", "a dog"])
+    metrics = aggregate_wer(records, resamples=0)
+    assert "wer_ci95" not in metrics and metrics["wer"] == 20.0
+    assert "wer_ci95" in aggregate_wer(records, resamples=10)
 
 
 def test_empty_sides_are_documented_counts():

@@ -29,6 +29,8 @@ import jiwer
 import numpy as np
 from zhon.hanzi import punctuation as zhon_punctuation
 
+from most_eval.metrics.bootstrap import percentile_interval, resample
+
 
 @lru_cache(maxsize=1)
 def _english_normalizer():
@@ -129,18 +131,20 @@ def utterance_wer(c: EditCounts) -> float:
 
 def bootstrap_ci(errors: np.ndarray, ref_words: np.ndarray, *, resamples: int = 1000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of corpus WER (utterances resampled with replacement), in percent."""
+    """Percentile bootstrap CI of corpus WER (utterances resampled with replacement, ``numpy.random.default_rng(seed)``;
+    :mod:`most_eval.metrics.bootstrap`), in percent, rounded to 4 decimals; ``(nan, nan)`` for no utterances or no
+    resamples."""
     n = len(errors)
-    if n == 0:
+    if n == 0 or resamples < 1:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n))
-    e = errors[idx].sum(axis=1)
-    w = ref_words[idx].sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wers = 100.0 * e / w
-    lo, hi = np.nanpercentile(wers, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return (round(float(lo), 4), round(float(hi), 4))
+    errors, ref_words = np.asarray(errors), np.asarray(ref_words)
+
+    def corpus_wers(idx: np.ndarray) -> np.ndarray:  # idx (B, n) -> (B,); a resample without words is NaN
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100.0 * errors[idx].sum(axis=1) / ref_words[idx].sum(axis=1)
+
+    lo, hi = percentile_interval(resample(corpus_wers, n, resamples, np.random.default_rng(seed)), level)
+    return (round(lo, 4), round(hi, 4))
 
 
 def wer_records(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str], protocol: str = "whisper") -> list[dict]:
@@ -157,7 +161,8 @@ def wer_records(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str], pr
 
 
 def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples: int = 1000, seed: int = 0) -> dict:
-    """Metrics from per-utterance records: ``wer`` (percent), its 95 % bootstrap CI, and the edit totals."""
+    """Metrics from per-utterance records: ``wer`` (percent), its 95 % bootstrap CI (left out for ``resamples=0``),
+    and the edit totals."""
     counts = [EditCounts(r["substitutions"], r["deletions"], r["insertions"], r["ref_words"]) for r in items]
     errors = np.array([c.errors for c in counts], dtype=np.int64)
     words = np.array([c.ref_words for c in counts], dtype=np.int64)
@@ -172,7 +177,7 @@ def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples
     else:
         wer = round(corpus_wer(counts), 4)
         ci = bootstrap_ci(errors, words, resamples=resamples, seed=seed)
-    return {"wer": wer, "wer_ci95": list(ci),
+    return {"wer": wer, **({"wer_ci95": list(ci)} if resamples > 0 else {}),  # bootstrap=0: no interval
             "wer_protocol": protocol, "substitutions": int(sum(c.substitutions for c in counts)),
             "deletions": int(sum(c.deletions for c in counts)), "insertions": int(sum(c.insertions for c in counts)),
             "ref_words": int(words.sum())}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from most_eval.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
-from most_eval.task import Sample, Task, task_file_name
+from most_eval.task import LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.asr.readers import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,
                                          read_hf_utterances, read_librispeech, read_voxpopuli)
@@ -78,12 +78,14 @@ class LibriSpeechASR(ASRTask):
 class LibriSpeechTestClean(LibriSpeechASR):
     name = "asr:librispeech-test-clean"
     description = "LibriSpeech test-clean (2,620 utts), corpus WER after Whisper's English normaliser"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "librispeech_clean", row_task="asr")
     split = "test-clean"
 
 
 class LibriSpeechTestOther(LibriSpeechASR):
     name = "asr:librispeech-test-other"
     description = "LibriSpeech test-other (2,939 utts), corpus WER after Whisper's English normaliser"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "librispeech_other", row_task="asr")
     split = "test-other"
 
 
@@ -97,6 +99,7 @@ class VoxPopuliOptions(ASROptions):
 class VoxPopuliEN(ASRTask):
     name = "asr:voxpopuli-en"
     description = "VoxPopuli English ASR test (asr_test.tsv + ogg), corpus WER"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "voxpopuli", row_task="asr")
     dataset_folder = "voxpopuli"
     Options = VoxPopuliOptions
     hf_columns = ("audio_id", "normalized_text")  # facebook/voxpopuli
@@ -115,6 +118,7 @@ class CommonVoiceOptions(ASROptions):
 class CommonVoiceEN(ASRTask):
     name = "asr:commonvoice-en"
     description = "Common Voice English test.tsv + clips/*.mp3, corpus WER"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "common_voice", row_task="asr")
     dataset_folder = "cv-corpus-*/en"
     Options = CommonVoiceOptions
     hf_columns = ("path", "sentence")  # mozilla-foundation/common_voice_*

@@ -72,6 +72,13 @@ def pair_outcome(true_score: float, false_score: float) -> float:
     return 1.0 if true_score > false_score else 0.5 if true_score == false_score else 0.0
 
 
+def accuracy(outcomes: list[float]) -> float:
+    """Plain mean of pair outcomes (a fraction in [0, 1]), summed exactly (``math.fsum``)."""
+    if not outcomes:
+        raise ValueError("no scorable StoryCloze pair")
+    return math.fsum(outcomes) / len(outcomes)
+
+
 def reduce_log_likelihood(total: float, n_tokens: int, reduction: str) -> float:
     """A wav's score from its summed token log-probabilities: the sum itself, or the per-token mean."""
     _check(reduction)
@@ -134,9 +141,8 @@ def score_storycloze(pairs: Iterable[ClozePair], scores: Mapping[str, float], *,
                          + (", ..." if len(missing) > 5 else ""))
     if not results:
         raise ValueError("no scorable StoryCloze pair")
-    accuracy = math.fsum(r.outcome for r in results) / len(results)
-    return ClozeResult(accuracy=accuracy, n_pairs=len(results), reduction=reduction, pairs=results,
-                       missing_stems=missing)
+    return ClozeResult(accuracy=accuracy([r.outcome for r in results]), n_pairs=len(results), reduction=reduction,
+                       pairs=results, missing_stems=missing)
 
 
 def _check(reduction: str) -> None:

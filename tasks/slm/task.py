@@ -3,8 +3,9 @@
 * ``slm:swuggy-dev`` / ``slm:sblimp-dev`` (and ``-test``): ZeroSpeech 2021 sLM21, ``sLM21-dataset/{lexical,
   syntactic}/<split>/`` with ``gold.csv``; aggregation by :mod:`most_eval_tasks.slm.zerospeech` (the official
   pairing, per-id averaging, frequency bands and 4-decimal round trip). ``accuracy`` = lexical *all* / syntactic
-  score, ``accuracy_in_vocab`` = lexical *in-vocab*; percent. The run also writes the official submission file
-  (``OUTPUT/zerospeech/lexical/dev.txt``) for the official tool, and ``--model precomputed`` reads such files.
+  score, ``accuracy_in_vocab`` = lexical *in-vocab*; percent. The task also gives the official submission file
+  (``OUTPUT/zerospeech/lexical/dev.txt``, written by the runner) for the official tool, and ``--model precomputed``
+  reads such files.
 * ``slm:sstorycloze`` / ``slm:tstorycloze``: ``spoken-storycloze/{sSC,tSC}/<idx>_{correct,incorrect}.wav``;
   option ``reduction`` (``mean`` per-token, slamkit's default, or ``sum``), named in the results.
 
@@ -32,7 +33,7 @@ from most_eval.adapter import SCORE_AUDIO, AudioScore, Request
 from most_eval.audio import audio_duration
 from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path, text_field
 from most_eval.hf_source import Source, read_source, row_audio
-from most_eval.task import DatasetError, Sample, Task, task_file_name
+from most_eval.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.slm import storycloze_scoring as cloze
 from most_eval_tasks.slm import zerospeech as zr
@@ -161,38 +162,51 @@ class ZeroSpeechTask(Task):
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         return score_records(samples, outputs)
 
-    def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
+    def scores(self, records: list[dict]) -> dict[str, float]:
+        """Each wav's score from its record, reduced as the ``reduction`` option says (converted with the records'
+        token counts when the model reduced them otherwise), in the records' order."""
         n_tokens = {r["id"]: r["n_tokens"] for r in records if "n_tokens" in r}
         given = cloze.SUM if n_tokens else self.context.score_reduction  # what the model's numbers are
-        scores = cloze.convert_scores({r["id"]: r["score"] for r in records}, from_reduction=given,
-                                      to_reduction=self.options.reduction, n_tokens=n_tokens or None)
+        return cloze.convert_scores({r["id"]: r["score"] for r in records}, from_reduction=given,
+                                    to_reduction=self.options.reduction, n_tokens=n_tokens or None)
+
+    def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
+        """One item per scored pair, as the official scorer pairs the gold rows; ``gold_id`` is the pair's gold id
+        as the gold types it (an integer or a text), which the official per-id averaging sorts by."""
         scorer = zr.score_lexical if self.kind == zr.LEXICAL else zr.score_syntactic
-        self._result = scorer(self.gold(), scores, allow_missing=True)
-        submission = self.context.output_dir / "zerospeech" / self.submission_file
-        if not self._result.missing_stems:  # a complete submission: write it in the official layout
-            zr.write_submission(submission, scores)
-        else:  # never leave an older run's file standing beside this run's results
-            submission.unlink(missing_ok=True)
+        result = scorer(self.gold(), self.scores(records), allow_missing=True)
         items = []
-        for pair in self._result.pairs:
+        for pair in result.pairs:
             record = pair.to_record()
             if self.kind == zr.LEXICAL:  # id = one pair (voice), item = what the official scorer averages over
                 key, item = f"{pair.id}/{pair.voice}", str(pair.id)
             else:
                 key, item = str(pair.position), f"{pair.type}/{pair.subtype}/{pair.id}"
-            items.append({**record, "id": key, "item": item, "correct": pair.outcome})
+            items.append({**record, "id": key, "gold_id": pair.id, "item": item, "correct": pair.outcome})
         return items
 
     def aggregate(self, items: list[dict]) -> dict:
-        r = self._result
+        """The official numbers from the scored pairs alone (:func:`~most_eval_tasks.slm.zerospeech.lexical_from_pairs`
+        / ``syntactic_from_pairs``: the same per-item averaging and 4-decimal rounding as scoring the gold)."""
+        pairs = [{**item, "id": item["gold_id"]} for item in items]
         if self.kind == zr.LEXICAL:
+            r = zr.lexical_from_pairs(pairs)
             return {"accuracy": round(100 * r.all, 6), "accuracy_in_vocab": round(100 * r.in_vocab, 6),
                     "accuracy_exact": round(100 * r.all_exact, 6), "pairs": r.n_pairs, "items": r.n_items,
                     "by_frequency_percent": {b.label: _percent(b.score_rounded) for b in r.by_frequency},
                     "leaderboard_column": "accuracy (lexical all)", "reduction": self.options.reduction}
+        r = zr.syntactic_from_pairs(pairs)
         return {"accuracy": round(100 * r.score, 6), "accuracy_exact": round(100 * r.score_exact, 6),
                 "pairs": r.n_pairs, "items": r.n_items, "reduction": self.options.reduction,
                 "by_type_percent": {b.label: _percent(b.score_rounded) for b in r.by_type}}
+
+    def side_files(self, records: list[dict]) -> dict[str, str | None]:
+        """The official submission file (``zerospeech/<kind>/<split>.txt``) when every gold wav has a score, for the
+        official tool and ``--model precomputed``; otherwise None, so an older run's file never stands beside this
+        run's results."""
+        scores = self.scores(records)
+        complete = all(stem in scores for stem in self.gold().stems)
+        return {f"zerospeech/{self.submission_file}": zr.submission_text(scores) if complete else None}
 
     def protocol_differences(self) -> list[str]:
         if self.options.reduction != cloze.SUM:
@@ -208,11 +222,13 @@ def _percent(fraction):
 class SWuggyDev(ZeroSpeechTask):
     name = "slm:swuggy-dev"
     description = "sWUGGY (ZeroSpeech 2021 lexical, dev): word vs non-word, official aggregation"
+    leaderboard = LeaderboardSlot("audio_lm_accuracy", "swuggy")  # the lexical "all" accuracy (``accuracy``)
 
 
 class SWuggyTest(SWuggyDev):
     name = "slm:swuggy-test"
     description = "sWUGGY (ZeroSpeech 2021 lexical, test; gold.csv needed)"
+    leaderboard = None  # the paper's swuggy column is the dev set
     split = "test"
     submission_file = "lexical/test.txt"
 
@@ -220,6 +236,7 @@ class SWuggyTest(SWuggyDev):
 class SBlimpDev(ZeroSpeechTask):
     name = "slm:sblimp-dev"
     description = "sBLIMP (ZeroSpeech 2021 syntactic, dev): grammatical vs not, official aggregation"
+    leaderboard = LeaderboardSlot("audio_lm_accuracy", "sblimp")
     kind = zr.SYNTACTIC
     submission_file = "syntactic/dev.txt"
 
@@ -227,6 +244,7 @@ class SBlimpDev(ZeroSpeechTask):
 class SBlimpTest(SBlimpDev):
     name = "slm:sblimp-test"
     description = "sBLIMP (ZeroSpeech 2021 syntactic, test; gold.csv needed)"
+    leaderboard = None  # the paper's sblimp column is the dev set
     split = "test"
     submission_file = "syntactic/test.txt"
 
@@ -322,20 +340,23 @@ class StoryClozeTask(Task):
         return score_records(samples, outputs)
 
     def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
+        """One item per story whose two wavs were scored: the outcome and the two scores, reduced as the
+        ``reduction`` option says."""
         ids = sorted({s.reference for s in samples if s.request is not None})
         pairs = [cloze.ClozePair(i, f"{i}_correct", f"{i}_incorrect") for i in ids]
         scores = {r["id"]: r["score"] for r in records}
         n_tokens = {r["id"]: r["n_tokens"] for r in records if "n_tokens" in r}
         given = cloze.SUM if n_tokens else self.context.score_reduction
-        self._result = cloze.score_storycloze(pairs, scores, reduction=self.options.reduction,
-                                              scores_reduction=given, n_tokens=n_tokens or None,
-                                              allow_missing=True)
+        result = cloze.score_storycloze(pairs, scores, reduction=self.options.reduction, scores_reduction=given,
+                                        n_tokens=n_tokens or None, allow_missing=True)
         return [{"id": p.id, "correct": p.outcome, "true_score": p.true_score, "false_score": p.false_score}
-                for p in self._result.pairs]
+                for p in result.pairs]
 
     def aggregate(self, items: list[dict]) -> dict:
-        return {"accuracy": round(100 * self._result.accuracy, 6), "pairs": self._result.n_pairs,
-                "reduction": self._result.reduction}
+        """Accuracy over the scored stories, as :func:`~most_eval_tasks.slm.storycloze_scoring.score_storycloze`
+        computes it."""
+        return {"accuracy": round(100 * cloze.accuracy([i["correct"] for i in items]), 6), "pairs": len(items),
+                "reduction": self.options.reduction}
 
     def protocol_differences(self) -> list[str]:
         if self.options.reduction != cloze.MEAN:
@@ -345,10 +366,12 @@ class StoryClozeTask(Task):
 
 class SStoryCloze(StoryClozeTask):
     name = "slm:sstorycloze"
+    leaderboard = LeaderboardSlot("audio_lm_accuracy", "sstorycloze")
     description = "spoken StoryCloze (original wrong endings), true vs false story likelihood"
 
 
 class TStoryCloze(StoryClozeTask):
     name = "slm:tstorycloze"
+    leaderboard = LeaderboardSlot("audio_lm_accuracy", "stopic_storycloze")
     description = "topic StoryCloze (random other-story endings), true vs false story likelihood"
     subset = "tSC"

@@ -275,18 +275,25 @@ def read_submission(path, expected_stems: Iterable[str] | None = None) -> dict[s
     return scores
 
 
+def submission_text(scores: Mapping[str, float]) -> str:
+    """A submission file's text: ``<stem> <score>`` lines (shortest round-trip float text), in the mapping's order."""
+    lines = []
+    for stem, score in scores.items():
+        if " " in stem or not stem:
+            raise ValueError(f"stem {stem!r} cannot be written (empty or contains a space)")
+        value = float(score)
+        if not math.isfinite(value):
+            raise ValueError(f"score of {stem!r} is not finite: {score!r}")
+        lines.append(f"{stem} {value!r}\n")
+    return "".join(lines)
+
+
 def write_submission(path, scores: Mapping[str, float]) -> Path:
-    """Write ``<stem> <score>`` lines (shortest round-trip float text), in the mapping's order."""
+    """Write :func:`submission_text` of ``scores`` to ``path`` (folders created)."""
     path = Path(path)
+    text = submission_text(scores)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for stem, score in scores.items():
-            if " " in stem or not stem:
-                raise ValueError(f"stem {stem!r} cannot be written (empty or contains a space)")
-            value = float(score)
-            if not math.isfinite(value):
-                raise ValueError(f"score of {stem!r} is not finite: {score!r}")
-            handle.write(f"{stem} {value!r}\n")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -490,10 +497,40 @@ def score_lexical(gold: Gold | pd.DataFrame, scores: Mapping[str, float], *,
     paired = set(pairs["filename_w"]).union(pairs["filename_nw"])
     unpaired = [s for s in table["filename"] if s not in paired]
     pairs = pairs[pairs["score_w"].notna() & pairs["score_nw"].notna()].reset_index(drop=True)
+    pairs["outcome"] = outcomes(pairs["score_w"].to_numpy(), pairs["score_nw"].to_numpy())
+    return _lexical_result(pairs, unpaired, missing)
+
+
+def lexical_from_pairs(pairs: Iterable[Mapping[str, Any]]) -> LexicalResult:
+    """The :func:`score_lexical` numbers from its scored pairs alone (:meth:`LexicalPair.to_record` dicts, in the
+    result's order; ``id`` typed as the gold types it), bit for bit: what a task's ``aggregate`` computes from its
+    items. ``unpaired_stems`` and ``missing_stems`` are empty (the gold is not read)."""
+    frame = _pair_frame(pairs, {"id": "id", "voice": "voice", "filename_w": "correct_stem",
+                                "filename_nw": "incorrect_stem", "score_w": "correct_score",
+                                "score_nw": "incorrect_score", "outcome": "outcome", "label_w": "word",
+                                "label_nw": "non_word", "frequency": "frequency", "length": "length"},
+                        texts=("label_w", "label_nw"), integers=("frequency", "length"))
+    return _lexical_result(frame, [], [])
+
+
+def _pair_frame(pairs: Iterable[Mapping[str, Any]], columns: Mapping[str, str], texts=(), integers=()) -> pd.DataFrame:
+    """A pairs table under the scorers' column names from pair records (``columns``: table column -> record field),
+    with the dtypes the scorers give it: ``texts`` as objects (None kept), ``integers`` as nullable Int64."""
+    records = list(pairs)
+    frame = pd.DataFrame({column: [r[name] for r in records] for column, name in columns.items()})
+    for column in texts:
+        frame[column] = pd.Series([r[columns[column]] for r in records], dtype=object)
+    for column in integers:
+        frame[column] = pd.array([r[columns[column]] for r in records], dtype="Int64")
+    return frame
+
+
+def _lexical_result(pairs: pd.DataFrame, unpaired: list[str], missing: list[str]) -> LexicalResult:
+    """Per-id averaging, frequency and length bands and the leaderboard numbers over the scored (word, non-word)
+    pairs (columns id, voice, filename_w/_nw, score_w/_nw, outcome, label_w/_nw, frequency, length)."""
     if pairs.empty:
         raise ValueError("no scorable (word, non-word) pair")
-    pairs["outcome"] = outcomes(pairs["score_w"].to_numpy(), pairs["score_nw"].to_numpy())
-    pairs["band"] = _band_labels(pairs["frequency"])
+    pairs = pairs.assign(band=_band_labels(pairs["frequency"]))
 
     grouped = pairs.groupby("id", sort=True)["outcome"]
     per_id = pd.DataFrame({"score": grouped.mean(), "n_pairs": grouped.size()})
@@ -546,9 +583,30 @@ def score_syntactic(gold: Gold | pd.DataFrame, scores: Mapping[str, float], *,
     pairs["consistent"] = same
     mismatched = pairs.loc[~same, "position"].tolist()
     pairs = pairs[pairs["score_s"].notna() & pairs["score_ns"].notna()].reset_index(drop=True)
+    pairs["outcome"] = outcomes(pairs["score_s"].to_numpy(), pairs["score_ns"].to_numpy())
+    return _syntactic_result(pairs, mismatched, missing)
+
+
+def syntactic_from_pairs(pairs: Iterable[Mapping[str, Any]]) -> SyntacticResult:
+    """The :func:`score_syntactic` numbers from its scored pairs alone (:meth:`SyntacticPair.to_record` dicts, in
+    positional order; ``id`` typed as the gold types it), bit for bit: what a task's ``aggregate`` computes from its
+    items. ``mismatched_pairs`` lists the inconsistent pairs among those given; ``missing_stems`` is empty."""
+    frame = _pair_frame(pairs, {"position": "position", "id_s": "id", "voice_s": "voice", "type_s": "type",
+                                "subtype_s": "subtype", "filename_s": "correct_stem", "filename_ns": "incorrect_stem",
+                                "score_s": "correct_score", "score_ns": "incorrect_score", "outcome": "outcome",
+                                "transcription_s": "sentence", "transcription_ns": "non_sentence",
+                                "consistent": "consistent"},
+                        texts=("transcription_s", "transcription_ns"))
+    mismatched = [p for p, same in zip(frame["position"].tolist(), frame["consistent"].tolist()) if not same]
+    return _syntactic_result(frame, mismatched, [])
+
+
+def _syntactic_result(pairs: pd.DataFrame, mismatched: list[int], missing: list[str]) -> SyntacticResult:
+    """Per-(type, subtype, id) averaging, per-type breakdown and the leaderboard number over the scored pairs
+    (columns position, id_s, voice_s, type_s, subtype_s, filename_s/_ns, score_s/_ns, outcome, transcription_s/_ns,
+    consistent)."""
     if pairs.empty:
         raise ValueError("no scorable (correct, incorrect) pair")
-    pairs["outcome"] = outcomes(pairs["score_s"].to_numpy(), pairs["score_ns"].to_numpy())
 
     keys = ["type_s", "subtype_s", "id_s"]
     grouped = pairs.groupby(keys, sort=True)["outcome"]

@@ -29,7 +29,7 @@ from most_eval.manifest import BadLine, read_jsonl, read_table
 from most_eval.comparability import judge_difference
 from most_eval.hf_source import audio_file
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.task import DatasetError, Sample, Task, task_file_name
+from most_eval.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.sqa.has_answer import matching_answer
 from most_eval_tasks.sqa.llm_judge import judge_verdicts
@@ -222,10 +222,12 @@ class TriviaQA(SpokenQATask):
     answer_field = "answer"
 
 
-def _variant(base: type, set_name: str, modality: str) -> type:
+def _variant(base: type, set_name: str, column: str, modality: str) -> type:
+    """The speech->text or speech->speech task of a question set; ``column`` names the set in the paper's table."""
     suffix = "s2t" if modality == "text" else "s2s"
     return type(f"{base.__name__}{suffix.upper()}", (base,), {
         "name": f"sqa:{set_name}-{suffix}", "modality": modality,
+        "leaderboard": LeaderboardSlot("spoken_qa_accuracy", f"{column}_{suffix}"),
         "needs": frozenset({"judge"}) if modality == "speech" else frozenset(),
         "reference_judge": "whisper-large-v3-convention" if modality == "speech" else None,
         "description": f"{set_name}: spoken question -> {modality} answer, has-answer accuracy"
@@ -233,7 +235,8 @@ def _variant(base: type, set_name: str, modality: str) -> type:
         "__module__": __name__})
 
 
-TASKS = [_variant(base, set_name, modality)
-         for base, set_name in ((LlamaQuestions, "llama-questions"), (WebQuestions, "webquestions"),
-                                (TriviaQA, "triviaqa"))
+TASKS = [_variant(base, set_name, column, modality)
+         for base, set_name, column in ((LlamaQuestions, "llama-questions", "llama_questions"),
+                                        (WebQuestions, "webquestions", "webquestions"),
+                                        (TriviaQA, "triviaqa", "triviaqa"))
          for modality in ("text", "speech")]

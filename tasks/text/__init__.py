@@ -79,17 +79,34 @@ class TextBenchmark(Task):
             docs.append(doc)
         return [{"id": samples[0].id, "lm_eval_metrics": metrics, "lm_eval": lm_eval, "docs": docs}]
 
-    def items(self, records: list[dict], samples: list[Sample]) -> list[dict]:
-        self._metrics = records[0]["lm_eval_metrics"] if records else {}
-        self._lm_eval = records[0].get("lm_eval", {}) if records else {}  # absent from records cached before it
-        return [doc for r in records for doc in r["docs"]]
+    def items(self, records: list[dict], samples: list[Sample]) -> "LmEvalDocs":
+        """The documents lm-eval scored, carrying lm-eval's own task-level metrics and config (from the record)."""
+        return LmEvalDocs([doc for r in records for doc in r["docs"]],
+                          metrics=records[0]["lm_eval_metrics"] if records else {},
+                          lm_eval=records[0].get("lm_eval", {}) if records else {})  # absent from older records
 
-    def aggregate(self, items: list[dict]) -> dict:
-        metrics = dict(self._metrics)
+    def aggregate(self, items: "LmEvalDocs") -> dict:
+        """lm-eval's metrics (accuracies in percent) with the document count and what makes them comparable."""
+        if not isinstance(items, LmEvalDocs):
+            raise TypeError("a text task aggregates the LmEvalDocs its items() returns: lm-eval's task-level "
+                            "metrics travel with the documents, no document holds them")
+        metrics = dict(items.metrics)
         for key in ("acc", "acc_norm", "exact_match"):
             if key in metrics:
                 metrics["accuracy" if key != "acc_norm" else "accuracy_norm"] = round(100 * metrics.pop(key), 4)
-        return {**metrics, "documents": len(items), "harness": "lm-eval", **self._lm_eval}
+        return {**metrics, "documents": len(items), "harness": "lm-eval", **items.lm_eval}
+
+
+class LmEvalDocs(list):
+    """A text task's items: the documents lm-eval scored (one dict each: what the samples file holds), plus what
+    lm-eval computed over the whole task and no document holds: ``metrics`` (its aggregated metrics) and ``lm_eval``
+    (task version, few-shot count, task config). They travel with the documents so that
+    :meth:`TextBenchmark.aggregate` depends on its argument alone (no state kept between ``items`` and it)."""
+
+    def __init__(self, docs=(), metrics: dict | None = None, lm_eval: dict | None = None):
+        super().__init__(docs)
+        self.metrics = dict(metrics or {})
+        self.lm_eval = dict(lm_eval or {})
 
 
 def text_task(name: str) -> type[Task]:

@@ -31,7 +31,7 @@ from most_eval.metrics.wer import aggregate_wer, wer_records
 from most_eval.comparability import judge_difference
 from most_eval.fingerprints import stamp_digest
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.task import DatasetError, Sample, Task, task_file_name
+from most_eval.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.asr.task import hf_utterances
 from most_eval_tasks.asr.readers import (common_voice_corpus, find_common_voice, read_common_voice, read_librispeech,
@@ -150,6 +150,7 @@ class TTSTask(Task):
 class LibriSpeechTTS(TTSTask):
     name = "tts:librispeech-test-clean"
     description = "synthesise LibriSpeech test-clean sentences; judge-ASR WER and prompt SIM"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "librispeech_clean", row_task="tts")
     dataset_folder = "LibriSpeech"
     split = "test-clean"
     hf_columns = ("id", "text")  # openslr/librispeech_asr
@@ -180,6 +181,7 @@ class LibriSpeechTTS(TTSTask):
 class LibriSpeechOtherTTS(LibriSpeechTTS):
     name = "tts:librispeech-test-other"
     description = "synthesise LibriSpeech test-other sentences; judge-ASR WER and prompt SIM"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "librispeech_other", row_task="tts")
     split = "test-other"
 
 
@@ -207,6 +209,7 @@ class _UtteranceListTTS(TTSTask):
 class VoxPopuliTTS(_UtteranceListTTS):
     name = "tts:voxpopuli-en"
     description = "synthesise VoxPopuli English test sentences (normalized_text); judge-ASR WER and prompt SIM"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "voxpopuli", row_task="tts")
     dataset_folder = "voxpopuli"
     hf_columns = ("audio_id", "normalized_text")  # facebook/voxpopuli
 
@@ -217,6 +220,7 @@ class VoxPopuliTTS(_UtteranceListTTS):
 class CommonVoiceTTS(_UtteranceListTTS):
     name = "tts:commonvoice-en"
     description = "synthesise Common Voice English test sentences; judge-ASR WER and prompt SIM (newest cv-corpus-*)"
+    leaderboard = LeaderboardSlot("asr_tts_wer", "common_voice", row_task="tts")
     dataset_folder = "cv-corpus-*/en"
     hf_columns = ("path", "sentence")  # mozilla-foundation/common_voice_*
     hf_id_is_path = True

@@ -1,9 +1,10 @@
-"""Compare two runs task by task: deltas with paired bootstrap 95% confidence intervals.
+"""Compare two runs: per-task deltas with paired bootstrap intervals (``most-eval compare``) and the regression check
+built on them (``most-eval check``). One module, so both read runs, refuse incomparable ones and resample the same way.
 
-A run is a results folder (``results.json`` + ``samples/*.jsonl``) or the path of its ``results.json``. For every task
-both runs scored, the per-sample records of the ids *both* runs scored are paired and resampled together (the same
-resampled ids for both runs), so the interval reflects the difference between the systems, not the spread of the test
-set. Statistics recomputed on each resample:
+**Compare.** A run is a results folder (``results.json`` + ``samples/*.jsonl``) or the path of its ``results.json``.
+For every task both runs scored, the per-sample records of the ids *both* runs scored are paired and resampled
+together (the same resampled ids for both runs), so the interval reflects the difference between the systems, not the
+spread of the test set. Statistics recomputed on each resample:
 
 - ``wer``: corpus WER = 100 * sum(errors) / sum(ref_words) (the harness's definition; ``errors`` = S + D + I); for the
   ``seed-tts-eval`` protocol, the mean of per-utterance WERs instead, as that protocol defines it;
@@ -15,7 +16,8 @@ set. Statistics recomputed on each resample:
 
 ``delta = B - A`` in the metric's units (percentage points for WER and accuracy). The interval is the percentile
 bootstrap interval of that delta over ``n_resamples`` resamples (default 1,000) drawn by ``numpy.random.default_rng``
-seeded with ``(seed, crc32(task))``, so a task's interval does not depend on which other tasks are compared.
+seeded with ``(seed, crc32(task))``, so a task's interval does not depend on which other tasks are compared; the
+resampling loop and the percentiles are :mod:`most_eval.metrics.bootstrap`'s, the same as for a single run's WER CI.
 
 Samples pair by their key: the record ``id`` (see :meth:`Run.samples` for files whose ids repeat).
 
@@ -26,24 +28,52 @@ config differs (protocol, options including scoring-only ones such as ``bootstra
 embedder: ``"asr:librispeech-test-clean: protocol differs: whisper vs seed-tts-eval"``), its ``dataset_sha256``
 differs, a metric value in ``results.json`` is NaN, infinite or not a number, or the sample ids differ. Error records
 are part of the sample set: a sample that failed in one run is left out of the pairing (``only_a`` / ``only_b``).
+
+**Check**: does a candidate run do significantly worse than a baseline, beyond a tolerance?
+
+Rule, per task and metric (``wer``, ``accuracy``, ``sim``; tolerances in the metric's units -- percentage points for
+WER and accuracy, raw cosine for sim):
+
+- ``worse = candidate - baseline`` for WER (lower is better), ``baseline - candidate`` for accuracy and sim, so
+  ``worse > 0`` always means the candidate is worse; computed on the (identical) sample ids of both runs.
+- ``[lo, hi]`` = the paired percentile bootstrap interval of ``worse`` at ``confidence`` (default 95%, 1,000 resamples,
+  seeded, as above).
+- **fail** when ``worse > tol`` *and* ``lo > tol``: the point estimate exceeds the tolerance and the whole interval lies
+  strictly beyond the tolerance boundary, i.e. "the regression is at most ``tol``" is rejected by a one-sided test at
+  level ``(1 - confidence) / 2`` (2.5%). With ``tol = 0`` any significant regression fails.
+- **warn** when ``worse > tol`` but ``lo <= tol`` (beyond tolerance, not significant: a noisy difference).
+- **pass** otherwise (including significant regressions smaller than the tolerance and any improvement).
+
+The check *refuses* (:class:`CheckRefused`, a one-line message naming the first difference) instead of judging when
+the two runs are not comparable: the ``limit`` differs (``"limit differs: 5 vs none"``, named before any sample
+difference it causes); a task the baseline scored is missing or unscored in the candidate; a task's config differs
+(protocol, options including scoring-only ones, judge, embedder: ``"asr:librispeech-test-clean: protocol differs:
+whisper vs seed-tts-eval"``); its ``dataset_sha256`` differs (or is recorded in one run only); a metric is missing on
+one side or is NaN, infinite or not a number in either; or the sets of scored sample ids differ (an error record in
+one run and not the other counts as a difference: the hard samples may be the ones that failed). The
+comparability rules are those of ``compare`` above.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from most_eval.leaderboard import ResultsFileError, load_results
+from most_eval.metrics.bootstrap import percentile_interval, resample
+from most_eval.results import ResultsFileError, load_results
 
-__all__ = ["METRICS", "SCORING_IDENTITY", "Comparison", "MetricDelta", "NotComparable", "ResultsFileError", "Run",
-           "comparability_problem", "compare", "compare_runs", "config_difference", "limit_difference", "load_run",
-           "paired_bootstrap", "sample_difference", "task_difference"]
+__all__ = ["DEFAULT_TOLERANCE", "METRICS", "SCORING_IDENTITY", "CheckRefused", "CheckReport", "CheckRow", "Comparison",
+           "MetricDelta", "NotComparable", "Run", "check", "comparability_problem", "compare", "compare_runs",
+           "config_difference", "limit_difference", "load_run", "paired_bootstrap", "parse_tolerance",
+           "sample_difference", "task_difference", "write_refusal"]
 
 # metric -> (per-sample fields it needs, lower is better)
 METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -55,8 +85,6 @@ METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
 # results.json entry fields that name how a task was scored; compared like the task config (older runs may have
 # them only here, not in the config)
 SCORING_IDENTITY = ("wer_protocol", "judge", "embedder", "reduction", "scorer")
-
-_MAX_INDICES_PER_BLOCK = 1 << 22  # resample indices held at once (32 MiB of int64); blocks do not change the draws
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -84,10 +112,12 @@ class Run:
 
     @property
     def dir(self) -> Path:
+        """The results folder (samples paths are relative to it)."""
         return self.results_path.parent
 
     @property
     def model(self) -> str:
+        """The model name the run recorded."""
         return self.data["model"]["name"]
 
     def scored_tasks(self) -> list[str]:
@@ -100,14 +130,17 @@ class Run:
         return isinstance(entry, dict) and "status" not in entry
 
     def task_info(self, task: str) -> dict[str, Any]:
+        """The task's ``tasks`` block of results.json (config, dataset hash, samples file); empty if absent."""
         info = (self.data.get("tasks") or {}).get(task) or {}
         return info if isinstance(info, dict) else {}
 
     def dataset_sha256(self, task: str) -> str | None:
+        """The digest of the task's dataset files, or None when the run did not record one."""
         value = self.task_info(task).get("dataset_sha256")
         return value if isinstance(value, str) and value else None
 
     def samples_path(self, task: str) -> Path:
+        """The task's samples file: as results.json names it, else the harness's default name."""
         rel = self.task_info(task).get("samples_file") or f"samples/{task.replace(':', '_')}.jsonl"
         return self.dir / rel
 
@@ -229,22 +262,17 @@ def _statistic(metric: str, aggregation: str, arrays: dict[str, np.ndarray], idx
 
 def paired_bootstrap(metric: str, arrays_a: dict[str, np.ndarray], arrays_b: dict[str, np.ndarray], *,
                      n_resamples: int = 1000, rng: np.random.Generator, aggregation: str = "corpus") -> np.ndarray:
-    """Bootstrap distribution (n_resamples,) of ``stat(B) - stat(A)`` over resampled ids, A and B paired by position.
+    """Bootstrap distribution (n_resamples,) of ``stat(B) - stat(A)`` over resampled ids, A and B paired by position:
+    both statistics are evaluated on the same index rows of :func:`most_eval.metrics.bootstrap.resample`."""
 
-    Vectorised: each block draws an index matrix (block, n) and evaluates the statistic for all its resamples at once;
-    blocks only cap memory (consecutive draws from one Generator equal a single larger draw)."""
-    n = len(next(iter(arrays_a.values())))
-    out = np.empty(n_resamples, dtype=np.float64)
-    block = max(1, min(n_resamples, _MAX_INDICES_PER_BLOCK // max(n, 1)))
-    for start in range(0, n_resamples, block):
-        size = min(block, n_resamples - start)
-        idx = rng.integers(0, n, size=(size, n))  # (size, n) resampled positions
-        out[start:start + size] = (_statistic(metric, aggregation, arrays_b, idx)
-                                   - _statistic(metric, aggregation, arrays_a, idx))
-    return out
+    def delta(idx: np.ndarray) -> np.ndarray:  # (block, n) -> (block,)
+        return _statistic(metric, aggregation, arrays_b, idx) - _statistic(metric, aggregation, arrays_a, idx)
+
+    return resample(delta, len(next(iter(arrays_a.values()))), n_resamples, rng)
 
 
 def task_rng(seed: int, task: str) -> np.random.Generator:
+    """The Generator of ``task``'s resamples: seeded with ``(seed, crc32(task))``, independent of the other tasks."""
     return np.random.default_rng([int(seed), zlib.crc32(task.encode("utf-8"))])
 
 
@@ -372,6 +400,8 @@ def comparability_problem(run_a: Run, run_b: Run, tasks: list[str]) -> str | Non
 
 @dataclass(frozen=True)
 class MetricDelta:
+    """One task/metric of a comparison: both runs' values on the paired ids, ``B - A`` and its interval."""
+
     task: str
     metric: str  # "wer" | "accuracy" | "sim"
     lower_is_better: bool
@@ -407,6 +437,8 @@ class MetricDelta:
 
 @dataclass(frozen=True)
 class Comparison:
+    """The result of :func:`compare`: the deltas, what was not compared and why, and the resampling set-up."""
+
     a: str
     b: str
     a_model: str
@@ -448,14 +480,13 @@ def metric_delta(run_a: Run, run_b: Run, task: str, metric: str, *, n_resamples:
     b = float(_statistic(metric, aggregation, arr_b, None))
     dist = paired_bootstrap(metric, arr_a, arr_b, n_resamples=n_resamples, rng=task_rng(seed, task),
                             aggregation=aggregation)
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(dist, [alpha / 2, 1 - alpha / 2])
+    lo, hi = percentile_interval(dist, confidence)
     sha_a, sha_b = run_a.dataset_sha256(task), run_b.dataset_sha256(task)
     return MetricDelta(
         task=task, metric=metric, lower_is_better=METRICS[metric][1], aggregation=aggregation, n=len(common),
         units=len(next(iter(arr_a.values()))),
-        only_a=len(ids_a - ids_b), only_b=len(ids_b - ids_a), a=a, b=b, delta=b - a, ci_low=float(lo),
-        ci_high=float(hi), a_reported=_reported(run_a, task, metric), b_reported=_reported(run_b, task, metric),
+        only_a=len(ids_a - ids_b), only_b=len(ids_b - ids_a), a=a, b=b, delta=b - a, ci_low=lo,
+        ci_high=hi, a_reported=_reported(run_a, task, metric), b_reported=_reported(run_b, task, metric),
         same_dataset=None if sha_a is None or sha_b is None else sha_a == sha_b,
     )
 
@@ -507,12 +538,14 @@ def compare(a: str | Path, b: str | Path, *, n_resamples: int = 1000, seed: int 
 
 
 def fmt_value(metric: str, value: float | None) -> str:
+    """A metric value as the tables print it (3 decimals for sim, else 2; empty for none)."""
     if value is None or not math.isfinite(value):
         return ""
     return f"{value:.3f}" if metric == "sim" else f"{value:.2f}"
 
 
 def fmt_delta(metric: str, value: float) -> str:
+    """A signed delta as the tables print it (never ``-0.00``)."""
     decimals = 3 if metric == "sim" else 2
     value = 0.0 if round(value, decimals) == 0 else value  # no "-0.00"
     return f"{value:+.{decimals}f}"
@@ -538,3 +571,292 @@ def comparison_table(comp: Comparison):
                       f"[{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]",
                       mark)
     return table
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Regression check
+
+
+DEFAULT_TOLERANCE: dict[str, float] = {"wer": 0.3, "accuracy": 1.0, "sim": 0.01}
+
+
+class CheckRefused(ValueError):
+    """The runs cannot be compared; ``str(err)`` is one line saying why."""
+
+
+def parse_tolerance(text: str | None) -> dict[str, float]:
+    """``"wer=0.3,accuracy=1.0"`` -> the defaults updated with those values. Unknown metrics and negative or
+    non-numeric values raise ValueError."""
+    tol = dict(DEFAULT_TOLERANCE)
+    if not text:
+        return tol
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep:
+            raise ValueError(f"tolerance {part!r}: expected metric=value")
+        if key not in DEFAULT_TOLERANCE:
+            raise ValueError(f"tolerance {part!r}: unknown metric {key!r} (known: {', '.join(DEFAULT_TOLERANCE)})")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"tolerance {part!r}: {value.strip()!r} is not a number") from None
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"tolerance {part!r}: must be a finite number >= 0")
+        tol[key] = number
+    return tol
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """The verdict on one task/metric: its delta, the tolerance applied, pass/warn/fail and why."""
+
+    delta: MetricDelta
+    tolerance: float
+    status: str  # "pass" | "warn" | "fail"
+    reason: str
+
+    @property
+    def name(self) -> str:
+        """``<task> <metric>``."""
+        return f"{self.delta.task} {self.delta.metric}"
+
+
+@dataclass
+class CheckReport:
+    """The outcome of :func:`check`: a row per checked task/metric, the set-up, and notes on what was not checked."""
+
+    baseline: str
+    candidate: str
+    baseline_model: str
+    candidate_model: str
+    tolerance: dict[str, float]
+    n_resamples: int
+    seed: int
+    confidence: float
+    rows: list[CheckRow]
+    notes: list[str] = field(default_factory=list)  # tasks only in the candidate, skipped tasks
+
+    @property
+    def failures(self) -> list[CheckRow]:
+        """The rows that fail (significant regressions beyond tolerance)."""
+        return [r for r in self.rows if r.status == "fail"]
+
+    @property
+    def passed(self) -> bool:
+        """No row fails (warnings pass)."""
+        return not self.failures
+
+    @property
+    def verdict(self) -> str:
+        """``PASS`` or ``FAIL (<n> significant regressions beyond tolerance)``."""
+        n = len(self.failures)
+        return "PASS" if n == 0 else f"FAIL ({n} significant regression{'s' if n != 1 else ''} beyond tolerance)"
+
+    # ---------------------------------------------------------------------------------------------------- markdown
+    def to_markdown(self) -> str:
+        """The summary CI posts: verdict, set-up and a table of every row."""
+        lines = [
+            f"# most-eval regression check: {self.verdict}",
+            "",
+            f"- baseline: `{self.baseline}` (model {_md(self.baseline_model)})",
+            f"- candidate: `{self.candidate}` (model {_md(self.candidate_model)})",
+            "- tolerance: " + ", ".join(f"{k} {v:g}" for k, v in sorted(self.tolerance.items())),
+            f"- paired bootstrap: {self.n_resamples} resamples, seed {self.seed}, {self.confidence:.0%} interval",
+            "",
+            "| task | metric | n | baseline | candidate | delta | CI | worse by | tolerance | status |",
+            "|---|---|---:|---:|---:|---:|---|---:|---:|---|",
+        ]
+        for r in self.rows:
+            d = r.delta
+            lo, hi = d.worse_ci
+            lines.append(
+                f"| {_md(d.task)} | {d.metric} | {d.n} | {fmt_value(d.metric, d.a)} | {fmt_value(d.metric, d.b)} | "
+                f"{fmt_delta(d.metric, d.delta)} | [{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]"
+                f" | {fmt_delta(d.metric, d.worse_by)} [{fmt_delta(d.metric, lo)}, {fmt_delta(d.metric, hi)}] | "
+                f"{r.tolerance:g} | {'**FAIL**' if r.status == 'fail' else r.status} |")
+        lines += ["", "delta = candidate - baseline; \"worse by\" is the delta oriented so that positive = worse, with "
+                  "its interval. A row fails when the worse-by estimate exceeds the tolerance and its whole interval "
+                  "lies beyond it; it warns when the estimate exceeds the tolerance but the interval reaches it."]
+        if self.notes:
+            lines += ["", "Notes:", ""] + [f"- {_md(n)}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------------------------------------------- junit
+    def to_junit(self) -> str:
+        """JUnit XML: a test case per row, failures as failures and warnings as output, for CI test reports."""
+        suite_attrs = {"name": "most-eval check", "tests": str(len(self.rows)), "failures": str(len(self.failures)),
+                       "errors": "0", "skipped": "0", "time": "0"}
+        root = ET.Element("testsuites", suite_attrs)
+        suite = ET.SubElement(root, "testsuite", suite_attrs)
+        props = ET.SubElement(suite, "properties")
+        for k, v in (("baseline", self.baseline), ("candidate", self.candidate),
+                     ("tolerance", ",".join(f"{k}={v:g}" for k, v in sorted(self.tolerance.items()))),
+                     ("n_resamples", str(self.n_resamples)), ("seed", str(self.seed))):
+            ET.SubElement(props, "property", {"name": k, "value": v})
+        for r in self.rows:
+            case = ET.SubElement(suite, "testcase", {"classname": f"most_eval.check.{r.delta.task}",
+                                                     "name": r.delta.metric, "time": "0"})
+            if r.status == "fail":
+                failure = ET.SubElement(case, "failure", {"message": r.reason, "type": "regression"})
+                failure.text = r.reason
+            elif r.status == "warn":
+                out = ET.SubElement(case, "system-out")
+                out.text = "warning: " + r.reason
+        ET.indent(root)
+        return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+    # -------------------------------------------------------------------------------------------------------- rich
+    def rich_table(self):
+        """The terminal table of the rows."""
+        from rich import box
+        from rich.table import Table
+
+        table = Table(title=f"check: baseline {self.baseline_model} vs candidate {self.candidate_model}; paired "
+                            f"bootstrap {self.confidence:.0%} CI, {self.n_resamples} resamples", box=box.SIMPLE_HEAD)
+        for name in ("task", "metric", "n", "base", "cand", "delta [CI]", "tol", "status"):
+            table.add_column(name, justify="left" if name in ("task", "metric", "status") else "right",
+                             overflow="fold", no_wrap=name not in ("task", "metric"))
+        style = {"pass": "[green]pass[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[bold red]FAIL[/bold red]"}
+        for r in self.rows:
+            d = r.delta
+            table.add_row(d.task, d.metric, str(d.n), fmt_value(d.metric, d.a), fmt_value(d.metric, d.b),
+                          f"{fmt_delta(d.metric, d.delta)} [{fmt_delta(d.metric, d.ci_low)}, "
+                          f"{fmt_delta(d.metric, d.ci_high)}]", f"{r.tolerance:g}", style[r.status])
+        return table
+
+
+def _md(text: str) -> str:
+    """Text from results files in the markdown summary: HTML escaped (as the leaderboard does), ``|`` escaped."""
+    return html.escape(text).replace("|", "\\|")
+
+
+def judge(delta: MetricDelta, tolerance: float) -> CheckRow:
+    """Apply the module's rule to one metric delta."""
+    worse = delta.worse_by
+    lo, hi = delta.worse_ci
+    m = delta.metric
+    detail = (f"{delta.task} {m}: baseline {fmt_value(m, delta.a)}, candidate {fmt_value(m, delta.b)}, worse by "
+              f"{fmt_delta(m, worse)} ({delta.n} samples, CI [{fmt_delta(m, lo)}, {fmt_delta(m, hi)}]), "
+              f"tolerance {tolerance:g}")
+    if worse > tolerance and lo > tolerance:
+        return CheckRow(delta, tolerance, "fail", f"significant regression beyond tolerance: {detail}")
+    if worse > tolerance:
+        return CheckRow(delta, tolerance, "warn", f"beyond tolerance but not significant: {detail}")
+    return CheckRow(delta, tolerance, "pass", detail)
+
+
+def _id_problem(task: str, metric: str, base: Run, cand: Run) -> str | None:
+    ids_b, ids_c = base.metric_ids(task, metric), cand.metric_ids(task, metric)
+    if ids_b == ids_c:
+        return None
+    only_b, only_c = sorted(ids_b - ids_c), sorted(ids_c - ids_b)
+    _, err_b = base.samples(task)
+    _, err_c = cand.samples(task)
+    parts = [f"{task}: scored sample ids differ (baseline {len(ids_b)}, candidate {len(ids_c)}"]
+    if only_b:
+        parts.append(f"; {len(only_b)} only in baseline, e.g. {only_b[0]!r}")
+    if only_c:
+        parts.append(f"; {len(only_c)} only in candidate, e.g. {only_c[0]!r}")
+    for who, errs in (("baseline", err_b), ("candidate", err_c)):
+        if errs:
+            parts.append(f"; the {who} has {len(errs)} error record{'s' if len(errs) != 1 else ''}")
+    return "".join(parts) + ")"
+
+
+def validate_pair(base: Run, cand: Run) -> list[str]:
+    """Reasons the runs cannot be checked against each other (empty when they can), the limit first; see the module
+    docstring."""
+    problems = [p for p in [limit_difference(base, cand)] if p]
+    # tasks the baseline scored, and those the candidate scored that the baseline ran without a metric
+    tasks = set(base.scored_tasks()) | {t for t in cand.scored_tasks() if base.ran(t)}
+    for task in sorted(tasks):
+        if not cand.ran(task):
+            status = cand.data["results"].get(task, {}).get("status")
+            problems.append(f"{task}: scored in the baseline but " + (f"{status!r} in the candidate" if status
+                                                                       else "missing from the candidate"))
+            continue
+        issue = task_difference(base, cand, task, sides=("the baseline", "the candidate"))
+        if issue:
+            problems.append(issue)
+            continue
+        for metric in METRICS:
+            issue = metric in base.data["results"][task] and _id_problem(task, metric, base, cand)
+            if issue:
+                problems.append(issue)
+                break
+    return problems
+
+
+def check(baseline: str | Path, candidate: str | Path, tolerance: dict[str, float] | None = None, *,
+          n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95, markdown_path: str | Path | None = None,
+          junit_path: str | Path | None = None, console: Any = None) -> CheckReport:
+    """Check ``candidate`` against ``baseline`` (results folders or ``results.json`` paths); see the module docstring
+    for the rule. ``tolerance`` updates :data:`DEFAULT_TOLERANCE` (``{"wer": 0.3, "accuracy": 1.0, "sim": 0.01}``).
+
+    Writes the markdown summary / JUnit XML when paths are given and prints a rich table when ``console`` is given.
+    Raises :class:`CheckRefused` when the runs are not comparable and :class:`ResultsFileError` for unreadable files
+    (both one-line messages)."""
+    tol = dict(DEFAULT_TOLERANCE)
+    for key, value in (tolerance or {}).items():
+        if key not in DEFAULT_TOLERANCE:
+            raise ValueError(f"unknown tolerance metric {key!r} (known: {', '.join(DEFAULT_TOLERANCE)})")
+        tol[key] = float(value)
+    base, cand = load_run(baseline), load_run(candidate)
+    problems = validate_pair(base, cand)
+    if problems:
+        more = f"; and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}" if len(problems) > 1 else ""
+        raise CheckRefused(f"refused to compare {base.results_path} with {cand.results_path}: {problems[0]}{more}")
+    rows, notes = [], []
+    for task in base.scored_tasks():
+        for metric in METRICS:
+            if metric not in base.data["results"][task]:
+                continue
+            d = metric_delta(base, cand, task, metric, n_resamples=n_resamples, seed=seed, confidence=confidence)
+            if d is None:
+                notes.append(f"{task} {metric}: no scored samples; not checked")
+                continue
+            rows.append(judge(d, tol[metric]))
+    for task in sorted(set(cand.scored_tasks()) - set(base.scored_tasks())):
+        notes.append(f"{task}: only in the candidate; not checked")
+    report = CheckReport(str(base.results_path), str(cand.results_path), base.model, cand.model, tol, n_resamples,
+                         seed, confidence, rows, notes)
+    if markdown_path is not None:
+        _write(markdown_path, report.to_markdown())
+    if junit_path is not None:
+        _write(junit_path, report.to_junit())
+    if console is not None:
+        console.print(report.rich_table())
+        for r in report.rows:
+            if r.status != "pass":
+                console.print(f"{r.status.upper()}: {r.reason}", markup=False, highlight=False,
+                              soft_wrap=True)
+        for n in notes:
+            console.print(f"note: {n}", markup=False, highlight=False, soft_wrap=True)
+        console.print(report.verdict, markup=False, highlight=False, soft_wrap=True)
+    return report
+
+
+def _write(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_refusal(message: str, markdown_path: str | Path | None = None,
+                  junit_path: str | Path | None = None) -> None:
+    """Record a refused check (or an unreadable input) in the markdown / JUnit outputs, so CI shows why."""
+    if markdown_path is not None:
+        _write(markdown_path, f"# most-eval regression check: REFUSED\n\n{_md(message)}\n")
+    if junit_path is not None:
+        attrs = {"name": "most-eval check", "tests": "1", "failures": "0", "errors": "1", "skipped": "0", "time": "0"}
+        root = ET.Element("testsuites", attrs)
+        suite = ET.SubElement(root, "testsuite", attrs)
+        case = ET.SubElement(suite, "testcase", {"classname": "most_eval.check", "name": "inputs", "time": "0"})
+        err = ET.SubElement(case, "error", {"message": message, "type": "refused"})
+        err.text = message
+        ET.indent(root)
+        _write(junit_path, '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
