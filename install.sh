@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Set up most-eval in a project virtual environment on a fresh Debian/Ubuntu machine (CPU route). Idempotent.
+# Set up most-eval in a project virtual environment on a fresh Debian/Ubuntu machine (CPU; --gpu on a GPU machine).
 #   bash install.sh          # .venv/ with the package and what it needs at run time
-#   bash install.sh --test   # also the test extras (pytest) and chromium for the leaderboard page test
+#   bash install.sh --test   # also the test extras (pytest), chromium for the leaderboard page test and the official
+#                            # ZeroSpeech scorer's environment (tests/official/zr_official.py --build: the
+#                            # zerospeech-benchmarks sdist + a pandas<3 venv under ~/.cache/most-eval/zr-official, or
+#                            # $MOST_EVAL_ZR_OFFICIAL_DIR); the tests themselves never download anything
 # Then run `.venv/bin/most-eval ...` (or `source .venv/bin/activate` first). A venv, because Debian's and Ubuntu's
 # system Python refuses pip (EXTERNALLY-MANAGED). Every step that fails stops the script with its own message.
 # Environment: PYTHON (interpreter that makes the venv, default python3), VENV (default .venv), INSTALLER (pip or uv),
-# TORCH_SPEC / TORCHAUDIO_SPEC (e.g. TORCH_SPEC=torch==2.9.1 TORCHAUDIO_SPEC=torchaudio==2.9.1).
+# TORCH_SPEC / TORCHAUDIO_SPEC (e.g. TORCH_SPEC=torch==2.9.1 TORCHAUDIO_SPEC=torchaudio==2.9.1), TORCH_INDEX_URL
+# (the index torch alone comes from, e.g. https://download.pytorch.org/whl/cu128 or .../whl/cpu).
+# GPU route: `bash install.sh --gpu` — on Linux x86_64 the pinned PyPI torch is already a CUDA build (its CUDA
+# libraries come as nvidia-* wheels); --gpu stops unless torch sees a GPU afterwards (a local +cpu wheel wins over
+# the PyPI build where pip is configured to find one: then set TORCH_INDEX_URL to a CUDA index).
 # Route: torch 2.13.0 first and pinned (an unpinned torch, or speechbrain installed first, pulls a multi-GB CUDA
 # build; a CPU wheel on local disk is used where pip is configured to find one), then torchaudio 2.11.0 without deps
 # for speechbrain's imports, its CUDA-only compiled libraries moved aside (most-eval itself never uses torchaudio).
@@ -14,7 +21,14 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 INSTALLER=${INSTALLER:-pip}
-TEST=0; [ "${1:-}" = "--test" ] && TEST=1
+TEST=0; GPU=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) TEST=1 ;;
+    --gpu) GPU=1 ;;
+    *) echo "install.sh: unknown option $arg (use --test, --gpu)" >&2; exit 2 ;;
+  esac
+done
 say() { echo "install.sh: $*" >&2; }
 
 apt_pkgs=()
@@ -46,7 +60,15 @@ else
   install() { "$VPY" -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@"; }
 fi
 
-install "${TORCH_SPEC:-torch==2.13.0}"
+if [ -n "${TORCH_INDEX_URL:-}" ]; then  # e.g. https://download.pytorch.org/whl/cu128: torch only, from there
+  install --index-url "$TORCH_INDEX_URL" "${TORCH_SPEC:-torch==2.13.0}"
+else
+  install "${TORCH_SPEC:-torch==2.13.0}"
+fi
+if [ "$GPU" = 1 ] && ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.version.cuda and torch.cuda.is_available() else 1)"; then
+  say "--gpu: $("$VPY" -c "import torch; print(f'torch {torch.__version__}, CUDA build {torch.version.cuda}, GPU visible {torch.cuda.is_available()}')")"
+  say "--gpu: no usable CUDA torch (a CPU wheel won, or no GPU/driver): set TORCH_INDEX_URL to a CUDA index"; exit 1
+fi
 install --no-deps "${TORCHAUDIO_SPEC:-torchaudio==2.11.0}"
 if [ "$TEST" = 1 ]; then install -e '.[test]'; else install -e .; fi
 
@@ -58,4 +80,10 @@ if ! "$VPY" -c "import torchaudio" >/dev/null 2>&1; then
   "$VPY" -c "import torchaudio" || { say "torchaudio still fails to import"; exit 1; }
 fi
 "$VPY" -c "import most_eval, most_eval_tasks, most_reference, speechbrain.inference.speaker" >/dev/null
+if [ "$TEST" = 1 ]; then
+  say "preparing the official ZeroSpeech scorer for the tests (tests/official/zr_official.py --build)"
+  if ! "$VPY" tests/official/zr_official.py --build >&2; then
+    say "could not prepare the official ZeroSpeech scorer (see the line above)"; exit 1
+  fi
+fi
 say "most-eval $("$VPY" -m pip show most-eval 2>/dev/null | sed -n 's/^Version: //p') installed in $VENV (run $VENV/bin/most-eval)"

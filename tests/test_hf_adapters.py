@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import transformers
 from conftest import read_jsonl, run_cli
-
-transformers = pytest.importorskip("transformers")
 
 CHARS = list("abcdefghijklmnopqrstuvwxyz' ")
 
@@ -87,6 +86,7 @@ def test_hub_id_offline_fails_with_one_line_saying_what_to_download(tmp_path):
     assert "hf download openai/whisper-large-v3" in proc.stderr and "path=" in proc.stderr
 
 
+@pytest.mark.slow
 def test_whisper_audio_over_30_seconds_takes_the_long_form_path(tmp_path):
     """Over 30 s the features are not truncated and transformers' long-form decoding runs (random weights)."""
     import numpy as np

@@ -8,10 +8,9 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
+import transformers
 from conftest import MINI_SUITE, run_cli
-
-transformers = pytest.importorskip("transformers")
-torch = pytest.importorskip("torch")
 
 from most_eval.adapter import AudioScore, SampleFailure  # noqa: E402
 from most_eval.audio import Audio, load_audio  # noqa: E402

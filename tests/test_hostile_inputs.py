@@ -221,7 +221,8 @@ def test_a_number_answer_is_scored_as_its_text(tmp_path):
 
 
 def test_parquet_cells_are_typed_as_json_ones(tmp_path):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     data = _qa_root(tmp_path)
     audio = [{"path": f"audio/{i}.wav"} for i in range(3)]
     (data / "triviaqa" / "test.jsonl").unlink()  # list<int64> aliases (numpy arrays in pandas), one null
@@ -316,12 +317,12 @@ def test_offline_baseline_speaks_option_like_text_literally(tmp_path):
 
 
 def test_training_spoken_answers_speak_option_like_text_literally(tmp_path):
-    from most_reference import data as D
+    from most_reference import manifests as M
 
     long_text = _espeak_file(tmp_path)
-    records = [D.Instruction("q/1", question_text="say it", answer_text=f"-f{long_text}"),
-               D.Instruction("../../evil", question_text="say it", answer_text="hello")]
-    assert D.speak_answers(records, tmp_path / "answers") == 2
+    records = [M.Instruction("q/1", question_text="say it", answer_text=f"-f{long_text}"),
+               M.Instruction("../../evil", question_text="say it", answer_text="hello")]
+    assert M.speak_answers(records, tmp_path / "answers") == 2
     info = sf.info(records[0].answer_audio)
     assert info.duration < 10  # the option-like text, not the 40-line file
     assert all(Path(r.answer_audio).parent == tmp_path / "answers" for r in records)
@@ -332,7 +333,7 @@ def test_training_spoken_answers_speak_option_like_text_literally(tmp_path):
 
 
 def test_training_jsonl_lines_of_the_wrong_type_are_bad_items(tmp_path):
-    from most_reference import data as D
+    from most_reference import manifests as M
 
     _tone(tmp_path / "a.wav")
     lines = [{"audio": "a.wav", "text": "good"},
@@ -344,7 +345,7 @@ def test_training_jsonl_lines_of_the_wrong_type_are_bad_items(tmp_path):
     manifest = tmp_path / "speech.jsonl"
     manifest.write_text("".join(json.dumps(x) + "\n" for x in lines) + "\n{broken\n")
     bad = []
-    utts = D.speech_manifest([{"format": "jsonl", "path": manifest}], lambda *a: bad.append(a))
+    utts = M.speech_manifest([{"format": "jsonl", "path": manifest}], lambda *a: bad.append(a))
     assert [u.text for u in utts] == ["good"]
     reasons = {b[1]: b[2] for b in bad}
     assert set(reasons) == {f"speech.jsonl:{n}" for n in (2, 3, 4, 5, 6, 8)}
@@ -354,7 +355,7 @@ def test_training_jsonl_lines_of_the_wrong_type_are_bad_items(tmp_path):
 
 
 def test_training_qa_and_seedtts_layouts_stay_in_their_folder(tmp_path, outside):
-    from most_reference import data as D
+    from most_reference import manifests as M
 
     data = _qa_root(tmp_path)
     shutil.copytree(MINI_SUITE / "seedtts_testset", data / "seedtts_testset")
@@ -370,9 +371,9 @@ def test_training_qa_and_seedtts_layouts_stay_in_their_folder(tmp_path, outside)
     meta.write_text(meta.read_text() + "utt-out|secret|prompt-wavs/out.wav|text\n")
     bad = []
     log = lambda *a: bad.append(a)  # noqa: E731
-    ins = D.instructions([{"format": "spoken_qa", "name": "trivia", "path": data / "triviaqa"},
+    ins = M.instructions([{"format": "spoken_qa", "name": "trivia", "path": data / "triviaqa"},
                           {"format": "llama_questions", "path": data / "llama-questions"}], log)
-    utts = D.speech_manifest([{"format": "seedtts", "path": data / "seedtts_testset" / "en"}], log)
+    utts = M.speech_manifest([{"format": "seedtts", "path": data / "seedtts_testset" / "en"}], log)
     assert [i.answer_text for i in ins if i.id.startswith("trivia/")][-1] == "1984"
     reasons = {(b[0], b[1]): b[2] for b in bad}
     assert reasons[("trivia", "test.jsonl:5")].startswith("answer is a bool")

@@ -521,14 +521,81 @@ def test_vocoder_matches_plain_hifigan_on_fairseq_weights(tmp_path):
     assert vocoder(units, speaker=2, style=1).numel() % vocoder.samples_per_unit == 0  # with duration prediction
 
 
+def greedy_topk_routing(hidden, weight, top_k, scale, allowed=None):
+    """DeepSeek-V2's greedy top-k routing written out per token in float64, independently of any router class.
+
+    s_t = softmax(W h_t) over every routed expert; with ``allowed`` (N, E) the scores of disallowed experts are set to
+    0 *after* the softmax (MoST's mask); the k largest scores pick the experts, weights = score * scale.
+    Returns (logits (N, E), per token a dict expert -> weight).
+    """
+    flat = hidden.reshape(-1, hidden.shape[-1]).double()
+    w = weight.double()
+    logits = torch.stack([torch.stack([(flat[t] * w[e]).sum() for e in range(w.shape[0])]) for t in range(flat.shape[0])])
+    picks = []
+    for t in range(flat.shape[0]):
+        exp = [float(torch.exp(logits[t, e] - logits[t].max())) for e in range(w.shape[0])]
+        scores = [x / sum(exp) for x in exp]
+        if allowed is not None:
+            scores = [s if allowed[t][e] else 0.0 for e, s in enumerate(scores)]
+        order = sorted(range(len(scores)), key=lambda e: -scores[e])[:top_k]
+        picks.append({e: scores[e] * scale for e in order})
+    return logits, picks
+
+
+def as_picks(weights, indices):
+    return [dict(zip(i.tolist(), w.tolist())) for w, i in zip(weights, indices)]
+
+
+def assert_same_picks(got, expected, tol=1e-5):  # float32 router vs float64 reference
+    assert len(got) == len(expected)
+    for t, (g, e) in enumerate(zip(got, expected)):
+        assert set(g) == set(e), f"token {t}: experts {sorted(g)} != {sorted(e)}"
+        for expert in e:
+            assert abs(g[expert] - e[expert]) <= tol, (t, expert, g[expert], e[expert])
+
+
+@torch.no_grad()
 def test_router_without_marks_is_deepseek_router():
-    config = tiny_config()
+    """No marks: DeepSeek-V2's greedy top-k (softmax over W h, top-k, x routed_scaling_factor), computed by hand and by
+    transformers' DeepseekV2TopkRouter holding the same weight; with marks: the same with the other modality's scores
+    zeroed between the softmax and the top-k."""
+    from transformers.models.deepseek_v2.modeling_deepseek_v2 import DeepseekV2TopkRouter
+
+    scale = 2.5  # not 1, so a missing scaling would show
+    config = tiny_config(routed_scaling_factor=scale)
     router = ModalityAwareRouter(config)
+    torch.manual_seed(3)
     torch.nn.init.normal_(router.weight)
-    hidden = torch.randn(7, config.hidden_size)
-    ours = router(hidden)
-    theirs = super(ModalityAwareRouter, router).forward(hidden)
-    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    hidden = torch.randn(2, 9, config.hidden_size)  # (B, T, H): the router flattens tokens
+    top_k, n_experts = config.num_experts_per_tok, config.n_routed_experts
+
+    logits, weights, indices = router(hidden)
+    exp_logits, expected = greedy_topk_routing(hidden, router.weight.detach(), top_k, scale)
+    assert logits.shape == (18, n_experts) and weights.shape == indices.shape == (18, top_k)
+    assert max_diff(logits.double(), exp_logits) <= 1e-5
+    assert_same_picks(as_picks(weights, indices), expected)
+
+    twin = DeepseekV2TopkRouter(deepseek_config_with(routed_scaling_factor=scale))
+    assert type(twin) is not type(router)
+    twin.weight.copy_(router.weight)
+    t_logits, t_weights, t_indices = twin(hidden)
+    assert torch.equal(t_logits, logits)
+    assert_same_picks(as_picks(weights, indices), as_picks(t_weights, t_indices), tol=0.0)
+
+    # masked path: a mixed pattern of text (0) and audio (1) tokens
+    marks = torch.tensor([0, 1, 1, 0, 0, 1, 0, 1, 0] * 2)
+    allowed = [[(e >= config.num_text_experts) == bool(m) for e in range(n_experts)] for m in marks.tolist()]
+    m_logits, m_weights, m_indices = router(hidden, marks)
+    assert torch.equal(m_logits, logits)  # the mask changes the picks, never the logits
+    _, m_expected = greedy_topk_routing(hidden, router.weight.detach(), top_k, scale, allowed)
+    assert_same_picks(as_picks(m_weights, m_indices), m_expected)
+    # the mask made a difference on these weights (else the masked check would repeat the unmasked one)
+    assert any(set(a) != set(b) for a, b in zip(m_expected, expected))
+
+
+def deepseek_config_with(**overrides) -> DeepseekV2Config:
+    fields = {k: v for k, v in TINY_DICT.items() if k not in MOST_ONLY and k not in ("model_type", "architectures")}
+    return DeepseekV2Config.from_dict({**fields, **overrides})
 
 
 @torch.no_grad()
