@@ -67,7 +67,7 @@ Per-task training loss (LM loss, first and last logged step):
 |---|---|---|
 {losses}
 
-Regenerate: `bash scripts/make_tiny_checkpoint.sh` (≈ 1–3 minutes on 2 CPU cores; needs espeak-ng for the spoken
+Regenerate: `bash scripts/make_tiny_checkpoint.sh` (a few minutes on 2 idle CPU cores; needs espeak-ng for the spoken
 answers). Files (safetensors only, {size:,} bytes in all):
 
 {files}
