@@ -12,11 +12,11 @@ import csv
 import json
 import math
 import random
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import MINI_SUITE, read_jsonl
+from test_zerospeech_scoring import make_lexical, make_syntactic
 
 from most_eval.dataset_files import output_path
 from most_eval.models.dummy import DummyModel
@@ -25,9 +25,6 @@ from most_eval.task import TaskContext
 from most_eval_tasks.slm import task as slm
 from most_eval_tasks.slm import zerospeech as zr
 from most_eval_tasks.text import text_task
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_zerospeech_scoring import make_lexical, make_syntactic  # noqa: E402
 
 
 def _round_trip(rows: list[dict]) -> list[dict]:
