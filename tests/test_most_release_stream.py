@@ -248,7 +248,9 @@ def test_most_runs_an_lm_eval_text_task_through_the_cli(bundled, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())["results"]["text:tiny_mc"]
     right = 0
-    for d in DOCS:  # the same accuracy from the adapter's own score_text, without lm-eval
-        scores = [lp for lp, _ in bundled.score_text([d["question"]] * len(d["choices"]), d["choices"])]
+    for d in DOCS:  # the same accuracy from the adapter's own score_text, without lm-eval; lm-eval's requests put
+        # its target delimiter " " before each choice (the character tokenizer keeps both spaces)
+        choices = [" " + c for c in d["choices"]]
+        scores = [lp for lp, _ in bundled.score_text([d["question"]] * len(choices), choices)]
         right += max(range(len(scores)), key=scores.__getitem__) == d["label"]
     assert res["accuracy"] == pytest.approx(100 * right / len(DOCS)) and res["documents"] == len(DOCS)
