@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 import transformers
 from conftest import MINI_SUITE, read_jsonl, run_cli
+from test_families_e2e import librispeech_transcripts as transcripts
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from most_eval import registry
@@ -70,15 +71,6 @@ def table_rows(stdout: str) -> list[list[str]]:
     """Cells of a rich table's body rows (one line per row at a wide terminal)."""
     return [[c.strip() for c in line.strip().strip("│").split("│")] for line in stdout.splitlines()
             if line.startswith("│")]
-
-
-def transcripts(split: str) -> dict[str, str]:
-    out = {}
-    for path in (MINI_SUITE / "LibriSpeech" / split).glob("*/*/*.trans.txt"):
-        for line in path.read_text().splitlines():
-            uid, text = line.split(" ", 1)
-            out[uid] = text
-    return out
 
 
 def corpus_wer(records: list[dict]) -> float:
