@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ from most_eval.dataset_files import output_path
 from most_eval.distributed import Dist
 from most_eval.efficiency import TaskMeter
 from most_eval.fingerprints import ContentDigests
-from most_eval.results import (atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
+from most_eval.results import (atomic_write_bytes, atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
                                results_document, task_file_name, write_jsonl)
 from most_eval.task import DatasetError, Sample, Task
 
@@ -316,17 +314,7 @@ def write_side_file(path: Path, content: str | bytes | None) -> None:
     elif isinstance(content, str):
         atomic_write_text(path, content)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, content)
 
 
 def make_progress(console: Console | None = None, enabled: bool = True) -> Progress:
