@@ -22,7 +22,7 @@ from rich.table import Table
 from most_eval.adapter import Model
 from most_eval.comparability import summary_line
 from most_eval.options import OptionError, parse_options, split_pairs
-from most_eval.paper import PAPER_GROUPS
+from most_eval.paper import PAPER_GROUP_NAMES
 from most_eval.registry import UnknownNameError, families, get_model_class, model_info, model_names, resolve_tasks
 from most_eval.results import print_results
 from most_eval.task import DatasetError, TaskContext
@@ -120,6 +120,22 @@ def build_tasks(spec: str, data_root: Path, task_args: str | None, context: Task
         raise OptionError(f"--task-args key(s) {', '.join(sorted(unknown))} not used by any selected task "
                           f"(their keys: {', '.join(sorted(known)) or 'none'})")
     return tasks
+
+
+def build_embedders(tasks: list, device: str) -> dict:
+    """The speaker embedder of each distinct ``embedder`` option among the tasks that need one (TTS SIM), built once;
+    the caller lends each task its own through ``TaskContext.embedder``. A folder that holds no such model is a
+    UserError (one line)."""
+    from most_eval.models.speaker_embedders import build_embedder
+
+    built = {}
+    for spec in dict.fromkeys(t.options.embedder for t in tasks if "embedder" in t.needs):
+        try:
+            built[spec] = build_embedder(spec, device)
+        except Exception as exc:  # a folder that is not that embedder's: one line, before any model work
+            raise UserError(f"--embedder {spec}: cannot load it: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from exc
+    return built
 
 
 def check_run_paths(output: Path, data_root: Path, task_classes: list, embedder: str | None) -> None:
@@ -224,7 +240,7 @@ def run(
         parse_options(model_args, get_model_class(model).Args, what=f"--model-args key for {model}")
         needs_judge = any("judge" in c.needs for c in task_classes)
         paper_judges = needs_judge and (judge == "paper" or (  # a paper group implies --judge paper
-            judge is None and any(p.strip() in PAPER_GROUPS for p in tasks.split(","))))
+            judge is None and any(p.strip() in PAPER_GROUP_NAMES for p in tasks.split(","))))
         judge_folders = paper_judge_folders(task_classes, judge_args) if paper_judges else {}
         if judge_args and not judge and not paper_judges:
             raise UserError("--judge-args needs --judge NAME: the default judge (offline-baseline, or hf-whisper "
@@ -242,6 +258,7 @@ def run(
                 refusal = str(exc)
         if not dist.all_agree(refusal is None):
             raise UserError(refusal or f"{output}: rank 0 could not take the output folder")
+        embedders = build_embedders(task_objs, device)  # helper models first: a bad one fails before the judge
         judge_lms = {getattr(t.options, "judge_lm", None) for t in task_objs
                      if getattr(t.options, "scorer", None) == "llm-judge"}
         if judge_lms:  # spoken QA's optional LLM judge: a helper model the task borrows from its context
@@ -261,6 +278,9 @@ def run(
                     task.context = dataclasses.replace(context, judge=built[folder])
         elif needs_judge:  # the judge before the model: a bad judge fails before any model work
             context.judge = build_model(judge, judge_args, device, seed) if judge else default_judge(device, seed)
+        for task in task_objs:  # each task's own context: the judge wiring above may share one among tasks
+            if "embedder" in task.needs:
+                task.context = dataclasses.replace(task.context, embedder=embedders[task.options.embedder])
         the_model = build_model(model, model_args, device, seed)
         command = "most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         outcome = evaluate(the_model, task_objs, output, batch_size=batch_size, limit=limit, seed=seed,

@@ -236,6 +236,8 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     judge = task.context.judge
     if "judge" in task.needs and (judge is None or not judge.supports(task.name, "transcribe")):
         return TaskOutcome({}, [], [], 0, status="not supported", capability="judge:transcribe")
+    if "embedder" in task.needs and task.context.embedder is None:  # the caller's wiring, not the model's fault
+        raise ValueError(f"{task.name} needs a speaker embedder lent through TaskContext.embedder; none was given")
     try:
         samples = task.samples()
     except DatasetError as exc:

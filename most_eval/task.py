@@ -63,6 +63,9 @@ class TaskContext:
     seed: int = 0
     judge: "Model | None" = None  # transcribe-capable model used by TTS and speech->speech QA
     llm_judge: "Model | None" = None  # score_text-capable model for spoken QA's optional LLM-judge scorer
+    #: speaker embedder for TTS SIM (``similarity(a, b) -> list[float]`` and ``name``), built from the task's
+    #: ``embedder`` option by the CLI (most_eval.models.speaker_embedders); tasks never build helper models
+    embedder: Any = None
     score_reduction: str = "sum"  # how the model's plain-float score_audio values are reduced (set by the runner)
     #: the cache folder's key of (model, task config), set by the runner: generated audio goes under
     #: ``audio/<task>/<cache_key>/`` so another model's run into the same output never overwrites what records cite

@@ -388,7 +388,7 @@ def _wavlm_embedder(folder: Path):
 def test_embedder_option_loads_a_local_speaker_model_for_sim(tmp_path, kind, build, reference):
     """README, Tasks: "SIM uses `--embedder` (resemblyzer by default, ships its weights)"; Using it:
     `--embedder resemblyzer|ecapa:PATH|wavlm:PATH|seedtts-wavlm:PATH`. `ecapa:PATH` is a speechbrain ECAPA-TDNN
-    folder, `wavlm:PATH` a transformers WavLMForXVector folder (tasks/tts/embedders.py). Each record's SIM is the
+    folder, `wavlm:PATH` a transformers WavLMForXVector folder (most_eval/models/speaker_embedders.py). Each record's SIM is the
     cosine of that model's embeddings of the prompt and the generated audio, computed here directly."""
     readme_says("[--embedder resemblyzer|ecapa:PATH|wavlm:PATH|seedtts-wavlm:PATH]")
     readme_says("SIM uses `--embedder` (resemblyzer by default, ships its weights)")

@@ -17,7 +17,7 @@ import torch
 from conftest import espeak
 
 from most_eval.audio import Audio
-from most_eval_tasks.tts.embedders import (SEEDTTS_CHECKPOINT, WAVLM_LARGE_CONFIG, SeedTTSWavLMEmbedder, build_embedder,
+from most_eval.models.speaker_embedders import (SEEDTTS_CHECKPOINT, WAVLM_LARGE_CONFIG, SeedTTSWavLMEmbedder, build_embedder,
                                            seedtts_verifier)
 
 # config.json of the test: WavLM-Large's layout (LayerNorm conv blocks, pre-LN transformer) at toy sizes

@@ -8,7 +8,7 @@ import numpy as np
 from conftest import espeak
 
 from most_eval.audio import Audio
-from most_eval_tasks.tts.embedders import build_embedder
+from most_eval.models.speaker_embedders import build_embedder
 
 TEXTS = ["the weather was lovely all weekend", "turn left at the second traffic light",
          "my sister bakes bread every friday"]

@@ -241,6 +241,33 @@ def test_bad_values_are_refused_in_one_line_before_the_model_loads(tmp_path, ext
     assert proc.stderr.strip().count("\n") == 0 and named in proc.stderr and "no-ckpt" not in proc.stderr
 
 
+def test_an_embedder_folder_that_holds_no_such_model_is_refused_in_one_line_before_the_model_loads(tmp_path):
+    """The CLI builds the speaker embedder a TTS task's options name and lends it through TaskContext; a folder that
+    exists but is not an ECAPA model fails there, in one line naming it, before the (missing) model checkpoint."""
+    folder = tmp_path / "not-ecapa"
+    folder.mkdir()
+    (folder / "hyperparams.yaml").write_text("not: [a, speechbrain, model\n")
+    out = tmp_path / "out"
+    proc = run_cli("run", "--model", "most", "--model-args", f"checkpoint={tmp_path / 'no-ckpt'}", "--tasks",
+                   "tts:librispeech-test-clean", "--output", str(out), "--no-progress",
+                   "--task-args", f"embedder=ecapa:{folder}")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"--embedder ecapa:{folder}: cannot load it" in proc.stderr and "no-ckpt" not in proc.stderr
+
+
+def test_a_task_that_needs_an_embedder_is_not_run_without_one(tmp_path):
+    """Helper models are lent, never built by tasks: the runner refuses a TTS task whose context has no embedder."""
+    from most_eval.models.dummy import DummyModel
+    from most_eval.runner import run_task
+    from most_eval_tasks.tts.task import LibriSpeechTTS
+
+    task = LibriSpeechTTS(MINI_SUITE, context=TaskContext(output_dir=tmp_path, judge=DummyModel()))
+    with pytest.raises(ValueError, match="needs a speaker embedder lent through TaskContext.embedder"):
+        run_task(DummyModel(), task, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
 def test_output_naming_a_file_and_a_missing_data_root_are_refused_in_one_line(tmp_path):
     file = tmp_path / "results.txt"
     file.write_text("keep me")

@@ -36,7 +36,6 @@ from most_eval.task import DatasetError, LeaderboardSlot, Sample, Task, task_fil
 from most_eval_tasks.asr.task import hf_utterances
 from most_eval_tasks.asr.readers import (common_voice_corpus, find_common_voice, read_common_voice, read_librispeech,
                                          read_voxpopuli)
-from most_eval_tasks.tts.embedders import build_embedder
 
 
 @dataclass(frozen=True)
@@ -77,15 +76,10 @@ class TTSTask(Task):
 
     capability = SYNTHESIZE
     Options = TTSOptions
-    needs = frozenset({"judge"})
+    needs = frozenset({"judge", "embedder"})  # both lent by the CLI through TaskContext (built from the options)
     protocol = "whisper"
     digits = 4
     reference_judge = "hubert-large-ls960-ft"  # the MoST release's TTS judge (most_eval.paper)
-
-    @property
-    def embedder(self):
-        """The speaker embedder named by the options (built once per process)."""
-        return build_embedder(self.options.embedder, self.context.device)
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         judge = self.context.judge
@@ -104,7 +98,7 @@ class TTSTask(Task):
         with_prompt = [i for i, s in enumerate(samples) if s.request.prompt]
         if with_prompt:
             prompts = [load_audio(samples[i].request.prompt, None) for i in with_prompt]
-            sims = self.embedder.similarity(prompts, [outputs[i] for i in with_prompt])
+            sims = self.context.embedder.similarity(prompts, [outputs[i] for i in with_prompt])
             for i, sim in zip(with_prompt, sims):
                 if math.isfinite(sim):
                     records[i]["sim"] = round(sim, 6)
@@ -122,7 +116,7 @@ class TTSTask(Task):
         judge = self.context.judge
         path = getattr(judge.args, "path", "")
         metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
-        metrics["embedder"] = self.embedder.name if sims else None
+        metrics["embedder"] = self.context.embedder.name if sims else None
         skipped = sum(1 for r in items if "sim_skipped" in r)
         if skipped:
             metrics["sim_skipped"] = skipped
