@@ -14,15 +14,13 @@ from pathlib import Path
 
 MODELS_ENV = "MOST_EVAL_MODELS"
 
-PAPER_GROUPS: dict[str, tuple[str, ...]] = {
-    "paper-asr-tts": ("asr:librispeech-test-clean", "asr:librispeech-test-other", "asr:voxpopuli-en",
-                      "asr:commonvoice-en", "tts:librispeech-test-clean", "tts:librispeech-test-other",
-                      "tts:voxpopuli-en", "tts:commonvoice-en"),
-    "paper-spoken-lm": ("slm:swuggy-dev", "slm:sblimp-dev", "slm:tstorycloze", "slm:sstorycloze"),
-    "paper-spoken-qa": ("sqa:llama-questions-s2t", "sqa:llama-questions-s2s", "sqa:triviaqa-s2t",
-                        "sqa:triviaqa-s2s", "sqa:webquestions-s2t", "sqa:webquestions-s2s"),
-}
-PAPER_GROUPS["paper"] = tuple(t for group in list(PAPER_GROUPS.values()) for t in group)
+#: each paper table (its file stem, ``leaderboards/data/paper/<table>.csv``) as a ``--tasks`` group; the tasks in a group
+#: are the ones whose ``Task.leaderboard`` slot names that table (:func:`most_eval.registry.paper_groups`), so a task
+#: that fills a column joins its group by declaring the slot, and no list here can drift from the tasks
+PAPER_TABLE_GROUPS: dict[str, str] = {"asr_tts_wer": "paper-asr-tts", "audio_lm_accuracy": "paper-spoken-lm",
+                                      "spoken_qa_accuracy": "paper-spoken-qa"}
+ALL_PAPER_TABLES = "paper"  # the group of every table
+PAPER_GROUP_NAMES: tuple[str, ...] = (*PAPER_TABLE_GROUPS.values(), ALL_PAPER_TABLES)
 
 
 @dataclass(frozen=True)

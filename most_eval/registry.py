@@ -198,13 +198,27 @@ def families() -> dict[str, Family]:
     return dict(_families)
 
 
+def paper_groups() -> dict[str, tuple[str, ...]]:
+    """The paper's tables as ``--tasks`` groups (most_eval.paper.PAPER_TABLE_GROUPS), each the tasks whose
+    ``leaderboard`` slot names that table, in registration order; ``paper`` is every table's tasks."""
+    from most_eval.paper import ALL_PAPER_TABLES, PAPER_TABLE_GROUPS
+
+    by_table: dict[str, list[str]] = {table: [] for table in PAPER_TABLE_GROUPS}
+    for fam in families().values():
+        for name, cls in fam.tasks.items():
+            if cls.leaderboard is not None and cls.leaderboard.table in by_table:
+                by_table[cls.leaderboard.table].append(name)
+    groups = {PAPER_TABLE_GROUPS[table]: tuple(names) for table, names in by_table.items()}
+    groups[ALL_PAPER_TABLES] = tuple(name for names in by_table.values() for name in names)
+    return groups
+
+
 def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
     """Expand ``"asr,slm:swuggy-dev"`` (family names select their defaults; ``paper``, ``paper-asr-tts``, ... the
     tasks behind the paper's tables) into task classes, de-duplicated."""
-    from most_eval.paper import PAPER_GROUPS
-
     parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p.strip()]
-    parts = [name for p in parts for name in PAPER_GROUPS.get(p, (p,))]  # the paper's tables as task groups
+    groups = paper_groups()
+    parts = [name for p in parts for name in groups.get(p, (p,))]  # the paper's tables as task groups
     fams = families()
     all_tasks = {name: cls for fam in fams.values() for name, cls in fam.tasks.items()}
     chosen: dict[str, type[Task]] = {}
@@ -221,7 +235,7 @@ def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
         elif part.split(":")[0] in _broken:
             raise UnknownNameError("task", part, []) from RuntimeError(_broken[part.split(":")[0]])
         else:
-            raise UnknownNameError("task", part, list(all_tasks) + list(fams))
+            raise UnknownNameError("task", part, list(all_tasks) + list(fams) + list(groups))
     if not chosen:
         raise UnknownNameError("task", spec if isinstance(spec, str) else ",".join(spec), list(fams))
     return list(chosen.values())

@@ -52,9 +52,31 @@ def test_paper_groups_select_exactly_the_tables_columns():
     names = [c.name for c in resolve_tasks("paper-asr-tts")]
     assert names == ["asr:librispeech-test-clean", "asr:librispeech-test-other", "asr:voxpopuli-en",
                      "asr:commonvoice-en", *TTS_COLUMNS]
-    assert [c.name for c in resolve_tasks("paper-spoken-lm")] == ["slm:swuggy-dev", "slm:sblimp-dev",
-                                                                 "slm:tstorycloze", "slm:sstorycloze"]
+    assert sorted(c.name for c in resolve_tasks("paper-spoken-lm")) == ["slm:sblimp-dev", "slm:sstorycloze",
+                                                                       "slm:swuggy-dev", "slm:tstorycloze"]
     assert len(resolve_tasks("paper-spoken-qa")) == 6 and len(resolve_tasks("paper")) == 18
+
+
+def test_paper_groups_are_the_tasks_declaring_each_tables_cells():
+    """The groups come from the tasks' LeaderboardSlot declarations: each group's tasks fill every number column of
+    its paper table (leaderboards/data/paper/<table>.csv) once per row kind, and nothing else."""
+    import csv
+
+    from most_eval.paper import PAPER_TABLE_GROUPS
+    from most_eval.registry import paper_groups
+
+    groups = paper_groups()
+    tables = Path(__file__).resolve().parents[1] / "leaderboards" / "data" / "paper"
+    for table, group in PAPER_TABLE_GROUPS.items():
+        with open(tables / f"{table}.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        columns = [c for c in rows[0] if c not in ("model", "task", "source", "average")]
+        row_kinds = sorted({r["task"] for r in rows}) if "task" in rows[0] else [None]
+        slots = [resolve_tasks(name)[0].leaderboard for name in groups[group]]
+        assert all(s.table == table for s in slots), group
+        assert sorted((s.row_task or "", s.column) for s in slots) == sorted(
+            (kind or "", c) for kind in row_kinds for c in columns), group
+    assert groups["paper"] == tuple(n for g in PAPER_TABLE_GROUPS.values() for n in groups[g])
 
 
 @pytest.mark.slow
