@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import transformers
 from conftest import read_jsonl, run_cli
-
-transformers = pytest.importorskip("transformers")
 
 WORDS = "<unk> <eos> the cat dog sat ran on a mat log is red blue sky grass green what color".split()
 DOCS = [
