@@ -5,34 +5,47 @@ documented prompt, or ``prompt=...``) and ``respond`` (spoken question -> text a
 per-sample "text output only" failure). The family comes from ``model_type`` in the folder's config.json; its
 transformers class, ASR prompt and the prompt's source live in :data:`FAMILIES`, one row each.
 
-Decoding: one chat per audio (an optional system turn, then a user turn = the audio, then the instruction text),
+Decoding: one chat per audio (an optional system turn, then a user turn = the audio and the instruction text),
 rendered by the processor's chat template with the generation prompt, batched with *left* padding, greedy,
 ``max_new_tokens``; only the new tokens are decoded (special tokens skipped, whitespace stripped). Families whose
 template takes typed content parts get ``[{"type": "audio"}, {"type": "text"}]``; families whose documented usage writes
 the audio placeholder into the text (Granite: ``"<|audio|>" + instruction``) get that string.
 
 Supported (each tested on a tiny random model built through its own transformers classes):
-  qwen2_audio     Qwen2-Audio(-Instruct), ``Qwen2AudioForConditionalGeneration``.
-  granite_speech  Granite Speech 3.x, ``GraniteSpeechForConditionalGeneration``.
-Not yet supported (no tiny-model test, so kept out rather than shipped untested); their prompts and what blocked a
-test are in :data:`UNTESTED_PROMPTS`: Voxtral (needs ``mistral_common``), Phi-4-multimodal (needs ``peft`` for its
-speech LoRA and an image processor), Qwen2.5-Omni thinker (its processor needs ``torchvision``).
+  qwen2_audio      Qwen2-Audio(-Instruct), ``Qwen2AudioForConditionalGeneration``.
+  granite_speech   Granite Speech 3.x, ``GraniteSpeechForConditionalGeneration``.
+  qwen2_5_omni     Qwen2.5-Omni, text output: ``Qwen2_5OmniThinkerForConditionalGeneration`` loaded alone from the
+                   full checkpoint; the cookbook's ASR turn (system "You are a speech recognition model.", the
+                   instruction before the audio); ``respond`` = voice chat (default system prompt, audio alone).
+  phi4_multimodal  Phi-4-multimodal (transformers-native), ``Phi4MultimodalForCausalLM`` + its ``speech-lora/``
+                   adapter through peft.
+  voxtral          Voxtral, ``VoxtralForConditionalGeneration``: ``transcribe`` is the processor's transcription
+                   request (``language=en``; ``prompt=`` switches to the instruct mode with that text); ``respond``
+                   sends the audio alone through the chat template (mistral_common tokenizer).
+Where torchvision is missing, Qwen2.5-Omni's and Phi-4's processors are built with their audio parts only
+(:func:`audio_only_processor`); audio preprocessing and placeholder expansion stay transformers' own.
 
 Limits:
   * Qwen2-Audio's processor pads or cuts every clip to 30 s (Whisper's window); longer audio loses its tail.
   * Granite Speech checkpoints ship a LoRA adapter (``has_lora_adapter`` in config.json) that transformers enables
-    only through ``peft``; without ``peft`` installed transformers warns and the model runs *without* its LoRA, which
-    degrades it. Its conformer encoder has no padding mask: in a batch, a short clip's last attention block also
-    sees the zero-padded frames up to the longest clip, so batched outputs can differ slightly from one-at-a-time
-    decoding (IBM's own Open ASR Leaderboard script batches the same way). Granite is built for ASR/AST (the model
-    card's "two-pass design"); ``respond`` answers to the audio alone and is not a use its authors document.
+    through ``peft`` (a dependency of most-eval, so the LoRA is on). Its conformer encoder has no padding mask: in a
+    batch, a short clip's last attention block also sees the zero-padded frames up to the longest clip, so batched
+    outputs can differ slightly from one-at-a-time decoding (IBM's own Open ASR Leaderboard script batches the same
+    way). Granite is built for ASR/AST (the model card's "two-pass design"); ``respond`` answers to the audio alone
+    and is not a use its authors document.
+  * Phi-4-multimodal's audio encoder (transformers 5.24) adds its padding mask to the attention bias instead of
+    masking padded frames, so in a batch a shorter clip's frames also see the zero padding: batched answers can
+    differ from one-at-a-time ones (``--batch-size 1`` avoids it). The speech LoRA is loaded with
+    ``load_adapter``; transformers' ``set_adapter`` needs peft >= 0.22, but the only adapter is active once loaded.
+  * Voxtral pads every clip to whole 30 s windows; its transcription request writes the clip as 16-bit WAV first
+    (transformers' own step), while ``respond`` passes 32-bit float WAV (no rounding).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -50,8 +63,29 @@ class Family:
     respond_prompt: str | None  # instruction text for ``respond``; None = the audio alone (voice-chat mode)
     source: str  # where the ASR prompt comes from
     audio_marker: str | None = None  # None: typed content parts; else the user turn is this text + the instruction
-    system_prompt: str | None = None  # system turn before the user turn; None = none (or the template's default)
+    system_prompt: str | None = None  # transcribe's system turn; None = none (or the template's default)
+    respond_system_prompt: str | None = None  # respond's system turn; None = none (or the template's default)
+    prompt_first: bool = False  # the instruction before the audio in the user turn (Qwen2.5-Omni's ASR cookbook)
+    #: how a batch becomes model inputs: "chat" = the chat template rendered to text, then ``processor(text, audio)``;
+    #: "mistral" = Voxtral's processor (mistral_common tokenizer): its transcription request for ``transcribe``
+    #: (``asr_prompt`` empty) and its tokenizing chat template, audio inline, for ``respond`` / a custom prompt
+    inputs: str = "chat"
+    #: peft adapter folder inside the checkpoint, loaded (and active) when present: Phi-4-multimodal's speech LoRA
+    lora_subfolder: str | None = None
+    #: the processor class rebuilt from the folder's tokenizer and feature extractor when AutoProcessor cannot build
+    #: it because its image/video parts need torchvision (audio-only use never calls them); None: AutoProcessor only
+    audio_only_processor: str | None = None
+    #: tokens that end an answer, passed to ``generate`` (with the tokenizer's pad token) where the checkpoint's
+    #: generation config names none (Qwen2.5-Omni's thinker); empty: the checkpoint's own
+    stop_tokens: tuple[str, ...] = ()
 
+
+GRANITE_SYSTEM = ("Knowledge Cutoff Date: April 2024.\nToday's Date: December 19, 2024.\n"
+                  "You are Granite, developed by IBM. You are a helpful AI assistant")
+#: Qwen2.5-Omni's default system prompt (QwenLM/Qwen2.5-Omni README, "Prompt for audio output"; the voice-chatting
+#: cookbook sends it with the audio alone)
+QWEN_OMNI_SYSTEM = ("You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
+                    "auditory and visual inputs, as well as generating text and speech.")
 
 #: model_type -> family. Prompts as their authors document them; see ``source`` per row.
 FAMILIES: dict[str, Family] = {
@@ -70,31 +104,37 @@ FAMILIES: dict[str, Family] = {
     "granite_speech": Family("GraniteSpeechForConditionalGeneration",
                              "can you transcribe the speech into a written format?", None,
                              "ibm-granite/granite-speech-3.3 model cards; open_asr_leaderboard granite/run_eval.py",
-                             audio_marker="<|audio|>",
-                             system_prompt="Knowledge Cutoff Date: April 2024.\nToday's Date: December 19, 2024.\n"
-                                           "You are Granite, developed by IBM. You are a helpful AI assistant"),
+                             audio_marker="<|audio|>", system_prompt=GRANITE_SYSTEM,
+                             respond_system_prompt=GRANITE_SYSTEM),
+    # mistralai/Voxtral-Mini-3B-2507 / -Small-24B-2507 through transformers (docs/source/en/model_doc/voxtral.md):
+    # "Transcription Mode" = VoxtralProcessor.apply_transcription_request(language="en", audio=..., model_id=...),
+    # which renders "<s>[INST][BEGIN_AUDIO][AUDIO]...[/INST]lang:en[TRANSCRIBE]" and takes no instruction text;
+    # "Audio Instruct Mode" = the chat template with an audio content part (+ an optional text part), which is what
+    # ``respond`` sends (the audio alone). The model card: temperature 0.0 for transcription; no system prompt yet.
+    # The tokenizer is mistral_common's (tekken.json, loaded offline by MistralCommonBackend).
+    # QwenLM/Qwen2.5-Omni cookbooks/universal_audio_understanding.ipynb, "Speech Recognition": system "You are a
+    # speech recognition model.", user turn = this instruction, then the audio. Voice chat (cookbooks/
+    # voice_chatting.ipynb): the default system prompt and the audio alone, used by ``respond``. Text output only: the
+    # thinker loads alone from the full checkpoint (transformers maps its ``thinker.*`` weights; the talker and
+    # token2wav are not loaded). Its generation config names no end token: generation stops at <|im_end|>.
+    "qwen2_5_omni": Family("Qwen2_5OmniThinkerForConditionalGeneration",
+                           "Transcribe the English audio into text without any punctuation marks.", None,
+                           "QwenLM/Qwen2.5-Omni cookbooks/universal_audio_understanding.ipynb; voice_chatting.ipynb",
+                           system_prompt="You are a speech recognition model.",
+                           respond_system_prompt=QWEN_OMNI_SYSTEM, prompt_first=True,
+                           audio_only_processor="Qwen2_5OmniProcessor", stop_tokens=("<|im_end|>",)),
+    # microsoft/Phi-4-multimodal-instruct model card, "Speech-Language Format": ASR = "<|user|><|audio_1|>Transcribe
+    # the audio clip into text.<|end|><|assistant|>", spoken-query QA = the audio alone. transformers' native
+    # processor writes the audio as one <|audio|> placeholder from typed content parts (its chat template). The
+    # checkpoint's speech LoRA (``speech-lora/``) is loaded with peft, as transformers' phi4_multimodal docs do.
+    "phi4_multimodal": Family("Phi4MultimodalForCausalLM", "Transcribe the audio clip into text.", None,
+                              "microsoft/Phi-4-multimodal-instruct model card (speech-language format); transformers "
+                              "docs model_doc/phi4_multimodal.md (speech-lora)",
+                              lora_subfolder="speech-lora", audio_only_processor="Phi4MultimodalProcessor"),
+    "voxtral": Family("VoxtralForConditionalGeneration", "", None,
+                      "transformers docs model_doc/voxtral.md (Transcription Mode, Audio Instruct Mode)",
+                      inputs="mistral"),
 }
-
-#: Documented ASR prompts of families not supported yet (no tiny-model test); not used by the code. Each comment says
-#: what kept the family out (checked with transformers 5.24, in an environment without the packages named).
-UNTESTED_PROMPTS = {
-    # QwenLM/Qwen2.5-Omni cookbooks/universal_audio_understanding.ipynb (ASR cell), as quoted by third-party eval code;
-    # not re-read at the source. Blocked: Qwen2_5OmniProcessor includes Qwen2VLVideoProcessor, which needs
-    # torchvision (not installed), so neither a tiny folder nor a real checkpoint loads through AutoProcessor here.
-    # Text-only use would load Qwen2_5OmniForConditionalGeneration with enable_audio_output=False and call .thinker.
-    "qwen2_5_omni": "Transcribe the English audio into text without any punctuation marks.",
-    # microsoft/Phi-4-multimodal-instruct model card, speech prompts (ASR): "<|audio_1|>" + this. UNCONFIRMED.
-    # Blocked: transformers' docs load the "speech-lora" subfolder with model.load_adapter (needs peft, not
-    # installed) and say the base model "will very likely not work well" without it; Phi4MultimodalProcessor also
-    # needs an image processor.
-    "phi4_multimodal": "Transcribe the audio clip into text.",
-    # Voxtral: transformers' VoxtralProcessor.apply_transcription_request (dedicated transcription mode, no free-text
-    # prompt; language optional). Blocked: that method is decorated @requires(backends=("mistral-common",)) and
-    # Voxtral's tokenizer is MistralCommonBackend (tekken.json), both needing mistral_common, which is on PyPI
-    # (1.13.1 resolves) but not installed here; whether it loads tekken.json fully offline is unchecked.
-    "voxtral": "",
-}
-
 
 @dataclass(frozen=True)
 class HFAudioLMArgs:
@@ -105,6 +145,7 @@ class HFAudioLMArgs:
     max_new_tokens: int = 256  # longest answer or transcript, in tokens
     prompt: str | None = None  # transcribe instruction; None = the family's documented one (FAMILIES)
     respond_prompt: str | None = None  # respond instruction; None = the family's (Qwen2-Audio: audio alone)
+    language: str = "en"  # Voxtral's transcription mode: the language code it is told ("" = let it detect)
 
 
 def model_type(path: str) -> str:
@@ -119,7 +160,8 @@ def model_type(path: str) -> str:
 
 class HFAudioLM(Model):
     name = "hf-audio-lm"
-    description = ("transformers audio-text-to-text chat model (Qwen2-Audio, Granite Speech) from a local folder, "
+    description = ("transformers audio-text-to-text chat model (Qwen2-Audio, Granite Speech, Qwen2.5-Omni, "
+                   "Phi-4-multimodal, Voxtral) from a local folder, "
                    "through its chat template (transcribe, respond with text)")
     Args = HFAudioLMArgs
 
@@ -141,7 +183,16 @@ class HFAudioLM(Model):
         """Feature extractor + tokenizer + chat template of the folder; the tokenizer pads on the left."""
         import transformers
 
-        processor = load_pretrained(self.args.path, transformers.AutoProcessor.from_pretrained, "processor")
+        try:
+            processor = load_pretrained(self.args.path, transformers.AutoProcessor.from_pretrained, "processor")
+        except ModelLoadError:
+            if self.family.audio_only_processor is None:
+                raise
+            # its image/video processors need torchvision: the same processor class with only its audio parts
+            processor = load_pretrained(self.args.path, audio_only_processor(self.family.audio_only_processor).
+                                        from_pretrained, "processor (audio parts)")
+        if getattr(processor, "chat_template", None) is None and getattr(processor.tokenizer, "chat_template", None):
+            processor.chat_template = processor.tokenizer.chat_template
         processor.tokenizer.padding_side = "left"  # generation continues every row from its last real token
         return processor
 
@@ -158,11 +209,23 @@ class HFAudioLM(Model):
 
         cls = getattr(transformers, self.family.model_class)
         model = load_pretrained(self.args.path, cls.from_pretrained, self.name, dtype=getattr(torch, self.args.dtype))
+        lora = self.family.lora_subfolder
+        if lora and (Path(self.args.path).expanduser() / lora).is_dir():  # one adapter: active once loaded
+            model.load_adapter(str(Path(self.args.path).expanduser()), adapter_name=lora,
+                               adapter_kwargs={"subfolder": lora})
         self.sample_rate = self.feature_extractor.sampling_rate
         return model.to(self.device).eval()
 
     def identity(self) -> dict:
-        return {**super().identity(), "family": self.family.model_class, "asr_prompt": self.asr_prompt}
+        identity = {**super().identity(), "family": self.family.model_class, "asr_prompt": self.asr_prompt}
+        if self.transcription_mode:
+            identity["asr_mode"] = f"transcription request, language {self.args.language or 'detected'}"
+        return identity
+
+    @property
+    def transcription_mode(self) -> bool:
+        """Whether ``transcribe`` uses the family's dedicated transcription request (Voxtral) instead of a prompt."""
+        return self.family.inputs == "mistral" and not self.asr_prompt
 
     @property
     def asr_prompt(self) -> str:
@@ -171,40 +234,120 @@ class HFAudioLM(Model):
 
     # ---- capabilities ----------------------------------------------------------------------------------
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
-        return self.generate(audios, self.asr_prompt)
+        return self.generate(audios, self.asr_prompt, self.family.system_prompt, self.transcription_mode)
 
     def respond(self, audios: Sequence[Audio], modality: str = "text") -> list:
         if modality != "text":
             return [SampleFailure("text output only")] * len(audios)
         prompt = self.args.respond_prompt if self.args.respond_prompt is not None else self.family.respond_prompt
-        return self.generate(audios, prompt)
+        return self.generate(audios, prompt, self.family.respond_system_prompt)
+
+    @cached_property
+    def stop_arguments(self) -> dict:
+        """``eos_token_id``/``pad_token_id`` for ``generate`` from the family's stop tokens (none: the checkpoint's
+        own generation config)."""
+        if not self.family.stop_tokens:
+            return {}
+        tokenizer = self.processor.tokenizer
+        return {"eos_token_id": [tokenizer.convert_tokens_to_ids(t) for t in self.family.stop_tokens],
+                "pad_token_id": tokenizer.pad_token_id}
 
     # ---- decoding --------------------------------------------------------------------------------------
-    def chat_text(self, prompt: str | None) -> str:
-        """The family's system turn (if any) and one user turn (the audio, then ``prompt`` if any), rendered by the
-        chat template with the generation prompt on."""
+    def chat_text(self, prompt: str | None, system: str | None = None) -> str:
+        """``system`` as a system turn (if any) and one user turn (the audio, then ``prompt`` if any; the prompt
+        first where the family says so), rendered by the chat template with the generation prompt on."""
         if self.family.audio_marker is not None:
             content = self.family.audio_marker + (prompt or "")
         else:
             content = [{"type": "audio", "audio": "<audio>"}]  # a placeholder: the template only emits audio tokens
             if prompt:
-                content.append({"type": "text", "text": prompt})
+                content.insert(0 if self.family.prompt_first else 1, {"type": "text", "text": prompt})
         chat = [{"role": "user", "content": content}]
-        if self.family.system_prompt is not None:
-            chat.insert(0, {"role": "system", "content": self.family.system_prompt})
+        if system is not None:
+            chat.insert(0, {"role": "system", "content": system})
         return self.processor.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, audios: Sequence[Audio], prompt: str | None) -> list[str]:
+    def model_inputs(self, audios: Sequence[Audio], prompt: str | None, system: str | None = None,
+                     transcription: bool = False) -> dict:
+        """The processor's batch for one chat per audio (or Voxtral's transcription request), left-padded."""
+        if self.family.inputs == "mistral":
+            if transcription:
+                return dict(self.processor.apply_transcription_request(
+                    language=self.args.language or None, audio=[a.samples for a in audios], model_id=self.args.path,
+                    sampling_rate=self.sample_rate, format=["wav"] * len(audios)))
+            conversations = [[{"role": "user", "content": [{"type": "audio", "base64": wav_base64(a)},
+                                                           *([{"type": "text", "text": prompt}] if prompt else [])]}]
+                             for a in audios]
+            return dict(self.processor.apply_chat_template(conversations, tokenize=True, return_dict=True,
+                                                           return_tensors="pt"))
+        text = self.chat_text(prompt, system)
+        return dict(self.processor(text=[text] * len(audios), audio=[a.samples for a in audios],
+                                   sampling_rate=self.sample_rate, return_tensors="pt", padding=True))
+
+    def generate(self, audios: Sequence[Audio], prompt: str | None, system: str | None = None,
+                 transcription: bool = False) -> list[str]:
         """Greedy answers to one chat per audio, batched with left padding; only the new tokens are decoded."""
         import torch
 
-        text = self.chat_text(prompt)
-        inputs = self.processor(text=[text] * len(audios), audio=[a.samples for a in audios],
-                                sampling_rate=self.sample_rate, return_tensors="pt", padding=True)
+        inputs = self.model_inputs(audios, prompt, system, transcription)
         inputs = {k: v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device)
                   for k, v in inputs.items()}
         with torch.inference_mode():
             ids = self.model.generate(**inputs, do_sample=False, num_beams=1,
-                                      max_new_tokens=self.args.max_new_tokens)
+                                      max_new_tokens=self.args.max_new_tokens, **self.stop_arguments)
         new = ids[:, inputs["input_ids"].shape[1]:]  # (B, new tokens): left padding aligns every prompt's end
         return [t.strip() for t in self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def wav_base64(audio: Audio) -> str:
+    """The clip as a 32-bit float WAV in base64: how Voxtral's chat template takes audio (mistral_common decodes it
+    with soundfile), without the 16-bit rounding a path or a PCM WAV would add."""
+    import base64
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, audio.samples, audio.sample_rate, format="WAV", subtype="FLOAT")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+#: names of a processor's special-token attributes, copied from its tokenizer as the processors' own ``__init__`` do
+_TOKEN_ATTRIBUTES = ("audio_token", "audio_token_id", "image_token", "image_token_id", "video_token",
+                     "video_token_id", "audio_bos_token", "audio_eos_token", "vision_bos_token", "vision_eos_token")
+
+
+@lru_cache(maxsize=None)
+def audio_only_processor(name: str) -> type:
+    """transformers' processor class ``name`` with only its feature extractor and tokenizer: transformers reads a
+    processor's parts from its ``__init__`` signature, so this subclass loads just those from the folder, while the
+    audio preprocessing and placeholder expansion (``__call__``, ``replace_audio_token``) stay the library's own.
+    For machines without torchvision, which the image/video processors of Qwen2.5-Omni and Phi-4-multimodal need."""
+    import transformers
+    from transformers.processing_utils import ProcessorMixin
+
+    base = getattr(transformers, name)
+
+    def copy_tokens(processor):
+        for attribute in _TOKEN_ATTRIBUTES:
+            if getattr(processor.tokenizer, attribute, None) is not None:
+                setattr(processor, attribute, getattr(processor.tokenizer, attribute))
+
+    if name == "Phi4MultimodalProcessor":
+        class AudioOnly(base):
+            def __init__(self, audio_processor=None, tokenizer=None, chat_template=None, **kwargs):
+                ProcessorMixin.__init__(self, audio_processor, tokenizer, chat_template=chat_template, **kwargs)
+                copy_tokens(self)
+    else:  # feature_extractor + tokenizer (Qwen2.5-Omni)
+        class AudioOnly(base):
+            def __init__(self, feature_extractor=None, tokenizer=None, chat_template=None, **kwargs):
+                ProcessorMixin.__init__(self, feature_extractor, tokenizer, chat_template=chat_template, **kwargs)
+                copy_tokens(self)
+
+            @property
+            def model_input_names(self):  # the base's reads its image and video processors
+                return list(dict.fromkeys(self.tokenizer.model_input_names + self.feature_extractor.model_input_names
+                                          + ["feature_attention_mask"]))
+
+    AudioOnly.__name__ = AudioOnly.__qualname__ = f"{name}AudioOnly"
+    return AudioOnly
