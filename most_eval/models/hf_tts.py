@@ -14,6 +14,8 @@ bark (Bark, Bark-small)  ``BarkModel`` (semantic, coarse, fine, EnCodec)     voi
                          + ``BarkProcessor``                                 max_new_tokens, do_sample
 csm (Sesame CSM)         ``CsmForConditionalGeneration`` (Mimi codec)        speaker, max_new_tokens, do_sample
                          + ``CsmProcessor`` and its chat template
+fastspeech2_conformer    ``FastSpeech2ConformerModel`` + its tokenizer        vocoder=DIR (required: a
+(espnet FastSpeech 2)    (g2p_en phonemes) + ``FastSpeech2ConformerHifiGan``  fastspeech2_conformer_hifigan folder)
 =======================  ==================================================  =====================================
 
 The output rate is the vocoder's (SpeechT5), the model's (VITS) or the codec's (Bark: EnCodec, 24 kHz; CSM: Mimi,
@@ -28,9 +30,13 @@ SpeechT5's the fixed ``speaker_embedding`` x-vector, VITS/MMS-TTS is single-spea
 Each text is synthesised on its own with torch seeded by ``seed`` before it, so an output does not depend on its
 batch-mates (VITS samples noise; Bark and CSM sample when ``do_sample``; SpeechT5 is deterministic).
 
-Not supported (a one-line error names the supported types): FastSpeech2Conformer — its tokenizer needs ``g2p_en``,
-which at import downloads NLTK data (``cmudict``, ``averaged_perceptron_tagger``) from the network, so it cannot run
-offline as installed; any other ``model_type``.
+FastSpeech2Conformer (transformers docs model_doc/fastspeech2_conformer.md: tokenizer -> model -> spectrogram ->
+HiFi-GAN) turns text into phonemes with ``g2p_en``, which reads NLTK data (``cmudict``, the averaged perceptron
+tagger) and, when it is missing, tries to download it at import. So the data is checked first, without importing
+g2p_en: a missing package is a one-line error naming the ``python -m nltk.downloader`` command and ``$NLTK_DATA``.
+Texts are synthesised one at a time: padded batches change the output (the encoder's convolutions see the padding).
+
+Any other ``model_type``: a one-line error names the supported types.
 """
 
 from __future__ import annotations
@@ -47,9 +53,13 @@ from most_eval.adapter import Model
 from most_eval.audio import Audio
 from most_eval.hf_loading import ModelLoadError, load_pretrained
 
-SUPPORTED = ("vits", "speecht5", "bark", "csm")
-#: why a family that looks like TTS is not supported; appended to the "not supported" error
-NOT_SUPPORTED = {"fastspeech2_conformer": "its tokenizer needs g2p_en, which downloads NLTK data at run time"}
+SUPPORTED = ("vits", "speecht5", "bark", "csm", "fastspeech2_conformer")
+#: NLTK resources FastSpeech2Conformer's g2p_en reads -> the nltk.downloader package that provides each
+G2P_NLTK_DATA = {
+    "taggers/averaged_perceptron_tagger.zip": "averaged_perceptron_tagger",  # g2p_en's check at import
+    "taggers/averaged_perceptron_tagger_eng/": "averaged_perceptron_tagger_eng",  # nltk >= 3.9 pos_tag
+    "corpora/cmudict.zip": "cmudict",  # G2p() -> cmudict.dict()
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ class HFTTSArgs:
 
     path: str = ""  # local model folder (or a hub id where the network allows it)
     dtype: str = "float32"  # float32, float16 or bfloat16
-    vocoder: str = ""  # SpeechT5: SpeechT5HifiGan folder (e.g. microsoft/speecht5_hifigan)
+    vocoder: str = ""  # SpeechT5: SpeechT5HifiGan folder; FastSpeech2Conformer: its fastspeech2_conformer_hifigan
     speaker_embedding: str = ""  # SpeechT5: .npy speaker x-vector, shape (speaker_embedding_dim,) = (512,)
     noise_scale: float | None = None  # VITS: prior noise (None = config's, 0.667 for MMS-TTS)
     noise_scale_duration: float | None = None  # VITS: duration-predictor noise (None = config's)
@@ -87,7 +97,8 @@ class HFTTS(Model):
     """transformers TTS from a local folder; family from ``model_type``. Only CSM uses speaker prompts."""
 
     name = "hf-tts"
-    description = "transformers text-to-speech (VITS/MMS-TTS, SpeechT5, Bark, CSM) from a local folder"
+    description = ("transformers text-to-speech (VITS/MMS-TTS, SpeechT5, Bark, CSM, FastSpeech2Conformer) from a "
+                   "local folder")
     Args = HFTTSArgs
 
     def __init__(self, args=None, **kw):
@@ -100,8 +111,7 @@ class HFTTS(Model):
 
             model_type = load_pretrained(self.args.path, transformers.AutoConfig.from_pretrained, "config").model_type
         if model_type not in SUPPORTED:
-            why = f" ({NOT_SUPPORTED[model_type]})" if model_type in NOT_SUPPORTED else ""
-            raise ModelLoadError(f"model_type {model_type} is not supported by hf-tts{why}; "
+            raise ModelLoadError(f"model_type {model_type} is not supported by hf-tts; "
                                  f"supported: {', '.join(SUPPORTED)}")
         self.model_type = model_type
         self.parts  # load eagerly: a bad path, vocoder or speaker embedding fails before any task runs
@@ -134,6 +144,15 @@ class HFTTS(Model):
             parts["processor"] = load("CsmProcessor", a.path, "processor")
             if not parts["processor"].chat_template:
                 raise ModelLoadError(f"{a.path}: the CSM processor has no chat template (chat_template.jinja)")
+        elif self.model_type == "fastspeech2_conformer":
+            if not a.vocoder:
+                raise ModelLoadError("FastSpeech2Conformer needs vocoder=<fastspeech2_conformer_hifigan folder> in "
+                                     "--model-args")
+            check_g2p_nltk_data()  # before g2p_en is imported: its import would try to download what is missing
+            parts["model"] = load("FastSpeech2ConformerModel", a.path, "FastSpeech2Conformer model", dtype=dtype)
+            parts["tokenizer"] = load("FastSpeech2ConformerTokenizer", a.path, "tokenizer")
+            parts["vocoder"] = load("FastSpeech2ConformerHifiGan", a.vocoder, "vocoder",
+                                    dtype=dtype).to(self.device).eval()
         else:  # speecht5
             if not a.vocoder or not a.speaker_embedding:
                 raise ModelLoadError("SpeechT5 needs vocoder=<SpeechT5HifiGan folder> and "
@@ -175,7 +194,10 @@ class HFTTS(Model):
     def _output_rate(self, parts: dict) -> int:
         if self.model_type in ("bark", "csm"):  # the codec (EnCodec, Mimi) writes the waveform
             return int(parts["model"].config.codec_config.sampling_rate)
-        return int((parts.get("vocoder") or parts["model"]).config.sampling_rate)
+        config = (parts.get("vocoder") or parts["model"]).config
+        if getattr(config, "sampling_rate", None) is None:  # FastSpeech2Conformer's HiFi-GAN: an extra config key
+            raise ModelLoadError(f"{self.args.vocoder or self.args.path}: config.json has no sampling_rate")
+        return int(config.sampling_rate)
 
     def identity(self) -> dict:
         return {**super().identity(), "model_type": self.model_type, "sample_rate": self.sample_rate}
@@ -214,6 +236,11 @@ class HFTTS(Model):
             return model.generate(**inputs, history_prompt=history, **self._generation_kwargs("semantic_"))[0]
         if self.model_type == "csm":
             return self._csm(text, prompt)
+        if self.model_type == "fastspeech2_conformer":
+            ids = p["tokenizer"](text, return_tensors="pt")["input_ids"].to(self.device)
+            if ids.shape[-1] == 0:  # the tokenizer gives no ids for "" (not even <sos/eos>): the model cannot run
+                raise ValueError("FastSpeech2Conformer: nothing to say (the text has no phonemes)")
+            return p["vocoder"](model(ids, return_dict=True)["spectrogram"])[0]
         ids = p["processor"](text=text, return_tensors="pt").input_ids.to(self.device)  # speecht5
         return model.generate_speech(ids, p["speaker"], vocoder=p["vocoder"], threshold=a.stop_threshold,
                                      minlenratio=a.min_length_ratio, maxlenratio=a.max_length_ratio)
@@ -231,3 +258,26 @@ class HFTTS(Model):
         if "input_values" in inputs:  # (1, 1, n_samples) prompt audio, encoded by the codec in the model's dtype
             inputs["input_values"] = inputs["input_values"].to(p["model"].dtype)
         return p["model"].generate(**inputs, output_audio=True, **self._generation_kwargs(""))[0]
+
+
+def check_g2p_nltk_data() -> None:
+    """ModelLoadError (one line) naming the NLTK packages g2p_en needs that nltk cannot find, the command that
+    fetches them and where they go; nothing is downloaded and g2p_en is not imported."""
+    import os
+    import warnings
+
+    import nltk
+
+    missing = []
+    for resource, package in G2P_NLTK_DATA.items():
+        try:
+            with warnings.catch_warnings():  # nltk warns about (and skips) data folders others can write to
+                warnings.simplefilter("ignore")
+                nltk.data.find(resource)
+        except LookupError:
+            missing.append(package)
+    if missing:
+        where = os.environ.get("NLTK_DATA", "").split(os.pathsep)[0] or "~/nltk_data"
+        raise ModelLoadError(f"FastSpeech2Conformer's phonemizer (g2p_en) needs NLTK data {', '.join(missing)}: on "
+                             f"a machine with network run `python -m nltk.downloader -d DIR {' '.join(missing)}`, "
+                             f"copy DIR here and set NLTK_DATA=DIR (now: {where}; not writable by group or others)")
