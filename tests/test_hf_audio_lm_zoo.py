@@ -13,6 +13,7 @@ import pytest
 import torch
 import transformers
 from conftest import read_jsonl, run_cli
+from test_hf_audio_lm import TINY, byte_vocab
 
 from most_eval.adapter import SampleFailure
 from most_eval.audio import Audio
@@ -72,13 +73,6 @@ def tiny_voxtral(folder):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Qwen2.5-Omni: the full checkpoint (thinker, talker, token2wav) saved by Qwen2_5OmniForConditionalGeneration
-
-
-def byte_vocab(first: str) -> dict[str, int]:
-    """``first`` at id 0, then the 256 byte-level symbols: a BPE vocabulary with no merges."""
-    from tokenizers import pre_tokenizers
-
-    return {first: 0, **{c: i + 1 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}}
 
 
 #: Qwen2.5-Omni-7B's processor chat template (chat_template.json; transformers' own processor test loads the same):
@@ -448,8 +442,6 @@ def test_phi4_prompt_is_the_model_cards_and_answers_equal_a_direct_greedy_decode
 
 
 def test_every_family_has_a_tiny_model_in_one_of_the_two_files():
-    from test_hf_audio_lm import TINY
-
     assert set(TINY) | set(ZOO) == set(FAMILIES)
 
 
