@@ -331,6 +331,7 @@ def test_voxtral_custom_prompt_and_language(voxtral_dir):
     assert len({base.fingerprint(), custom.fingerprint(), detect.fingerprint()}) == 3
 
 
+@pytest.mark.slow
 def test_voxtral_through_the_cli_on_librispeech(voxtral_dir, libri_root, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("run", "--model", "hf-audio-lm", "--model-args", f"path={voxtral_dir},max_new_tokens=4",

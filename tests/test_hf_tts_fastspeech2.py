@@ -153,6 +153,7 @@ def test_empty_text_and_a_missing_vocoder_are_one_line_errors(tts, folders):
         HFTTS(HFTTSArgs(path=str(folders / "fastspeech2_conformer")))
 
 
+@pytest.mark.slow
 def test_missing_nltk_data_is_one_line_naming_the_download_before_any_attempt(folders, tmp_path):
     """Without the NLTK data (an empty $NLTK_DATA, no home data), the CLI stops with exit 2 and one line naming the
     nltk.downloader packages, before g2p_en is imported (so it never tries the network)."""
