@@ -5,7 +5,7 @@ runs fails CI at random).
 
 Each run is ``python -m pytest -q -p no:cacheprovider`` (plus PYTEST ARGS) in the repository root, as CI runs it.
 One JSON line per run is appended to the log: the commit, start time, wall seconds, the pytest summary counts and the
-failing test ids. It stops at the first failing run unless ``--keep-going``; the exit status is 1 if any run failed.
+failing test ids; a failing run's pytest output is kept next to the log (``<log stem>.run<N>-<commit>.txt``). It stops at the first failing run unless ``--keep-going``; the exit status is 1 if any run failed.
 The summary printed at the end is "consecutive passing runs: K of N, wall min/median/max".
 """
 
@@ -56,6 +56,10 @@ def main() -> int:
         ok = proc.returncode == 0
         entry = {"run": i, "commit": commit, "started": when, "wall_seconds": wall, "returncode": proc.returncode,
                  **counts, "failing": failing}
+        if not ok:  # what failed and why, next to the log: the short test summary and the failures' tracebacks
+            report = args.log.with_name(f"{args.log.stem}.run{i}-{commit}.txt")
+            report.write_text(proc.stdout[-200_000:] + proc.stderr[-20_000:])
+            entry["report"] = str(report)
         with open(args.log, "a") as f:
             f.write(json.dumps(entry) + "\n")
         walls.append(wall)

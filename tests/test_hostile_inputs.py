@@ -311,7 +311,8 @@ def test_offline_baseline_speaks_option_like_text_literally(tmp_path):
     as_option, literal, whole_file = model.synthesize([f"-f{long_text}", f"dash f {long_text}",
                                                        long_text.read_text()])
     assert whole_file.duration > 60  # what "-f FILE" as an option would have produced
-    assert as_option.duration < 10 and abs(as_option.duration - literal.duration) < 5
+    # the text is spoken, path and all (its length varies with pytest's tmp folder), never the file behind it
+    assert as_option.duration < whole_file.duration / 3 and abs(as_option.duration - literal.duration) < 5
     assert model.synthesize(["--version"])[0].duration < 3  # an option name is just words
     assert model.synthesize(["nul\0byte"])[0].duration > 0  # cannot be an argv entry; stdin takes it
 
@@ -324,7 +325,10 @@ def test_training_spoken_answers_speak_option_like_text_literally(tmp_path):
                M.Instruction("../../evil", question_text="say it", answer_text="hello")]
     assert M.speak_answers(records, tmp_path / "answers") == 2
     info = sf.info(records[0].answer_audio)
-    assert info.duration < 10  # the option-like text, not the 40-line file
+    from most_eval.models.offline_baseline import OfflineBaseline
+
+    whole_file = OfflineBaseline().synthesize([long_text.read_text()])[0]
+    assert info.duration < whole_file.duration / 3  # the option-like text (path and all), not the 40-line file
     assert all(Path(r.answer_audio).parent == tmp_path / "answers" for r in records)
 
 

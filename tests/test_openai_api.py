@@ -45,9 +45,13 @@ class FakeOpenAI:
     """An OpenAI-compatible server with hooks. ``hook(server, path, info)`` may return ``(status, headers, body)``
     to override the normal answer, or the string "hang" to stay silent until the server stops (at most 5 s)."""
 
-    def __init__(self, delay: float = 0.0, text: str | None = None, give_audio: bool = True, hook=None):
+    def __init__(self, delay: float = 0.0, text: str | None = None, give_audio: bool = True, hook=None,
+                 gate: int = 0):
         self.delay, self.text, self.give_audio, self.hook = delay, text, give_audio, hook
-        self.lock = threading.Lock()
+        #: hold each request (at most 10 s) until ``gate`` requests have been in flight at once, so a concurrent
+        #: client is seen overlapping however slowly a loaded machine schedules its threads
+        self.gate = gate
+        self.lock = threading.Condition()
         self.in_flight = self.max_in_flight = 0
         self.requests: list[dict] = []  # {"path", "headers", "fields"/"json", "frames"}
         self.stopping = threading.Event()
@@ -61,6 +65,8 @@ class FakeOpenAI:
                 with outer.lock:
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                    outer.lock.notify_all()
+                    outer.lock.wait_for(lambda: outer.max_in_flight >= outer.gate, timeout=10)
                 try:
                     body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                     status, headers, payload = outer.answer(self.path, dict(self.headers), body)
@@ -196,7 +202,7 @@ def test_no_key_means_no_authorization_header():
 
 def test_concurrency_is_bounded_and_outputs_keep_input_order():
     audios = [tone(1000 + 10 * i) for i in range(12)]
-    with FakeOpenAI(delay=0.1) as server:
+    with FakeOpenAI(delay=0.1, gate=2) as server:  # a client that never overlaps waits 10 s per request, then fails
         out = make_model(server.url, concurrency=4).transcribe(audios)
     assert out == [f"frames {1000 + 10 * i}" for i in range(12)]
     assert 1 < server.max_in_flight <= 4
