@@ -106,12 +106,6 @@ FAMILIES: dict[str, Family] = {
                              "ibm-granite/granite-speech-3.3 model cards; open_asr_leaderboard granite/run_eval.py",
                              audio_marker="<|audio|>", system_prompt=GRANITE_SYSTEM,
                              respond_system_prompt=GRANITE_SYSTEM),
-    # mistralai/Voxtral-Mini-3B-2507 / -Small-24B-2507 through transformers (docs/source/en/model_doc/voxtral.md):
-    # "Transcription Mode" = VoxtralProcessor.apply_transcription_request(language="en", audio=..., model_id=...),
-    # which renders "<s>[INST][BEGIN_AUDIO][AUDIO]...[/INST]lang:en[TRANSCRIBE]" and takes no instruction text;
-    # "Audio Instruct Mode" = the chat template with an audio content part (+ an optional text part), which is what
-    # ``respond`` sends (the audio alone). The model card: temperature 0.0 for transcription; no system prompt yet.
-    # The tokenizer is mistral_common's (tekken.json, loaded offline by MistralCommonBackend).
     # QwenLM/Qwen2.5-Omni cookbooks/universal_audio_understanding.ipynb, "Speech Recognition": system "You are a
     # speech recognition model.", user turn = this instruction, then the audio. Voice chat (cookbooks/
     # voice_chatting.ipynb): the default system prompt and the audio alone, used by ``respond``. Text output only: the
@@ -131,10 +125,17 @@ FAMILIES: dict[str, Family] = {
                               "microsoft/Phi-4-multimodal-instruct model card (speech-language format); transformers "
                               "docs model_doc/phi4_multimodal.md (speech-lora)",
                               lora_subfolder="speech-lora", audio_only_processor="Phi4MultimodalProcessor"),
+    # mistralai/Voxtral-Mini-3B-2507 / -Small-24B-2507 through transformers (docs/source/en/model_doc/voxtral.md):
+    # "Transcription Mode" = VoxtralProcessor.apply_transcription_request(language="en", audio=..., model_id=...),
+    # which renders "<s>[INST][BEGIN_AUDIO][AUDIO]...[/INST]lang:en[TRANSCRIBE]" and takes no instruction text;
+    # "Audio Instruct Mode" = the chat template with an audio content part (+ an optional text part), which is what
+    # ``respond`` sends (the audio alone). The model card: temperature 0.0 for transcription; no system prompt yet.
+    # The tokenizer is mistral_common's (tekken.json, loaded offline by MistralCommonBackend).
     "voxtral": Family("VoxtralForConditionalGeneration", "", None,
                       "transformers docs model_doc/voxtral.md (Transcription Mode, Audio Instruct Mode)",
                       inputs="mistral"),
 }
+
 
 @dataclass(frozen=True)
 class HFAudioLMArgs:
