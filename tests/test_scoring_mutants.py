@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from most_eval import dataset_files as F
@@ -115,6 +116,18 @@ def test_percentile_interval_is_central_linear_and_leaves_nan_out():
     assert B.percentile_interval(dist) == pytest.approx((1.1, 4.9))  # positions 0.1 and 3.9, interpolated
     for empty in (np.array([np.nan, np.nan]), np.array([])):
         assert all(math.isnan(v) for v in B.percentile_interval(empty))
+
+
+def test_percentile_interval_widens_float32_and_none_to_float64():
+    """Kills bootstrap ``x_percentile_interval__mutmut_4``/``_6`` (``np.asarray(..., dtype=None)``): a float32
+    distribution must be interpolated in float64, and None (a missing statistic) counts as NaN and is left out."""
+    dist = np.array([0.9, 0.1, 0.45, 0.3, 0.7], dtype=np.float32)
+    s = sorted(float(v) for v in dist)  # the float32 values, exactly, as Python floats: .1 .3 .45 .7 .9
+    lo_want = s[0] + 0.1 * (s[1] - s[0])  # position 4 * 0.025 = 0.1
+    hi_want = s[3] + 0.9 * (s[4] - s[3])  # position 4 * 0.975 = 3.9
+    lo, hi = B.percentile_interval(dist)
+    assert lo == pytest.approx(lo_want, rel=1e-12, abs=0) and hi == pytest.approx(hi_want, rel=1e-12, abs=0)
+    assert B.percentile_interval([1.0, None, 3.0]) == pytest.approx((1.05, 2.95), rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------- dataset_files.py
@@ -561,3 +574,578 @@ def test_zerospeech_row_form_names_rows_and_syntactic_pair_records(tmp_path):
                                 "correct_stem": "g1", "incorrect_stem": "b1", "correct_score": -1.0,
                                 "incorrect_score": -2.0, "outcome": 1.0, "sentence": "ok", "non_sentence": None,
                                 "consistent": True}
+
+
+# ------------------------------------------------------------------------------ models/hf_lm.py (CausalTextLM)
+
+class _CharTokenizer:
+    """A Llama-like toy tokenizer: BOS ``<s>`` = 0 added by default (also before a literal ``<s>``), EOS = 1;
+    letters a-z are 2..27, a lone space is 28 and a space glued to the following letter is one token, 30..55 (so a
+    pair's split is context-sensitive)."""
+
+    bos_token_id, eos_token_id = 0, 1
+
+    def encode(self, text, add_special_tokens=True):
+        ids, i = ([0] if add_special_tokens else []), 0
+        if text.startswith("<s>"):  # the literal BOS text is the BOS token (a second one when BOS is added)
+            ids, i = ids + [0], 3
+        while i < len(text):
+            if text[i] == " " and i + 1 < len(text) and text[i + 1].isalpha():
+                ids.append(30 + ord(text[i + 1]) - 97)
+                i += 2
+            else:
+                ids.append(28 if text[i] == " " else 2 + ord(text[i]) - 97)
+                i += 1
+        return ids
+
+    def decode(self, token_id):
+        return {0: "<s>", 1: "</s>"}[token_id]
+
+
+_VOCAB = 56
+_EMBED = np.random.default_rng(7).normal(size=(_VOCAB, _VOCAB))  # logits row of each input token
+
+
+class _ToyCausalModel:
+    """logits[b, t] = E[ids[b, t]] + 0.3 * (t + 1) * cos(v): causal (position t reads tokens <= t only) and
+    position-dependent, so left truncation and right padding are both visible in the scores."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, ids):
+        import torch
+
+        self.calls.append(ids.clone())
+        t = torch.arange(ids.shape[1], dtype=torch.float64)[None, :, None] + 1
+        logits = torch.tensor(_EMBED)[ids] + 0.3 * t * torch.cos(torch.arange(_VOCAB, dtype=torch.float64))
+        return type("Out", (), {"logits": logits.to(torch.float32)})()
+
+
+def _toy_lm(max_length=6, batch_size=1):
+    from most_eval.models.hf_lm import CausalTextLM
+
+    class Toy(CausalTextLM):
+        text_batch_size = batch_size
+        text_max_length_override = max_length
+        device = "cpu"
+
+    lm = Toy()
+    lm.model, lm.tokenizer = _ToyCausalModel(), _CharTokenizer()
+    return lm
+
+
+def _toy_logp_rows(window):
+    """numpy: natural-log softmax of the toy model's logits at every position of one input window."""
+    z = _EMBED[np.asarray(window)] + 0.3 * (np.arange(len(window))[:, None] + 1) * np.cos(np.arange(_VOCAB))
+    return z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+
+
+def _toy_score(ctx, cont, max_length):
+    """The expected (logp, greedy), written out: one window = the last max_length tokens of ctx + cont[:-1]; the
+    token cont[j] is predicted at the window position of full index len(ctx) + j - 1."""
+    full = list(ctx) + list(cont)
+    window = full[:-1][-max_length:]
+    offset = len(full) - 1 - len(window)  # tokens cut from the left
+    rows = _toy_logp_rows(window)
+    total, greedy = 0.0, True
+    for j, tok in enumerate(cont):
+        p = len(ctx) + j - 1 - offset
+        total += rows[p, tok]
+        greedy &= int(np.argmax(rows[p])) == tok
+    return total, greedy
+
+
+def _toy_greedy_continuation(ctx, n, max_length):
+    """n tokens decoded greedily from the toy model in numpy (each step re-reads the last max_length tokens)."""
+    seq = list(ctx)
+    for _ in range(n):
+        seq.append(int(np.argmax(_toy_logp_rows(seq[-max_length:])[-1])))
+    return seq[len(ctx):]
+
+
+def test_causal_text_lm_score_tokens_truncates_left_pads_right_and_batches():
+    """Kills hf_lm ``score_tokens`` mutants: the window (``limit = max_length + 1``, ``[-limit:][:-1]``), the
+    longest-first batching and right padding (batch_size 3 over 5 lengths), the picked positions, the gather/sum,
+    greedy flags, empty continuations (0.0, True) and the result order."""
+    L = 6
+    greedy_cont = _toy_greedy_continuation([0, 5, 9], 3, L)
+    pairs = [([0, 5, 9], [12, 3]),                 # fits: window of 4
+             ([0, 2, 3, 4, 5, 6, 7, 8], [9, 10]),  # 10 tokens: the window drops 3 from the left
+             ([0, 5, 9], greedy_cont),             # greedy by construction
+             ([4], []),                            # empty continuation
+             ([0], [20]),                          # one-token window
+             ([7, 7, 7, 7, 7], [1, 2, 3, 4, 5, 6])]  # continuation of exactly max_length: only ctx[-1:] is kept
+    for batch_size in (1, 3, 8):
+        lm = _toy_lm(L, batch_size)
+        got = lm.score_tokens([c for c, _ in pairs], [x for _, x in pairs])
+        assert len(got) == len(pairs)
+        for (ctx, cont), (logp, greedy) in zip(pairs, got):
+            if not cont:
+                assert (logp, greedy) == (0.0, True)
+                continue
+            want, want_greedy = _toy_score(ctx, cont, L)
+            assert logp == pytest.approx(want, rel=1e-5, abs=1e-5) and greedy is want_greedy
+        assert got[2][1] is True and got[0][1] is False
+        widths = [c.shape for c in lm.model.calls]
+        want_widths = {1: [(1, 6), (1, 6), (1, 5), (1, 4), (1, 1)], 3: [(3, 6), (2, 4)], 8: [(5, 6)]}[batch_size]
+        assert widths == want_widths
+        for call in lm.model.calls:  # right padding with 0 after each row's own tokens
+            assert call.dtype.is_floating_point is False
+    lm = _toy_lm(L, 3)
+    lm.score_tokens([[0, 5, 9], [0, 2, 3, 4, 5, 6, 7, 8]], [[12, 3], [9, 10]])
+    assert lm.model.calls[0].tolist() == [[4, 5, 6, 7, 8, 9], [0, 5, 9, 12, 0, 0]]
+
+
+def test_causal_text_lm_score_tokens_errors_and_empty_input():
+    lm = _toy_lm(4)
+    assert lm.score_tokens([], []) == [] and lm.model.calls == []
+    assert lm.score_tokens([[], [3]], [[], []]) == [(0.0, True), (0.0, True)]  # an empty pair needs no context
+    with pytest.raises(ValueError) as err:
+        lm.score_tokens([[0], []], [[3], [4]])
+    assert str(err.value) == "score_tokens needs at least one context token (use prefix_token_id)"
+    with pytest.raises(ValueError) as err:
+        lm.score_tokens([[0]], [[1, 2, 3, 4, 5]])
+    assert str(err.value) == "continuation of 5 tokens exceeds max_length 4"
+    got = lm.score_tokens([[0]], [[1, 2, 3, 4]])  # exactly max_length is allowed
+    assert got[0][0] == pytest.approx(_toy_score([0], [1, 2, 3, 4], 4)[0], rel=1e-5)
+
+
+def test_causal_text_lm_encode_and_pairs_as_lm_eval():
+    """Kills hf_lm ``_encode`` / ``_encode_pair`` / ``score_text`` mutants: the tokenizer's own special-token default,
+    no second BOS when the text starts with it, trailing context spaces moved to the continuation, an empty context
+    conditioned on the prefix token (or on the continuation's own leading BOS)."""
+    lm = _toy_lm(40)
+    a, c, t = 2, 4, 21  # letters
+    assert lm._encode("cat") == [0, c, a, t]
+    assert lm._encode("cat", add_special_tokens=False) == [c, a, t]
+    assert lm._encode("cat", add_special_tokens=True) == [0, c, a, t]
+    assert lm._encode("<s>cat") == [0, c, a, t]  # not [0, 0, ...]
+    assert lm._encode("<s>cat", add_special_tokens=True) == [0, 0, c, a, t]  # an explicit choice is passed on
+    sp_c, sp_a = 30 + 2, 30 + 0
+    assert lm._encode_pair("a cat ", "at") == ([0, a, sp_c, a, t], [sp_a, t])  # "a cat" | " at": the space moves
+    assert lm._encode_pair("a cat", " at") == ([0, a, sp_c, a, t], [sp_a, t])
+    assert lm._encode_pair("a  ", "t") == ([0, a], [28, 30 + 19])  # "a" | "  t": a lone space, then " t"
+    assert lm._encode_pair("", "cat") == ([0], [c, a, t])
+    assert lm._encode_pair("", "<s>cat") == ([0], [c, a, t])  # the continuation's BOS is the context
+    assert lm._encode_pair("", "") == ([0], [])
+    contexts, conts = ["a cat ", "", "ca"], ["at", "cat", "t"]
+    got = lm.score_text(contexts, conts)
+    want_pairs = [([0, a, sp_c, a, t], [sp_a, t]), ([0], [c, a, t]), ([0, c, a], [t])]
+    for (logp, greedy), (cx, x) in zip(got, want_pairs):
+        want, want_greedy = _toy_score(cx, x, 40)
+        assert logp == pytest.approx(want, rel=1e-5, abs=1e-5) and greedy is want_greedy
+    assert len(got) == 3
+
+
+# ------------------------------------------------------------------------- lm_eval_bridge.py: the token path
+
+class _FakeTokenModel:
+    """A token-level model: score_tokens records its inputs and scores a pair as -(sum of ids) - len(ctx) / 2
+    (greedy when the continuation is one token), returned as numpy scalars so the bridge's casts are visible."""
+
+    name = "fake-tokens"
+    prefix_token_id = 0
+
+    def __init__(self, max_length=3):
+        self.max_length = max_length
+        self.tokenizer = _CharTokenizer()
+        self.calls = []
+
+    def capabilities(self):
+        from most_eval.adapter import SCORE_TEXT
+        return {SCORE_TEXT}
+
+    def score_tokens(self, contexts, continuations):
+        self.calls.append(([list(c) for c in contexts], [list(x) for x in continuations]))
+        return [(np.float32(-sum(x) - len(c) / 2), np.bool_(len(x) == 1)) for c, x in zip(contexts, continuations)]
+
+
+class _Hook:
+    def __init__(self):
+        self.partials = []
+
+    def add_partial(self, kind, key, value):
+        self.partials.append((kind, key, value))
+
+
+def _fake_score(ctx, cont):
+    return float(-sum(cont) - len(ctx) / 2), len(cont) == 1
+
+
+def test_bridge_token_path_truncates_contexts_and_caches_per_request():
+    """Kills lm_eval_bridge ``_loglikelihood_tokens`` mutants: ``keep = max_length + 1 - len(cont)`` context tokens,
+    the two error texts, float/bool answers, the cache only for requests with a key, the empty batch."""
+    from most_eval.lm_eval_bridge import MostEvalLM
+
+    model = _FakeTokenModel(max_length=3)
+    lm = MostEvalLM(model)
+    assert lm.token_level is True and lm.tokenizer is model.tokenizer and lm.max_length == 3
+    assert lm.prefix_token_id == 0 and lm.eot_token_id == 1
+    lm.cache_hook = _Hook()
+    assert lm._loglikelihood_tokens([]) == [] and model.calls == []
+    requests = [(("c", "x"), [5, 6, 7, 8], [9]),      # keep 3 of 4 context tokens
+                (None, [5, 6, 7, 8], [9, 10, 11]),    # keep 1
+                (("d", "y"), [4], [2, 3]),            # nothing cut
+                (("e", "z"), [1, 2, 3], [4, 5])]      # keep 2
+    got = lm._loglikelihood_tokens(requests)
+    want_ctx = [[6, 7, 8], [8], [4], [2, 3]]
+    want_cont = [[9], [9, 10, 11], [2, 3], [4, 5]]
+    assert model.calls == [(want_ctx, want_cont)]
+    assert got == [_fake_score(c, x) for c, x in zip(want_ctx, want_cont)]
+    assert all(type(lp) is float and type(g) is bool for lp, g in got)
+    assert lm.cache_hook.partials == [("loglikelihood", ("c", "x"), got[0]), ("loglikelihood", ("d", "y"), got[2]),
+                                      ("loglikelihood", ("e", "z"), got[3])]
+    for bad in ([(None, [], [1])], [(None, [1], [])]):
+        with pytest.raises(ValueError) as err:
+            lm._loglikelihood_tokens(bad)
+        assert str(err.value) == "loglikelihood needs a non-empty context and continuation (in tokens)"
+    with pytest.raises(ValueError) as err:
+        lm._loglikelihood_tokens([(None, [1], [1, 2, 3, 4])])
+    assert str(err.value) == "continuation of 4 tokens is longer than the model's maximum length 3"
+    lm._loglikelihood_tokens([(None, [1, 2], [1, 2, 3])])  # exactly max_length: one context token kept
+    assert model.calls[-1] == ([[2]], [[1, 2, 3]])
+
+
+def test_bridge_token_path_loglikelihood_encodes_as_lm_eval(capsys):
+    """``loglikelihood`` over a token-level model goes through lm-eval's encoding (tok_encode: BOS by the tokenizer's
+    default, none added to a text that starts with it), not through score_text. Its progress bar is on by default
+    (``disable_tqdm=False``, as HFLM's; kills ``loglikelihood__mutmut_1``)."""
+    from most_eval.lm_eval_bridge import MostEvalLM
+
+    model = _FakeTokenModel(max_length=8)
+    lm = MostEvalLM(model)
+    a, c, t = 2, 4, 21
+    assert lm.tok_encode("cat") == [0, c, a, t] and lm.tok_encode("<s>cat") == [0, c, a, t]
+    assert lm.tok_encode("cat", add_special_tokens=False) == [c, a, t]
+    assert lm.tok_encode("<s>cat", add_special_tokens=True) == [0, 0, c, a, t]  # kills tok_encode__mutmut_8
+    got = lm.loglikelihood([_Req("ca", "t"), _Req("", "cat"), _Req("a cat ", "at")])
+    want_ctx = [[0, c, a], [0], [0, a, 30 + 2, a, t]]
+    want_cont = [[t], [c, a, t], [30 + 0, t]]
+    assert model.calls == [(want_ctx, want_cont)]
+    assert got == [_fake_score(cx, x) for cx, x in zip(want_ctx, want_cont)]
+    assert "Tokenizing inputs" in capsys.readouterr().err
+    lm.loglikelihood([_Req("ca", "t")], disable_tqdm=True)
+    assert "Tokenizing inputs" not in capsys.readouterr().err
+
+
+def test_bridge_token_path_rolling_windows_sum_per_document():
+    """Kills ``loglikelihood_rolling`` token-path mutants: lm-eval's disjoint rolling windows (max_seq_len =
+    max_length, context_len 1, the first window on the prefix token), worked out by hand, summed per document and
+    cached per document."""
+    from most_eval.lm_eval_bridge import MostEvalLM
+
+    model = _FakeTokenModel(max_length=3)
+    lm = MostEvalLM(model)
+    lm.cache_hook = _Hook()
+    # "abcdefg" -> [0, 2, 3, 4, 5, 6, 7, 8]; windows (context, predicted): ([0], [0, 2, 3]), ([3], [4, 5, 6]),
+    # ([5, 6], [7, 8]).  "ab" -> [0, 2, 3]: one window ([0], [0, 2, 3]).
+    got = lm.loglikelihood_rolling([_Req("abcdefg"), _Req("ab")])
+    want_doc1 = _fake_score([0], [0, 2, 3])[0] + _fake_score([3], [4, 5, 6])[0] + _fake_score([5, 6], [7, 8])[0]
+    want_doc2 = _fake_score([0], [0, 2, 3])[0]
+    assert got == [pytest.approx(want_doc1), pytest.approx(want_doc2)]
+    assert sorted(zip(*model.calls[0])) == sorted([([0], [0, 2, 3]), ([3], [4, 5, 6]), ([5, 6], [7, 8]),
+                                                   ([0], [0, 2, 3])])
+    assert lm.cache_hook.partials == [("loglikelihood_rolling", ("abcdefg",), got[0]),
+                                      ("loglikelihood_rolling", ("ab",), got[1])]
+    assert lm.loglikelihood_rolling([]) == []
+
+
+# -------------------------------------------------------------------- slm/zerospeech.py: gold_from_rows (row form)
+
+def _lexical_rows():
+    return [{"filename": "w1.wav", "id": 7.0, "voice": "v", "frequency": 3.0, "word": "cat", "phones": "k a t",
+             "length": 3, "correct": True, "extra": "ignored"},
+            {"filename": "n1.wav.wav", "id": 7, "voice": "v", "frequency": None, "word": float("nan"),
+             "phones": "k o t", "correct": False},  # no "length" key at all: an empty optional cell
+            {"filename": "w2", "id": "8", "voice": 2, "frequency": "0", "word": "dog", "phones": "d o g",
+             "length": "3", "correct": "1"},
+            {"filename": "n2", "id": 8, "voice": "2", "frequency": float("nan"), "word": None, "phones": None,
+             "length": None, "correct": "0"}]
+
+
+def test_zerospeech_gold_from_rows_converts_cells_as_gold_csv(tmp_path):
+    """Kills ``gold_from_rows`` mutants: null / NaN optional cells become empty, an integral float loses ".0",
+    ``correct`` from a bool, ``.wav`` removed once, header = the kind's gold columns only, the path kept."""
+    gold = ZR.gold_from_rows(iter(_lexical_rows()), "lexical", str(tmp_path / "src"))
+    assert gold.kind == "lexical" and gold.path == tmp_path / "src"
+    t = gold.table
+    assert list(t.columns) == ["filename", "id", "voice", "frequency", "word", "phones", "length", "correct"]
+    assert t["filename"].tolist() == ["w1", "n1.wav", "w2", "n2"]
+    assert t["id"].tolist() == [7, 7, 8, 8] and t["id"].dtype == np.int64
+    assert t["voice"].tolist() == ["v", "v", "2", "2"]
+    assert t["correct"].tolist() == [1, 0, 1, 0]
+    assert [None if v is pd.NA else v for v in t["frequency"].tolist()] == [3, None, 0, None]
+    assert [None if v is pd.NA else v for v in t["length"].tolist()] == [3, None, 3, None]
+    assert t["word"].isna().tolist() == [False, True, False, True] and t["word"][[0, 2]].tolist() == ["cat", "dog"]
+    assert t["phones"].isna().tolist() == [False, False, False, True]
+    assert t["phones"][:3].tolist() == ["k a t", "k o t", "d o g"]
+    syn = ZR.gold_from_rows([{"filename": "g", "id": 1, "voice": "a", "type": "t", "subtype": "s",
+                              "transcription": float("nan"), "correct": 1.0}], "syntactic", tmp_path / "s")
+    assert list(syn.table.columns) == ["filename", "id", "voice", "type", "subtype", "transcription", "correct"]
+    assert syn.table["transcription"].isna().tolist() == [True] and syn.table["correct"].tolist() == [1]
+
+
+def test_zerospeech_gold_from_rows_errors_name_the_row(tmp_path):
+    src = tmp_path / "src"
+    with pytest.raises(ValueError) as err:
+        ZR.gold_from_rows([], "phonetic", src)
+    assert str(err.value) == "kind must be one of ('lexical', 'syntactic'), got 'phonetic'"
+    cases = [(2, "voice", None, "'voice' is null"),
+             (3, "id", float("nan"), "'id' is null"),
+             (1, "filename", None, "'filename' is null"),
+             (4, "frequency", True, "frequency is a bool (true), not text or a number"),
+             (2, "voice", False, "voice is a bool (false), not text or a number"),
+             (3, "correct", "2", "'correct' must be 0 or 1, got '2'")]
+    for row, column, value, message in cases:
+        rows = _lexical_rows()
+        rows[row - 1][column] = value
+        with pytest.raises(ZR.ScoreFileError) as err:
+            ZR.gold_from_rows(rows, "lexical", src)
+        assert str(err.value) == f"{src}:row {row}: {message}", (column, value)
+        assert err.value.line == f"row {row}" and err.value.path == src
+    rows = _lexical_rows()
+    del rows[0]["voice"]  # a missing required key is a null cell
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.gold_from_rows(rows, "lexical", src)
+    assert str(err.value) == f"{src}:row 1: 'voice' is null"
+    rows = _lexical_rows()
+    rows[0]["correct"] = False  # a bool correct converts: two non-words, and the first word row now lacks nothing
+    assert ZR.gold_from_rows(rows, "lexical", src).table["correct"].tolist() == [0, 0, 1, 0]
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.gold_from_rows([], "lexical", src)
+    assert str(err.value) == f"{src}: gold file lists no wav"
+
+
+def _lex_record(i, voice, outcome, frequency, length):
+    return {"id": i, "voice": voice, "correct_stem": f"w{i}{voice}", "incorrect_stem": f"n{i}{voice}",
+            "correct_score": -1.0, "incorrect_score": -1.0 - (outcome - 0.5), "outcome": outcome,
+            "word": f"w{i}", "non_word": f"n{i}", "frequency": frequency, "band": None, "length": length}
+
+
+def test_zerospeech_lexical_from_pairs_bands_lengths_and_in_vocab_by_hand():
+    """Kills ``_lexical_result`` mutants on by_length scores, in_vocab_exact (in-vocabulary ids only, NaN-free),
+    Item frequency/band, and ``lexical_from_pairs`` / ``_pair_frame`` mutants (empty unpaired/missing lists,
+    nullable Int64 frequency/length: a pair may carry no frequency, ``LexicalPair.frequency: int | None``)."""
+    records = [_lex_record(1, "a", 1.0, 0, 3), _lex_record(1, "b", 0.0, 0, 3),  # id 1: oov, score 0.5
+               _lex_record(2, "a", 1.0, 3, 3),                                  # id 2: band 1-5, score 1.0
+               _lex_record(3, "a", 0.5, 50, 4),                                 # id 3: band 21-100, score 0.5
+               _lex_record(4, "a", 0.0, None, None)]                            # id 4: no band, no length
+    r = ZR.lexical_from_pairs(records)
+    assert r.unpaired_stems == [] and r.missing_stems == []
+    assert (r.n_items, r.n_pairs) == (4, 5)
+    assert r.all_exact == 0.5 and r.all == 0.5  # (0.5 + 1 + 0.5 + 0) / 4
+    assert r.in_vocab == 0.75 and r.in_vocab_exact == 0.75  # ids 2 and 3 only (1 is oov, 4 has no band)
+    assert [(b.label, b.n, b.score) for b in r.by_frequency] == [
+        ("oov", 1, 0.5), ("1-5", 1, 1.0), ("6-20", 0, None), ("21-100", 1, 0.5), (">100", 0, None)]
+    assert [(b.label, b.n, b.score, b.score_rounded) for b in r.by_length] == [(3, 2, 0.75, 0.75), (4, 1, 0.5, 0.5)]
+    assert r.by_length[0].std == pytest.approx(math.sqrt(((0.5 - 0.75) ** 2 + (1.0 - 0.75) ** 2) / 1), rel=1e-12)
+    assert r.by_length[1].std is None
+    assert [(it.key, it.correct_text, it.incorrect_text, it.n_pairs, it.score, it.frequency, it.band, it.length)
+            for it in r.items] == [((1,), "w1", "n1", 2, 0.5, 0, "oov", 3), ((2,), "w2", "n2", 1, 1.0, 3, "1-5", 3),
+                                   ((3,), "w3", "n3", 1, 0.5, 50, "21-100", 4),
+                                   ((4,), "w4", "n4", 1, 0.0, None, None, None)]
+    assert [(p.frequency, p.band, p.length) for p in r.pairs][-2:] == [(50, "21-100", 4), (None, None, None)]
+    # integers stay integers (not 3.0), also beside a missing value (kills lexical_from_pairs__mutmut_9)
+    assert all(type(v) is int for it in r.items[:3] for v in (it.frequency, it.length))
+    assert all(type(v) is int for p in r.pairs[:4] for v in (p.frequency, p.length))
+
+
+def test_zerospeech_lexical_all_oov_has_nan_in_vocab():
+    """Kills ``_lexical_result__mutmut_102`` (``np.average`` over no band would raise): no in-vocabulary id gives
+    NaN for both in-vocabulary numbers."""
+    r = ZR.lexical_from_pairs([_lex_record(1, "a", 1.0, 0, 3), _lex_record(2, "a", 0.0, 0, 5)])
+    assert math.isnan(r.in_vocab) and math.isnan(r.in_vocab_exact)
+    assert r.all == 0.5 and [b.n for b in r.by_frequency] == [2, 0, 0, 0, 0]
+
+
+def test_zerospeech_syntactic_from_pairs_lists_are_empty_not_none():
+    """Kills ``syntactic_from_pairs__mutmut_76`` (missing_stems None) and checks mismatched positions."""
+    rec = {"position": 0, "id": 1, "voice": "a", "type": "t", "subtype": "s", "correct_stem": "g",
+           "incorrect_stem": "b", "correct_score": -1.0, "incorrect_score": -2.0, "outcome": 1.0, "sentence": "ok", "non_sentence": None,
+           "consistent": True}
+    r = ZR.syntactic_from_pairs([rec, {**rec, "position": 3, "correct_stem": "g2", "incorrect_stem": "b2",
+                                       "outcome": 0.0, "consistent": False}])
+    assert r.missing_stems == [] and r.mismatched_pairs == [3]
+    assert (r.score, r.score_exact, r.n_items, r.n_pairs) == (0.5, 0.5, 1, 2)
+
+
+def test_zerospeech_submission_writing_and_reading_errors(tmp_path):
+    """Kills ``submission_text`` (the stem check's ``or``, the space test, both messages), ``write_submission``
+    (``parents=True``: missing folders are created), ``read_submission`` (the file is named a "submission" when it
+    cannot be opened) and ``score_files`` (the submission is checked against the gold stems) mutants."""
+    for stem in ("a b", "", " "):
+        with pytest.raises(ValueError) as err:
+            ZR.submission_text({"ok": 1.0, stem: 1.0})
+        assert str(err.value) == f"stem {stem!r} cannot be written (empty or contains a space)"
+    for bad in (math.inf, math.nan):
+        with pytest.raises(ValueError) as err:
+            ZR.submission_text({"s1": bad})
+        assert str(err.value) == f"score of 's1' is not finite: {bad!r}"
+    assert ZR.submission_text({"a": -1, "b": 0.1}) == "a -1.0\nb 0.1\n"
+    deep = tmp_path / "x" / "y" / "sub.txt"
+    assert ZR.write_submission(deep, {"é": 2.5}) == deep
+    assert deep.read_bytes() == "é 2.5\n".encode("utf-8")
+    missing = tmp_path / "nope.txt"
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.read_submission(missing)
+    assert str(err.value) == f"{missing}: cannot open submission: not found"
+    gold = tmp_path / "gold.csv"
+    gold.write_text("filename,id,voice,type,subtype,transcription,correct\n"
+                    "g1,1,a,t,s,ok,1\nb1,1,a,t,s,no,0\n", encoding="utf-8")
+    sub = tmp_path / "sub_extra.txt"
+    sub.write_text("g1 -1.0\nb1 -2.0\nzz 0.0\n", encoding="utf-8")
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.score_files(gold, sub, "syntactic")
+    assert str(err.value) == f"{sub}:3: unknown stem 'zz'"
+    sub.write_text("g1 -1.0\n", encoding="utf-8")
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.score_files(gold, sub, "syntactic")
+    assert str(err.value) == f"{sub}: 1 of 2 stems missing: b1"
+
+
+def test_zerospeech_read_submission_hint_and_five_missing(tmp_path):
+    """Kills ``read_submission`` message mutants: the folder/extension hint (only when the stem's own stem is
+    expected), and ", ..." only beyond five missing stems (exactly five: none)."""
+    sub = tmp_path / "s.txt"
+    sub.write_text("g1.wav -1.0\n", encoding="utf-8")
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.read_submission(sub, expected_stems=["g1"])
+    assert str(err.value) == f"{sub}:1: unknown stem 'g1.wav' (give the wav name without folder or extension)"
+    sub.write_text("a -1.0\n", encoding="utf-8")
+    expected = ["a", "b", "c", "d", "e", "f"]
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.read_submission(sub, expected_stems=expected)
+    assert str(err.value) == f"{sub}: 5 of 6 stems missing: b, c, d, e, f"
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.read_submission(sub, expected_stems=[*expected, "g"])
+    assert str(err.value) == f"{sub}: 6 of 7 stems missing: b, c, d, e, f, ..."
+
+
+_SYN_HEADER = "filename,id,voice,type,subtype,transcription,correct"
+
+
+def test_zerospeech_read_gold_file_errors_and_csv_details(tmp_path):
+    """Kills ``read_gold`` / ``_parse_gold`` / ``_open_text`` mutants: each error's exact text, path and line; a
+    BOM skipped (utf-8-sig); csv read with ``newline=""`` (a quoted CR LF stays in the field); blank lines (``[]``
+    and a lone ``""``) skipped without stopping the file."""
+    p = tmp_path / "gold.csv"
+
+    def error(text=None, data=None, kind="syntactic"):
+        if data is None:
+            p.write_text(text, encoding="utf-8", newline="")
+        else:
+            p.write_bytes(data)
+        with pytest.raises(ZR.ScoreFileError) as err:
+            ZR.read_gold(p, kind)
+        return err.value
+
+    with pytest.raises(ValueError) as err:
+        ZR.read_gold(p, "lex")
+    assert str(err.value) == "kind must be one of ('lexical', 'syntactic'), got 'lex'"
+    e = error("")
+    assert (str(e), e.path, e.line) == (f"{p}: empty gold file", p, None)
+    e = error("filename,id\n")
+    assert (str(e), e.line) == (f"{p}:1: syntactic gold header lacks column(s) voice, type, subtype, transcription, "
+                                "correct (has: filename, id)", 1)
+    e = error(f"{_SYN_HEADER},id\n")
+    assert (str(e), e.path, e.line) == (f"{p}:1: duplicate column names in header", p, 1)
+    e = error(data=f"{_SYN_HEADER}\ng1,1,a,t,s,caf\xe9,1\n".encode("latin-1"))
+    assert (str(e), e.path, e.line) == (f"{p}: not valid UTF-8 (byte 0xe9)", p, None)
+    missing = tmp_path / "none.csv"
+    with pytest.raises(ZR.ScoreFileError) as err:
+        ZR.read_gold(missing, "syntactic")
+    assert str(err.value) == f"{missing}: cannot open gold file: not found"  # the path is not repeated
+    p.write_bytes(("\ufeff" + _SYN_HEADER + "\r\n" + 'g1,1,a,t,s,"two\r\nlines",1\r\n' + "\r\n" + '""\r\n'
+                   + "b1,1,a,t,s,no,0\r\n").encode("utf-8"))
+    gold = ZR.read_gold(p, "syntactic")
+    assert gold.stems == ["g1", "b1"]
+    assert gold.table["transcription"].tolist() == ["two\r\nlines", "no"]
+    assert list(gold.table.columns) == _SYN_HEADER.split(",")
+    assert gold.table["correct"].dtype == np.int64  # kills _gold_table__mutmut_90 (astype(None): float64)
+    # an extra column named like a lexical one is not validated in a syntactic gold (kills _gold_table__mutmut_42)
+    p.write_text(_SYN_HEADER + ",length\ng1,1,a,t,s,ok,1,long\nb1,1,a,t,s,no,0,\n", encoding="utf-8")
+    assert ZR.read_gold(p, "syntactic").table["length"].tolist() == ["long", ""]
+    # nullable Int64 even when no row has a frequency or length (non-words only; kills _gold_table__mutmut_121/123)
+    p.write_text("filename,id,voice,frequency,word,phones,length,correct\nn1,1,a,,,x,,0\nn2,2,a,,,y,,0\n",
+                 encoding="utf-8")
+    lex = ZR.read_gold(p, "lexical").table
+    assert str(lex["frequency"].dtype) == "Int64" and str(lex["length"].dtype) == "Int64"
+
+
+def test_zerospeech_outcomes_compare_as_floats():
+    """Kills ``outcomes__mutmut_3``/``_5``: scores given as text compare as numbers (2 < 10), not as strings."""
+    got = ZR.outcomes(np.array(["2", "3", "1e1"]), np.array(["10", "3", "9"]))
+    assert got.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_zerospeech_missing_scores_message_and_integer_scores(tmp_path):
+    """Kills ``_attach_scores`` mutants: the "no score" message lists five stems joined by ", " and adds ", ..."
+    only beyond five; integer scores are read as floats (``dtype=float``)."""
+    rows = "".join(f"g{k},{k},a,t,s,x,1\nb{k},{k},a,t,s,y,0\n" for k in range(4))
+    gold = tmp_path / "gold.csv"
+    gold.write_text(_SYN_HEADER + "\n" + rows, encoding="utf-8")
+    g = ZR.read_gold(gold, "syntactic")
+    with pytest.raises(ValueError) as err:
+        ZR.score_syntactic(g, {"g0": 1.0, "b0": 0.0, "g1": 1.0})
+    assert str(err.value) == "5 of 8 gold stems have no score: b1, g2, b2, g3, b3"
+    with pytest.raises(ValueError) as err:
+        ZR.score_syntactic(g, {"g0": 1.0, "b0": 0.0})
+    assert str(err.value) == "6 of 8 gold stems have no score: g1, b1, g2, b2, g3, ..."
+    r = ZR.score_syntactic(g, {f"{c}{k}": (-1 if c == "g" else -2) for k in range(4) for c in "gb"})
+    assert all(type(p.correct_score) is float and type(p.incorrect_score) is float for p in r.pairs)
+    assert [p.correct_score for p in r.pairs] == [-1.0] * 4
+
+
+# --------------------------------------------------------------- run_comparison.py: statistic, bootstrap, judge
+
+def test_comparison_statistic_shapes_and_exact_corpus_wer():
+    """Kills ``_statistic`` mutants: the full-sample value is a 0-d array (``idx is None``), a corpus WER over one
+    reference word is exactly 100 * errors (the 1e-12 floor only guards an empty reference), and the similarity
+    mean is per resample row."""
+    from most_eval.run_comparison import _statistic, paired_bootstrap
+
+    sim = np.array([0.5, 0.7, 0.9])
+    assert _statistic("sim", "mean", {"sim": sim}, None).shape == ()
+    idx = np.array([[0, 0, 1], [2, 2, 2]])
+    np.testing.assert_allclose(_statistic("sim", "mean", {"sim": sim}, idx), [(0.5 + 0.5 + 0.7) / 3, 0.9])
+    one = {"errors": np.array([1.0]), "ref_words": np.array([1.0])}
+    assert float(_statistic("wer", "corpus", one, None)) == 100.0
+    dist = paired_bootstrap("sim", {"sim": sim}, {"sim": sim + 0.1}, rng=np.random.default_rng(0))
+    assert dist.shape == (1000,)  # default n_resamples
+
+
+def test_judge_reasons_name_the_numbers_with_the_metric_format():
+    """Kills ``judge`` mutants on the reason text (sim: 3 decimals; the values, not empty) and ``worse > tol`` for
+    the fail branch (an estimate exactly at the tolerance passes even when the interval lies above it)."""
+    d = _delta("sim", False, -0.02, -0.03, -0.01)  # a 10.000, b 9.980: worse by 0.020, worse interval [0.010, 0.030]
+    detail = "t sim: baseline 10.000, candidate 9.980, worse by +0.020 (10 samples, CI [+0.010, +0.030]), tolerance"
+    row = judge(d, 0.005)
+    assert (row.status, row.reason) == ("fail", f"significant regression beyond tolerance: {detail} 0.005")
+    row = judge(d, 0.015)
+    assert (row.status, row.reason) == ("warn", f"beyond tolerance but not significant: {detail} 0.015")
+    row = judge(d, 0.05)
+    assert (row.status, row.reason) == ("pass", f"{detail} 0.05")
+    assert judge(_delta("wer", True, 0.3, 0.31, 0.5), 0.3).status == "pass"
+
+
+def test_metric_delta_defaults_reported_values_and_same_dataset(tmp_path):
+    """Kills ``metric_delta`` mutants: defaults 1000 resamples / seed 0 / 95 %, ``b_reported``, ``same_dataset``
+    (True for equal hashes, None when a run has none)."""
+    from most_eval.run_comparison import load_run, metric_delta
+
+    task, n = "tts:test", 30
+    rng = np.random.default_rng(3)
+    sa, sb = rng.uniform(0.3, 0.9, n), rng.uniform(0.3, 0.9, n)
+    a = _write_run(tmp_path / "a", task, [{"id": f"s{i}", "sim": float(v)} for i, v in enumerate(sa)], "sim", 0.61)
+    b = _write_run(tmp_path / "b", task, [{"id": f"s{i}", "sim": float(v)} for i, v in enumerate(sb)], "sim", 0.62)
+    d = metric_delta(load_run(a), load_run(b), task, "sim")
+    order = np.argsort([f"s{i}" for i in range(n)])  # ids in sorted (text) order
+    xa, xb = sa[order], sb[order]
+    want = _paired_interval(lambda r: xa[r].mean(), lambda r: xb[r].mean(), n, 0, task, 1000, 2.5, 97.5)
+    assert (d.ci_low, d.ci_high) == pytest.approx(want, abs=1e-12)
+    assert (d.a_reported, d.b_reported, d.same_dataset) == (0.61, 0.62, True)
+    data = json.loads((b / "results.json").read_text())
+    del data["tasks"][task]["dataset_sha256"]
+    (b / "results.json").write_text(json.dumps(data))
+    assert metric_delta(load_run(a), load_run(b), task, "sim").same_dataset is None
