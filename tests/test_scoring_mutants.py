@@ -1149,3 +1149,18 @@ def test_metric_delta_defaults_reported_values_and_same_dataset(tmp_path):
     del data["tasks"][task]["dataset_sha256"]
     (b / "results.json").write_text(json.dumps(data))
     assert metric_delta(load_run(a), load_run(b), task, "sim").same_dataset is None
+
+
+def test_zerospeech_submission_is_utf8_whatever_the_locale(tmp_path):
+    """``write_submission`` names its encoding: under a plain C locale (ASCII, no UTF-8 mode) a non-ASCII file stem
+    is still written as UTF-8 (kills the ``encoding=None`` mutants, which only differ under such a locale)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "lexical" / "dev.txt"
+    code = ("import sys; from most_eval_tasks.slm.zerospeech import write_submission; "
+            "write_submission(sys.argv[1], {'caf\\u00e9_1': 1.5})")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "caf\u00e9_1".encode("utf-8") in out.read_bytes()
