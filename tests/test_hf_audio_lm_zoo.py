@@ -8,15 +8,13 @@ from __future__ import annotations
 import base64
 import json
 
-import numpy as np
 import pytest
 import torch
 import transformers
 from conftest import read_jsonl, run_cli
-from test_hf_audio_lm import TINY, byte_vocab
+from test_hf_audio_lm import TINY, byte_vocab, noise, offline  # noqa: F401 (offline: autouse, no hub)
 
 from most_eval.adapter import SampleFailure
-from most_eval.audio import Audio
 from most_eval.models.hf_audio_lm import FAMILIES, HFAudioLM, HFAudioLMArgs
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,14 +203,6 @@ def tiny_phi4(folder):
 # fixtures and helpers
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    """No hub access: everything loads from the local folder."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield
-
-
 @pytest.fixture(scope="module")
 def voxtral_dir(tmp_path_factory):
     return tiny_voxtral(tmp_path_factory.mktemp("voxtral"))
@@ -241,11 +231,6 @@ def phi4_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def phi4(phi4_dir):
     return HFAudioLM(HFAudioLMArgs(path=str(phi4_dir), max_new_tokens=6))
-
-
-def noise(seconds: float, seed: int) -> Audio:
-    rng = np.random.default_rng(seed)
-    return Audio((0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000)
 
 
 def greedy_new_tokens(model, inputs: dict, max_new_tokens: int) -> list[list[int]]:
