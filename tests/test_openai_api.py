@@ -67,9 +67,15 @@ class FakeOpenAI:
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                     outer.lock.notify_all()
                     outer.lock.wait_for(lambda: outer.max_in_flight >= outer.gate, timeout=10)
+                counted = True
                 try:
                     body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                     status, headers, payload = outer.answer(self.path, dict(self.headers), body)
+                    # A request stops counting before its answer is sent: a client that waits for each answer can
+                    # then never be seen overlapping, however late this thread resumes after its last write.
+                    with outer.lock:
+                        outer.in_flight -= 1
+                    counted = False
                     self.send_response(status)
                     for k, v in headers.items():
                         self.send_header(k, v)
@@ -79,8 +85,9 @@ class FakeOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
                 finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
+                    if counted:
+                        with outer.lock:
+                            outer.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
