@@ -362,7 +362,12 @@ def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
         decoder.end_utt()
     own_rtf = (time.perf_counter() - started) / sum(a.duration for a in audios)
     assert asr["audio_seconds"] == pytest.approx(sum(a.duration for a in audios), rel=1e-3)
-    assert 0.5 <= asr["rtf"] / own_rtf <= 2.0, (asr["rtf"], own_rtf)
+    # exact: RTF is the model's seconds over the audio's seconds, and the model ran inside the task's wall time
+    assert asr["rtf"] == round(asr["model_seconds"] / asr["audio_seconds"], 4)
+    assert 0 < asr["model_seconds"] <= asr["wall_seconds"]
+    # and of the right size: within 4x of the decoder's own time measured here (a unit error is 1000x off). The band
+    # is wide because the two timings are seconds apart and a loaded machine may slow either one.
+    assert 0.25 <= asr["rtf"] / own_rtf <= 4.0, (asr["rtf"], own_rtf)
 
 
 def test_every_rank_agrees_on_what_is_cached(tmp_path):
