@@ -352,7 +352,7 @@ def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
         assert entry["wall_seconds"] > 0 and entry["samples_per_second"] > 0 and entry["peak_rss_mb"] > 50, task
         assert entry["peak_gpu_mb"] is None and f"efficiency: {task}: " in proc.stdout
     asr = doc["efficiency"][LIBRI]
-    # pocketsphinx's own time on the same audio, measured here: the run's RTF must be within 2x of it
+    # pocketsphinx's own time on the same audio, measured here (compared with the run's RTF below)
     audios = [load_audio(p) for p in sorted((libri_root / "LibriSpeech").rglob("*.flac"))]
     decoder = Decoder(samprate=16000, loglevel="FATAL")
     started = time.perf_counter()
@@ -362,8 +362,10 @@ def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
         decoder.end_utt()
     own_rtf = (time.perf_counter() - started) / sum(a.duration for a in audios)
     assert asr["audio_seconds"] == pytest.approx(sum(a.duration for a in audios), rel=1e-3)
-    # exact: RTF is the model's seconds over the audio's seconds, and the model ran inside the task's wall time
-    assert asr["rtf"] == round(asr["model_seconds"] / asr["audio_seconds"], 4)
+    # RTF is the model's seconds over the audio's seconds (up to the file's rounding: seconds to 3 places, RTF to 4),
+    # and the model ran inside the task's wall time
+    model_s, audio_s = asr["model_seconds"], asr["audio_seconds"]
+    assert asr["rtf"] == pytest.approx(model_s / audio_s, abs=5e-5 + 5e-4 * (1 + model_s / audio_s) / audio_s)
     assert 0 < asr["model_seconds"] <= asr["wall_seconds"]
     # and of the right size: within 4x of the decoder's own time measured here (a unit error is 1000x off). The band
     # is wide because the two timings are seconds apart and a loaded machine may slow either one.
