@@ -694,7 +694,12 @@ class Recipe:
                     self.save_checkpoint(stage_index, plan)
             stage_start = stage_end
         saved = self.out / "checkpoints" / f"step_{self.global_step}" / "recipe_state.json"
-        if self.global_step > 0 and not saved.is_file():  # where a rerun of the same command picks up
+        # The final checkpoint (where a rerun of the same command picks up). Saving is collective, so every rank must
+        # make the same choice: all ranks look for the file before any can write it (else a slow rank sees the main
+        # process's new file, skips the save and its barrier, and the ranks' barriers no longer pair up).
+        needs_final_save = self.global_step > 0 and not saved.is_file()
+        acc.wait_for_everyone()
+        if needs_final_save:
             self.save_checkpoint(self._stage_of(min(self.global_step, self.total_steps - 1)), None)
         return {"steps": self.global_step, "last": last}
 

@@ -20,10 +20,13 @@ STEPS = 4
 RTOL = 1e-5
 
 
-def run(out: Path, nproc: int) -> None:
+LATE_RANK = Path(__file__).with_name("late_rank_train.py")
+
+
+def run(out: Path, nproc: int, entry: tuple[str, ...] = ("-m", "most_reference.train")) -> None:
     sets = {**SMALL_DATA, "training.global_batch": 8, "training.threads": 1, "training.micro_batch_size": 4,
             "logging.every": 1, "checkpointing.every": 0, "export.enabled": False}
-    args = ["-m", "most_reference.train", "--config", str(TINY), "--output", str(out), "--max-steps", str(STEPS)]
+    args = [*entry, "--config", str(TINY), "--output", str(out), "--max-steps", str(STEPS)]
     for key, value in sets.items():
         args += ["--set", f"{key}={json.dumps(value)}"]
     if nproc == 1:
@@ -57,3 +60,14 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     assert wa.keys() == wb.keys()
     for key in wa:
         assert (wa[key] - wb[key]).abs().max() <= 1e-5, key
+
+
+@pytest.mark.slow
+def test_a_late_rank_still_saves_the_final_checkpoint_with_the_others(tmp_path):
+    """Rank 1 looks for the final checkpoint only after the main process could have written it
+    (tests/late_rank_train.py). The ranks must still save it together and finish. Before the fix, each rank chose
+    on its own: rank 1 saw the main process's new file, skipped the collective save, its barriers fell out of step
+    with rank 0's and the run died (seen once in the repeat runs, on a loaded machine)."""
+    run(tmp_path / "two", nproc=2, entry=(str(LATE_RANK),))
+    state = json.loads((tmp_path / "two" / "checkpoints" / f"step_{STEPS}" / "recipe_state.json").read_text())
+    assert (state["global_step"], state["world_size"]) == (STEPS, 2)
