@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_hf_audio_lm import tiny_qwen2_audio  # noqa: E402
 
-from most_eval.audio import Audio  # noqa: E402
+from most_eval.core.audio import Audio  # noqa: E402
 from most_eval.models.hf_audio_lm import HFAudioLM, HFAudioLMArgs  # noqa: E402
 
 

@@ -45,7 +45,7 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers beside this file
 from _most_random_checkpoint import build_random_checkpoint, most_config  # noqa: E402
 
-from most_eval.audio import Audio  # noqa: E402
+from most_eval.core.audio import Audio  # noqa: E402
 from most_reference.adapter import MoSTArgs, MoSTModel  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from most_eval.audio import Audio
+from most_eval.core.audio import Audio
 from most_eval.models.openai_api import OpenAIAPIArgs, OpenAIAPIModel
 
 

@@ -366,7 +366,7 @@ def bench_train_step(args, device: str, peak_flops: float | None) -> dict:
 
 
 def bench_asr(args, device: str, workdir: Path) -> dict:
-    from most_eval.audio import Audio
+    from most_eval.core.audio import Audio
     from most_reference.adapter import MoSTArgs, MoSTModel
 
     config = most_config(args.config, num_hidden_layers=args.asr_layers)

@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from most_eval.adapter import Model
+from most_eval.core.adapter import Model
 from most_eval.comparability import summary_line
-from most_eval.options import OptionError, parse_options, split_pairs
+from most_eval.core.options import OptionError, parse_options, split_pairs
 from most_eval.paper import PAPER_GROUP_NAMES
 from most_eval.registry import UnknownNameError, families, get_model_class, model_info, model_names, resolve_tasks
 from most_eval.results import print_results
-from most_eval.task import DatasetError, TaskContext
+from most_eval.core.task import DatasetError, TaskContext
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Evaluate speech-text LLMs on ASR, TTS, spoken-LM and spoken-QA benchmarks, offline-first.")
@@ -223,7 +223,7 @@ def run(
 ):
     """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
     from most_eval.distributed import finish_distributed, init_distributed
-    from most_eval.hf_loading import configure_output, offline_unless_opted_in
+    from most_eval.core.hf_loading import configure_output, offline_unless_opted_in
     from most_eval.output_lock import OutputBusy, OutputLock
     from most_eval.runner import evaluate
 
@@ -365,7 +365,7 @@ def routing_command(
 ):
     """Per-modality expert use of the MoST LM: OUTPUT/routing.json (shares, cross-modality, entropy per MoE layer)
     and OUTPUT/routing.png (heatmaps); definitions in most_reference.routing."""
-    from most_eval.hf_loading import configure_output, offline_unless_opted_in
+    from most_eval.core.hf_loading import configure_output, offline_unless_opted_in
 
     offline_unless_opted_in()
     configure_output(verbose=False)

@@ -2,7 +2,7 @@
 
 A number is *paper-comparable* only when it was measured the way the paper (or the official scorer) measured it, on
 the whole official set: no ``--limit``, no fewer samples than the official count (from the dataset manifest), no error
-record, and the task's protocol as the task itself declares it (:meth:`most_eval.task.Task.protocol_differences`:
+record, and the task's protocol as the task itself declares it (:meth:`most_eval.core.task.Task.protocol_differences`:
 judge, embedder, reduction, normalisation). Anything else is still a real number, labelled with the reasons it is
 not comparable; the terminal prints one line per such task and the leaderboard draws it apart.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from most_eval.task import Task
+    from most_eval.core.task import Task
 
 
 def assess(task: "Task", result: dict, limit: int | None) -> dict:

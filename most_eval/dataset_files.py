@@ -9,11 +9,11 @@ what it should not:
   absolute path, no symlink out); a listed id is one file name.
 * :func:`file_problem`: why a path is not a readable data file (outside the root, missing, a directory, a FIFO, ...).
 * :func:`manifest_path`, :func:`open_regular`, :func:`read_bytes`: manifests are opened non-blocking and must be
-  regular files, so a FIFO where ``trans.txt`` should be is a :class:`~most_eval.task.DatasetError`, never a hang.
+  regular files, so a FIFO where ``trans.txt`` should be is a :class:`~most_eval.core.task.DatasetError`, never a hang.
 * :func:`text_field`, :func:`text_list`, :func:`number_field`: manifest fields by type (a number is its decimal
   text; a bool, a null or an object is an error naming the file and line).
 * :func:`output_name`: any sample id as one safe file name, for what a task writes under the output folder;
-  :func:`output_path`: where the runner writes a file a task names (:meth:`~most_eval.task.Task.side_files`).
+  :func:`output_path`: where the runner writes a file a task names (:meth:`~most_eval.core.task.Task.side_files`).
 
 Per-sample callers turn these errors into error records; whole-manifest callers let the DatasetError through.
 """
@@ -29,7 +29,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from most_eval.task import DatasetError
+from most_eval.core.task import DatasetError
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))

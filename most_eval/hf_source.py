@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from most_eval.dataset_files import file_problem, output_name, safe_path, text_field
-from most_eval.task import DatasetError
+from most_eval.core.task import DatasetError
 
 
 @dataclass

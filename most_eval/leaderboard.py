@@ -8,7 +8,7 @@ Inputs (``data_dir``, by default the repo's ``leaderboards/data``):
   users. Every ``.json`` file under ``runs/`` must be one; anything else raises
   :class:`most_eval.results.ResultsFileError`.
 
-A run's number is placed in the paper cell its task declares (:class:`most_eval.task.LeaderboardSlot`, on the task
+A run's number is placed in the paper cell its task declares (:class:`most_eval.core.task.LeaderboardSlot`, on the task
 class), which the runner records in results.json (``tasks[task]["leaderboard"]``, read by
 :func:`most_eval.results.leaderboard_slot`): ``asr:librispeech-test-clean`` fills ``librispeech_clean`` of an ``asr``
 row, ``tts:librispeech-test-clean`` the same column of a ``tts`` row, ``slm:swuggy-dev`` the ``swuggy`` column, and so
@@ -37,7 +37,7 @@ from typing import Any
 
 from most_eval.efficiency import summary_line as efficiency_line
 from most_eval.results import leaderboard_slot, load_results
-from most_eval.task import LeaderboardSlot
+from most_eval.core.task import LeaderboardSlot
 
 # --------------------------------------------------------------------------------------------------------------------
 # Families (one per paper table) and the paper cell of a run's task

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from most_eval.dataset_files import read_bytes
-from most_eval.task import DatasetError
+from most_eval.core.task import DatasetError
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from most_eval.adapter import CAPABILITIES, Model
-from most_eval.task import Family, Task
+from most_eval.core.adapter import CAPABILITIES, Model
+from most_eval.core.task import Family, Task
 
 MODEL_GROUP = "most_eval.models"
 TASK_GROUP = "most_eval.tasks"
@@ -141,14 +141,14 @@ def _module_classes(module: str) -> tuple[dict[str, ast.ClassDef], dict[str, tup
 
 def _info_from_source(name: str, module: str, attr: str) -> ModelInfo | None:
     """:class:`ModelInfo` from the source of ``module``: the class ``attr`` and the classes it derives from (in
-    this module or imported by name from others), down to :class:`most_eval.adapter.Model`. None when that cannot
+    this module or imported by name from others), down to :class:`most_eval.core.adapter.Model`. None when that cannot
     be told without running the code (a computed description, a ``capabilities`` classmethod, an unreadable
     source, a base that is not a plain name)."""
     description, methods, per_instance = None, set(), False
     todo, seen = [(module, attr)], set()
     while todo:  # depth first, bases left to right (Python's lookup order where no class is reached twice)
         where, cls_name = todo.pop(0)
-        if (where, cls_name) == ("most_eval.adapter", "Model") or (where, cls_name) in seen:
+        if (where, cls_name) == ("most_eval.core.adapter", "Model") or (where, cls_name) in seen:
             continue
         seen.add((where, cls_name))
         parsed = _module_classes(where)
@@ -249,7 +249,7 @@ def build_model(name: str, args: str | dict | None, device: str = "cpu", seed: i
     """Instantiate a registered model with typed ``--model-args`` (the one place models are built: the CLI, the
     lm-eval bridge and helper models all come here). UnknownNameError / OptionError for bad names and keys,
     ModelBuildError (one line) for anything that fails while building it."""
-    from most_eval.options import parse_options
+    from most_eval.core.options import parse_options
 
     cls = get_model_class(name)
     typed = parse_options(args, cls.Args, what=f"--model-args key for {name}")

@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Iterable
 from rich.console import Console
 
 from most_eval.efficiency import summary_line as efficiency_line
-from most_eval.task import LeaderboardSlot, task_file_name
+from most_eval.core.task import LeaderboardSlot, task_file_name
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from most_eval.fingerprints import ContentDigests
+    from most_eval.core.fingerprints import ContentDigests
 
 RESULTS_FORMAT = "most-eval-results"
 RESULTS_FORMAT_VERSION = 1  # the version written
@@ -109,7 +109,7 @@ def dataset_sha256(files: Iterable[Path], root: Path, digests: "ContentDigests |
     ``digests`` memoises content digests (the runner's, so files already hashed for the input keys are not read
     again); a missing or unreadable file contributes a digest of that condition.
     """
-    from most_eval.fingerprints import ContentDigests
+    from most_eval.core.fingerprints import ContentDigests
 
     digests = digests or ContentDigests()
     prefix = str(root).rstrip("/") + "/"

@@ -1,4 +1,4 @@
-"""`most` model adapter: MoST behind the harness's contract (most_eval/adapter.py), loaded from `checkpoint=PATH`.
+"""`most` model adapter: MoST behind the harness's contract (most_eval/core/adapter.py), loaded from `checkpoint=PATH`.
 
 No trained MoST checkpoint has been released (README §1: announced, not released). This adapter runs a checkpoint
 *you* built: DeepSeek-V2-Lite imported with import_weights.py and trained with the paper's two stages (train.py).
@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from most_eval.adapter import AudioScore, Model
-from most_eval.audio import Audio
+from most_eval.core.adapter import AudioScore, Model
+from most_eval.core.audio import Audio
 from most_eval.models.hf_lm import CausalTextLM
 
 from .import_weights import (CheckpointError, read_json, import_hubert, import_quantizer, import_vocoder,

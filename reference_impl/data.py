@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from most_eval.audio import AudioError
+from most_eval.core.audio import AudioError
 
 from .manifests import (SPEECH_READERS, BadDataLog, BadItem, Instruction, Utterance, read_speech_jsonl,
                         speech_manifest, warn_only, write_manifest)

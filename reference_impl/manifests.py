@@ -47,7 +47,7 @@ from typing import Callable, Iterable, Iterator
 from most_eval.dataset_files import (file_problem, manifest_path, number_field, open_regular, output_name, safe_path,
                                      text_field, text_list)
 from most_eval.manifest import BadLine, read_jsonl, read_lines, read_table
-from most_eval.task import DatasetError
+from most_eval.core.task import DatasetError
 from most_eval_tasks.asr import readers as asr_readers
 
 logger = logging.getLogger(__name__)

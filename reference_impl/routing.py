@@ -54,7 +54,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from most_eval.audio import AudioError, load_audio
+from most_eval.core.audio import AudioError, load_audio
 
 from .units import hubert_frames_fn
 from .mixing import Example, Formatter, collate
@@ -131,7 +131,7 @@ class RoutingInput:
 
 
 def utterances_from_samples(samples: Sequence, limit: int | None = None) -> tuple[list[Utterance], list[dict]]:
-    """The first `limit` usable utterances of an ASR task's samples (most_eval.task.Sample: request.audio = the file,
+    """The first `limit` usable utterances of an ASR task's samples (most_eval.core.task.Sample: request.audio = the file,
     reference = the transcript), and {"id", "reason"} for each listed sample that could not be used."""
     usable, skipped = [], []
     for s in samples:

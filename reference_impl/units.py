@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from most_eval.audio import AudioError, load_audio
+from most_eval.core.audio import AudioError, load_audio
 
 from .manifests import Instruction, Utterance, warn_only
 from .speech_encoder import KMeansQuantizer, SAMPLE_RATE

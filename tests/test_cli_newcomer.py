@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from most_eval.cli import app, option_docs
 from most_eval.registry import resolve_tasks
 from most_eval.runner import limit_samples
-from most_eval.task import TaskContext
+from most_eval.core.task import TaskContext
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "400", "TERMINAL_WIDTH": "400"}
@@ -245,7 +245,7 @@ def test_a_hub_id_fails_at_once_without_touching_the_network(tmp_path):
 
 
 def test_the_hub_is_asked_only_after_opting_in(monkeypatch):
-    from most_eval.hf_loading import ModelLoadError, load_pretrained
+    from most_eval.core.hf_loading import ModelLoadError, load_pretrained
 
     calls = []
 
@@ -269,7 +269,7 @@ def hf_output_state(monkeypatch):
     """Environment and transformers' logging state restored after the test."""
     from transformers.utils import logging as hf_logging
 
-    from most_eval import hf_loading
+    from most_eval.core import hf_loading
 
     for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
         monkeypatch.setenv(name, "placeholder")
@@ -282,7 +282,7 @@ def hf_output_state(monkeypatch):
 
 
 def test_transformers_is_quiet_unless_verbose(hf_output_state):
-    from most_eval.hf_loading import configure_output
+    from most_eval.core.hf_loading import configure_output
 
     hf_logging = hf_output_state
     hf_logging.set_verbosity_warning()
@@ -299,7 +299,7 @@ def test_transformers_is_quiet_unless_verbose(hf_output_state):
 def test_only_rank_0_is_verbose(rank, verbose, expected, monkeypatch, tmp_path):
     import most_eval.distributed
     from most_eval.distributed import Dist
-    from most_eval import hf_loading
+    from most_eval.core import hf_loading
 
     told = []
 

@@ -10,7 +10,7 @@ import pytest
 
 from most_eval import dataset_files as F
 from most_eval.manifest import read_lines
-from most_eval.task import DatasetError
+from most_eval.core.task import DatasetError
 
 
 def within(seconds: float, call):
@@ -71,7 +71,7 @@ def test_safe_path_refuses_empty_nul_and_loops(tree, relative):
 
 
 def test_the_old_import_from_task_still_works(tree):
-    from most_eval.task import safe_path
+    from most_eval.core.task import safe_path
 
     assert safe_path(tree, "a.txt") == tree / "a.txt"
     with pytest.raises(ValueError, match="escapes the dataset root"):

@@ -91,7 +91,7 @@ def test_whisper_audio_over_30_seconds_takes_the_long_form_path(tmp_path):
     """Over 30 s the features are not truncated and transformers' long-form decoding runs (random weights)."""
     import numpy as np
 
-    from most_eval.audio import Audio
+    from most_eval.core.audio import Audio
     from most_eval.models.hf_asr import HFASRArgs, HFWhisper
 
     _tiny_whisper(tmp_path)
@@ -125,7 +125,7 @@ def test_hf_ctc_passes_the_feature_extractors_whole_output(tmp_path):
     import numpy as np
     import torch
 
-    from most_eval.audio import Audio
+    from most_eval.core.audio import Audio
     from most_eval.models.hf_asr import HFASRArgs, HFCTC
 
     _tiny_w2v_bert_ctc(tmp_path)

@@ -10,10 +10,10 @@ import pytest
 import transformers
 from conftest import read_jsonl, run_cli
 
-from most_eval.adapter import SampleFailure  # noqa: E402
-from most_eval.audio import Audio  # noqa: E402
+from most_eval.core.adapter import SampleFailure  # noqa: E402
+from most_eval.core.audio import Audio  # noqa: E402
 from most_eval.models.hf_audio_lm import FAMILIES, HFAudioLM, HFAudioLMArgs  # noqa: E402
-from most_eval.hf_loading import ModelLoadError  # noqa: E402
+from most_eval.core.hf_loading import ModelLoadError  # noqa: E402
 
 #: the special tokens Qwen2AudioProcessor and its chat template need
 QWEN2_AUDIO_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]

@@ -14,7 +14,7 @@ import transformers
 from conftest import read_jsonl, run_cli
 from test_hf_audio_lm import TINY, byte_vocab, noise, offline  # noqa: F401 (offline: autouse, no hub)
 
-from most_eval.adapter import SampleFailure
+from most_eval.core.adapter import SampleFailure
 from most_eval.models.hf_audio_lm import FAMILIES, HFAudioLM, HFAudioLMArgs
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_voxtral_through_the_cli_on_librispeech(voxtral_dir, libri_root, tmp_pat
     assert res["scored"] == 2 and res["errors"] == 0
     records = read_jsonl(out / "samples" / "asr_librispeech-test-clean.jsonl")
     direct = HFAudioLM(HFAudioLMArgs(path=str(voxtral_dir), max_new_tokens=4))
-    from most_eval.audio import load_audio
+    from most_eval.core.audio import load_audio
 
     for r in records:  # the run's raw hypotheses are the adapter's own answers on the same files
         wav = next(libri_root.rglob(f"{r['id']}.flac"))

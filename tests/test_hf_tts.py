@@ -11,8 +11,8 @@ import torch
 import transformers
 from conftest import run_cli
 
-from most_eval.audio import Audio  # noqa: E402
-from most_eval.hf_loading import ModelLoadError  # noqa: E402
+from most_eval.core.audio import Audio  # noqa: E402
+from most_eval.core.hf_loading import ModelLoadError  # noqa: E402
 from most_eval.models.hf_seamless import HFSeamless, HFSeamlessArgs  # noqa: E402
 from most_eval.models.hf_tts import HFTTS, HFTTSArgs  # noqa: E402
 

@@ -15,7 +15,7 @@ import torch
 import transformers
 from conftest import run_cli
 
-from most_eval.hf_loading import ModelLoadError
+from most_eval.core.hf_loading import ModelLoadError
 from most_eval.models.hf_tts import HFTTS, HFTTSArgs
 
 #: the test words and their ARPAbet pronunciations (the cmudict subset)

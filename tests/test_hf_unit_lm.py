@@ -12,9 +12,9 @@ import torch
 import transformers
 from conftest import MINI_SUITE, run_cli
 
-from most_eval.adapter import AudioScore, SampleFailure  # noqa: E402
-from most_eval.audio import Audio, load_audio  # noqa: E402
-from most_eval.hf_loading import ModelLoadError  # noqa: E402
+from most_eval.core.adapter import AudioScore, SampleFailure  # noqa: E402
+from most_eval.core.audio import Audio, load_audio  # noqa: E402
+from most_eval.core.hf_loading import ModelLoadError  # noqa: E402
 from most_eval.models.hf_unit_lm import HFUnitLM, HFUnitLMArgs, dedup_runs  # noqa: E402
 
 K, OFFSET, LAYER = 8, 2, 1  # units, unit -> token shift, hidden_states index

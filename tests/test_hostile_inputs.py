@@ -18,7 +18,7 @@ from conftest import MINI_SUITE, read_jsonl, run_cli
 from test_dataset_files import within
 
 from most_eval.registry import resolve_tasks
-from most_eval.task import DatasetError, TaskContext
+from most_eval.core.task import DatasetError, TaskContext
 from most_eval_tasks.asr import readers
 from most_eval_tasks.slm import zerospeech as zr
 

@@ -50,7 +50,7 @@ def _edges(source_prefix: str, target_prefixes: tuple[str, ...], exempt: tuple[s
 
 def test_the_graph_is_read():
     assert "most_eval.runner" in GRAPH and "most_eval_tasks.tts.task" in GRAPH and "most_reference.model" in GRAPH
-    assert "most_eval.adapter" in GRAPH["most_eval.models.dummy"]  # relative and absolute imports both resolve
+    assert "most_eval.core.adapter" in GRAPH["most_eval.models.dummy"]  # relative and absolute imports both resolve
     assert "most_reference.model" in GRAPH["most_reference.adapter"]
 
 

@@ -84,7 +84,7 @@ def pair(env):
     """Per model kind: (lm-eval's HFLM, the bridge over hf-causal-lm), built once."""
     from lm_eval.models.huggingface import HFLM
 
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.lm_eval_bridge import MostEvalLM
     from most_eval.models.hf_lm import HFCausalLM, HFCausalLMArgs
 
     built = {}
@@ -192,7 +192,7 @@ REQUESTS = [
 def test_loglikelihood_requests_equal_hflm_and_score_text(env, pair, kind):
     """Request by request, the bridge equals HFLM; the adapter's text-level score_text (and a batched adapter)
     agree with it."""
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.lm_eval_bridge import MostEvalLM
     from most_eval.models.hf_lm import HFCausalLM, HFCausalLMArgs
 
     ref, ours = pair(kind)
@@ -224,8 +224,8 @@ def test_bos_id_zero_is_the_prefix_token(env, pair):
 
 def test_a_text_only_model_is_served_through_score_text():
     """Without score_tokens the bridge hands lm-eval's strings to score_text as they are (documented text path)."""
-    from most_eval.adapter import Model
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.adapter import Model
+    from most_eval.core.lm_eval_bridge import MostEvalLM
 
     seen = []
 

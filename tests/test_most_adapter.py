@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from most_eval.adapter import AudioScore
-from most_eval.audio import Audio
+from most_eval.core.adapter import AudioScore
+from most_eval.core.audio import Audio
 from most_reference.adapter import MoSTArgs, MoSTModel, save_checkpoint
 from most_reference.import_weights import CheckpointError
 from most_reference.speech_encoder import LinearQuantizer, SpeechEncoder

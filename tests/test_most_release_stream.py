@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import save_file
 
-from most_eval.audio import Audio
+from most_eval.core.audio import Audio
 from most_reference.adapter import BUNDLED_TINY, MoSTArgs, MoSTModel, save_checkpoint
 from most_reference.import_weights import CheckpointError
 from most_reference.mixing import TEXT_PROMPTS, Formatter, audio_markers, build_char_tokenizer

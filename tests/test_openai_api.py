@@ -22,10 +22,10 @@ import pytest
 import soundfile as sf
 from conftest import read_jsonl, run_cli
 
-from most_eval.adapter import SampleFailure
-from most_eval.audio import Audio
+from most_eval.core.adapter import SampleFailure
+from most_eval.core.audio import Audio
 from most_eval.models.openai_api import OpenAIAPIArgs, OpenAIAPIModel
-from most_eval.options import OptionError, parse_options
+from most_eval.core.options import OptionError, parse_options
 
 TASK = "asr:librispeech-test-clean"
 SPEECH_RATE = 24_000  # the fake server's TTS output rate (differs from the 16 kHz input on purpose)

@@ -153,7 +153,7 @@ def test_slm_reductions_are_options_recorded_and_judged(tmp_path):
 
 def test_seed_tts_eval_needs_its_own_embedder_and_judge_to_be_comparable(tmp_path):
     from most_eval.models.dummy import DummyModel
-    from most_eval.task import TaskContext
+    from most_eval.core.task import TaskContext
 
     cls = resolve_tasks("tts:seed-tts-eval-en")[0]
     task = cls(tmp_path, context=TaskContext(output_dir=tmp_path, judge=DummyModel()))

@@ -21,7 +21,7 @@ from test_zerospeech_scoring import make_lexical, make_syntactic
 from most_eval.dataset_files import output_path
 from most_eval.models.dummy import DummyModel
 from most_eval.runner import evaluate
-from most_eval.task import TaskContext
+from most_eval.core.task import TaskContext
 from most_eval_tasks.slm import task as slm
 from most_eval_tasks.slm import zerospeech as zr
 from most_eval_tasks.text import text_task

@@ -505,7 +505,7 @@ class _FakeGenerator:
         self.calls = []
 
     def capabilities(self):
-        from most_eval.adapter import GENERATE_TEXT, SCORE_TEXT
+        from most_eval.core.adapter import GENERATE_TEXT, SCORE_TEXT
         return {GENERATE_TEXT, SCORE_TEXT}
 
     def generate_text(self, prompts, stops, limit):
@@ -522,7 +522,7 @@ class _Req:
 
 
 def test_bridge_generate_until_groups_by_budget_and_keeps_request_order():
-    from most_eval.lm_eval_bridge import DEFAULT_MAX_GEN_TOKS, MostEvalLM
+    from most_eval.core.lm_eval_bridge import DEFAULT_MAX_GEN_TOKS, MostEvalLM
 
     model = _FakeGenerator()
     lm = MostEvalLM(model)
@@ -534,7 +534,7 @@ def test_bridge_generate_until_groups_by_budget_and_keeps_request_order():
 
 
 def test_bridge_text_path_scores_and_rolling_documents():
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.lm_eval_bridge import MostEvalLM
 
     lm = MostEvalLM(_FakeGenerator())
     got = lm.loglikelihood([_Req("ctx", "x"), _Req("", "yz")])
@@ -545,7 +545,7 @@ def test_bridge_text_path_scores_and_rolling_documents():
 
 def test_bridge_builds_a_named_model_on_cpu_by_default(monkeypatch):
     import most_eval.registry as registry
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.lm_eval_bridge import MostEvalLM
 
     seen = []
 
@@ -753,7 +753,7 @@ class _FakeTokenModel:
         self.calls = []
 
     def capabilities(self):
-        from most_eval.adapter import SCORE_TEXT
+        from most_eval.core.adapter import SCORE_TEXT
         return {SCORE_TEXT}
 
     def score_tokens(self, contexts, continuations):
@@ -776,7 +776,7 @@ def _fake_score(ctx, cont):
 def test_bridge_token_path_truncates_contexts_and_caches_per_request():
     """Kills lm_eval_bridge ``_loglikelihood_tokens`` mutants: ``keep = max_length + 1 - len(cont)`` context tokens,
     the two error texts, float/bool answers, the cache only for requests with a key, the empty batch."""
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.lm_eval_bridge import MostEvalLM
 
     model = _FakeTokenModel(max_length=3)
     lm = MostEvalLM(model)
@@ -811,7 +811,7 @@ def test_bridge_token_path_loglikelihood_encodes_as_lm_eval(capsys):
     """``loglikelihood`` over a token-level model goes through lm-eval's encoding (tok_encode: BOS by the tokenizer's
     default, none added to a text that starts with it), not through score_text. Its progress bar is on by default
     (``disable_tqdm=False``, as HFLM's; kills ``loglikelihood__mutmut_1``)."""
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.lm_eval_bridge import MostEvalLM
 
     model = _FakeTokenModel(max_length=8)
     lm = MostEvalLM(model)
@@ -833,7 +833,7 @@ def test_bridge_token_path_rolling_windows_sum_per_document():
     """Kills ``loglikelihood_rolling`` token-path mutants: lm-eval's disjoint rolling windows (max_seq_len =
     max_length, context_len 1, the first window on the prefix token), worked out by hand, summed per document and
     cached per document."""
-    from most_eval.lm_eval_bridge import MostEvalLM
+    from most_eval.core.lm_eval_bridge import MostEvalLM
 
     model = _FakeTokenModel(max_length=3)
     lm = MostEvalLM(model)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import espeak
 
-from most_eval.audio import Audio
+from most_eval.core.audio import Audio
 from most_eval.models.speaker_embedders import (SEEDTTS_CHECKPOINT, WAVLM_LARGE_CONFIG, SeedTTSWavLMEmbedder, build_embedder,
                                            seedtts_verifier)
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 from conftest import espeak
 
-from most_eval.audio import Audio
+from most_eval.core.audio import Audio
 from most_eval.models.speaker_embedders import build_embedder
 
 TEXTS = ["the weather was lovely all weekend", "turn left at the second traffic light",

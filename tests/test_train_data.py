@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import HubertConfig, HubertModel
 
-from most_eval.audio import load_audio
+from most_eval.core.audio import load_audio
 from most_reference import manifests as M
 from most_reference import units as U
 from most_reference.mixing import (

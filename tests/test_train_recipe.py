@@ -68,7 +68,7 @@ def test_short_tiny_run_lowers_every_task_loss_and_exports_a_loadable_checkpoint
     info = json.loads((out / "run_info.json").read_text())
     assert info["tensorboard"].startswith(("skipped", "writing"))
 
-    from most_eval.audio import load_audio
+    from most_eval.core.audio import load_audio
     from most_reference.adapter import MoSTArgs, MoSTModel
 
     model = MoSTModel(MoSTArgs(checkpoint=result["export"], dtype="float32", max_new_tokens=8, max_new_units=8))

@@ -14,10 +14,10 @@ import pytest
 import soundfile as sf
 from conftest import MINI_SUITE, read_jsonl, run_cli
 
-from most_eval.adapter import Model
+from most_eval.core.adapter import Model
 from most_eval.output_lock import OutputBusy, OutputLock
 from most_eval.runner import evaluate
-from most_eval.task import TaskContext
+from most_eval.core.task import TaskContext
 
 CLOZE = "slm:sstorycloze"
 LIBRI = "asr:librispeech-test-clean"
@@ -120,7 +120,7 @@ def test_fingerprint_covers_weight_contents_and_adapter_code(tmp_path):
 def test_weight_digests_are_remembered_across_runs_and_redone_when_the_file_changes(tmp_path, monkeypatch):
     import hashlib
 
-    from most_eval.fingerprints import PersistentDigests, path_stamp
+    from most_eval.core.fingerprints import PersistentDigests, path_stamp
 
     weights = tmp_path / "model"
     weights.mkdir()
@@ -144,7 +144,7 @@ def test_fingerprint_covers_the_adapter_source(tmp_path, monkeypatch):
     import importlib
 
     source = tmp_path / "my_adapter.py"
-    source.write_text("from most_eval.adapter import Model\n\nclass Mine(Model):\n    name = 'mine'\n")
+    source.write_text("from most_eval.core.adapter import Model\n\nclass Mine(Model):\n    name = 'mine'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     mine = importlib.import_module("my_adapter").Mine
     before = mine().fingerprint()
@@ -339,7 +339,7 @@ def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
 
     from pocketsphinx import Decoder
 
-    from most_eval.audio import load_audio
+    from most_eval.core.audio import load_audio
 
     out, data = tmp_path / "out", _cloze_root(tmp_path)
     shutil.copytree(libri_root / "LibriSpeech", data / "LibriSpeech")

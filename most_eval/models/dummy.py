@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from most_eval.adapter import AudioScore, Model
-from most_eval.audio import Audio
+from most_eval.core.adapter import AudioScore, Model
+from most_eval.core.audio import Audio
 
 
 @dataclass(frozen=True)

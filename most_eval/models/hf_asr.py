@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
 
-from most_eval.adapter import Model
-from most_eval.audio import Audio
-from most_eval.hf_loading import load_pretrained
+from most_eval.core.adapter import Model
+from most_eval.core.audio import Audio
+from most_eval.core.hf_loading import load_pretrained
 
 
 @dataclass(frozen=True)

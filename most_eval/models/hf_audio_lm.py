@@ -49,9 +49,9 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from most_eval.adapter import Model, SampleFailure
-from most_eval.audio import Audio
-from most_eval.hf_loading import ModelLoadError, load_pretrained
+from most_eval.core.adapter import Model, SampleFailure
+from most_eval.core.audio import Audio
+from most_eval.core.hf_loading import ModelLoadError, load_pretrained
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 benchmark beside the speech ones (text-ability retention of a speech-text LLM's backbone).
 
 Besides the text-level contract (``score_text``, ``generate_text``) it offers the token level the lm-eval bridge uses
-(:mod:`most_eval.lm_eval_bridge`): ``score_tokens`` with ``tokenizer``, ``max_length`` and ``prefix_token_id``, which
+(:mod:`most_eval.core.lm_eval_bridge`): ``score_tokens`` with ``tokenizer``, ``max_length`` and ``prefix_token_id``, which
 reproduce lm-eval's own ``HFLM`` (``lm_eval --model hf``) — same tokenisation, prefix token, left truncation, and
 rolling windows in the bridge. ``score_text`` encodes a pair the way lm-eval does and then calls ``score_tokens``.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
 
-from most_eval.adapter import Model
-from most_eval.hf_loading import load_pretrained
+from most_eval.core.adapter import Model
+from most_eval.core.hf_loading import load_pretrained
 
 #: lm-eval's fallback context length when neither the config nor the tokenizer names one
 DEFAULT_MAX_LENGTH = 2048

@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from most_eval.adapter import Model
-from most_eval.audio import Audio
-from most_eval.hf_loading import ModelLoadError, load_pretrained
+from most_eval.core.adapter import Model
+from most_eval.core.audio import Audio
+from most_eval.core.hf_loading import ModelLoadError, load_pretrained
 from most_eval.models.hf_tts import read_model_type
 
 

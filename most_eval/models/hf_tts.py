@@ -49,9 +49,9 @@ from typing import Sequence
 
 import numpy as np
 
-from most_eval.adapter import Model
-from most_eval.audio import Audio
-from most_eval.hf_loading import ModelLoadError, load_pretrained
+from most_eval.core.adapter import Model
+from most_eval.core.audio import Audio
+from most_eval.core.hf_loading import ModelLoadError, load_pretrained
 
 SUPPORTED = ("vits", "speecht5", "bark", "csm", "fastspeech2_conformer")
 #: NLTK resources FastSpeech2Conformer's g2p_en reads -> the nltk.downloader package that provides each

@@ -3,7 +3,7 @@
 speech (16 kHz) -> HuBERT (transformers ``HubertModel``) -> ``hidden_states[layer]`` (T, D) -> quantizer -> units (T,)
 -> [dedup] -> token ids (``u + offset`` or ``unit_map``) -> [BOS] ids [EOS] -> causal LM -> summed log-probability.
 
-``score_audio`` returns :class:`~most_eval.adapter.AudioScore` (summed natural-log probability of the scored tokens,
+``score_audio`` returns :class:`~most_eval.core.adapter.AudioScore` (summed natural-log probability of the scored tokens,
 and their count), so sWUGGY / sBLIMP / StoryCloze apply sum or mean as the task says. Scored tokens: every token after
 the first of ``[BOS] units [EOS]`` — without ``bos=true`` the first unit is context only (nothing predicts it).
 
@@ -69,9 +69,9 @@ from typing import Sequence
 
 import numpy as np
 
-from most_eval.adapter import AudioScore, Model, SampleFailure
-from most_eval.audio import Audio
-from most_eval.hf_loading import ModelLoadError, load_pretrained
+from most_eval.core.adapter import AudioScore, Model, SampleFailure
+from most_eval.core.audio import Audio
+from most_eval.core.hf_loading import ModelLoadError, load_pretrained
 
 #: the HuBERT family's input rate, used when the encoder folder has no feature-extractor config
 HUBERT_SAMPLE_RATE = 16_000

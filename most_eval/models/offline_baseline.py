@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
-from most_eval.adapter import AudioScore, Model
-from most_eval.audio import Audio, to_mono_float32
+from most_eval.core.adapter import AudioScore, Model
+from most_eval.core.audio import Audio, to_mono_float32
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ respond         ``POST /v1/chat/completions``                user message with a
 
 Each batch is sent with at most ``concurrency`` requests in flight. A 429 or 5xx answer (or a dropped connection)
 is retried with exponential backoff, honouring ``Retry-After``; a request that still fails, or times out, becomes
-that sample's :class:`~most_eval.adapter.SampleFailure` with a one-line reason — never an exception that fails the
+that sample's :class:`~most_eval.core.adapter.SampleFailure` with a one-line reason — never an exception that fails the
 batch. Outputs come back in input order.
 
 The speech API has no voice cloning: a TTS speaker prompt is not sent, every utterance uses ``voice``.
@@ -45,8 +45,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import soundfile as sf
 
-from most_eval.adapter import Model, SampleFailure
-from most_eval.audio import Audio, to_mono_float32
+from most_eval.core.adapter import Model, SampleFailure
+from most_eval.core.audio import Audio, to_mono_float32
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 SPEECH = "/v1/audio/speech"

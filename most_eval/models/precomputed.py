@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from most_eval.adapter import RESPOND, SCORE_AUDIO, SYNTHESIZE, Model, Prepared, SampleFailure
-from most_eval.audio import AudioError, load_audio
+from most_eval.core.adapter import RESPOND, SCORE_AUDIO, SYNTHESIZE, Model, Prepared, SampleFailure
+from most_eval.core.audio import AudioError, load_audio
 from most_eval.manifest import BadLine, read_jsonl, read_lines
-from most_eval.task import task_file_name
+from most_eval.core.task import task_file_name
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from most_eval.audio import Audio
+from most_eval.core.audio import Audio
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class WavLMEmbedder(SpeakerEmbedder):
     def __init__(self, path: str, device: str = "cpu"):
         import transformers
 
-        from most_eval.hf_loading import load_pretrained
+        from most_eval.core.hf_loading import load_pretrained
 
         self.extractor = load_pretrained(path, transformers.AutoFeatureExtractor.from_pretrained, "feature extractor")
         self.model = load_pretrained(path, transformers.WavLMForXVector.from_pretrained, "WavLMForXVector").eval()

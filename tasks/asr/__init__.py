@@ -1,6 +1,6 @@
 """ASR family: LibriSpeech test-clean/test-other (defaults), VoxPopuli English, Common Voice English."""
 
-from most_eval.task import Family
+from most_eval.core.task import Family
 
 from most_eval_tasks.asr.task import CommonVoiceEN, LibriSpeechTestClean, LibriSpeechTestOther, VoxPopuliEN
 

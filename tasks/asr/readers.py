@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from most_eval.audio import audio_duration
+from most_eval.core.audio import audio_duration
 from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path, text_field
 from most_eval.hf_source import audio_file, read_source
 from most_eval.manifest import BadLine, read_lines, read_table
-from most_eval.task import DatasetError
+from most_eval.core.task import DatasetError
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from most_eval.adapter import TRANSCRIBE, Request
+from most_eval.core.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
-from most_eval.task import LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.asr.readers import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,
                                          read_hf_utterances, read_librispeech, read_voxpopuli)

@@ -1,6 +1,6 @@
 """Spoken-LM family: sWUGGY, sBLIMP (ZeroSpeech 2021), sStoryCloze and tStoryCloze — all four by default."""
 
-from most_eval.task import Family
+from most_eval.core.task import Family
 
 from most_eval_tasks.slm.task import SBlimpDev, SBlimpTest, SStoryCloze, SWuggyDev, SWuggyTest, TStoryCloze
 

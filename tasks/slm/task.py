@@ -29,11 +29,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from most_eval.adapter import SCORE_AUDIO, AudioScore, Request
-from most_eval.audio import audio_duration
+from most_eval.core.adapter import SCORE_AUDIO, AudioScore, Request
+from most_eval.core.audio import audio_duration
 from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path, text_field
 from most_eval.hf_source import Source, read_source, row_audio
-from most_eval.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.slm import storycloze_scoring as cloze
 from most_eval_tasks.slm import zerospeech as zr

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from most_eval.dataset_files import open_regular, text_field
-from most_eval.task import DatasetError
+from most_eval.core.task import DatasetError
 
 LEXICAL = "lexical"
 SYNTACTIC = "syntactic"

@@ -1,6 +1,6 @@
 """Spoken-QA family: Llama Questions, WebQuestions, TriviaQA; speech->text and speech->speech (all six by default)."""
 
-from most_eval.task import Family
+from most_eval.core.task import Family
 
 from most_eval_tasks.sqa.task import TASKS
 

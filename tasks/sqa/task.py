@@ -22,14 +22,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from most_eval.adapter import RESPOND, Request
-from most_eval.audio import Audio, audio_duration, save_audio
+from most_eval.core.adapter import RESPOND, Request
+from most_eval.core.audio import Audio, audio_duration, save_audio
 from most_eval.dataset_files import file_problem, manifest_path, output_name, read_bytes, text_field, text_list
 from most_eval.manifest import BadLine, read_jsonl, read_table
 from most_eval.comparability import judge_difference
 from most_eval.hf_source import audio_file
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.sqa.has_answer import matching_answer
 from most_eval_tasks.sqa.llm_judge import judge_verdicts

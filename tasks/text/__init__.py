@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from most_eval.adapter import SCORE_TEXT, Request
-from most_eval.task import Family, Sample, Task
+from most_eval.core.adapter import SCORE_TEXT, Request
+from most_eval.core.task import Family, Sample, Task
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class TextOptions:
 
 
 class TextBenchmark(Task):
-    """One lm-eval task, run as a single unit through :class:`most_eval.lm_eval_bridge.MostEvalLM`."""
+    """One lm-eval task, run as a single unit through :class:`most_eval.core.lm_eval_bridge.MostEvalLM`."""
 
     capability = SCORE_TEXT
     Options = TextOptions
@@ -41,7 +41,7 @@ class TextBenchmark(Task):
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
 
-        from most_eval.lm_eval_bridge import MostEvalLM
+        from most_eval.core.lm_eval_bridge import MostEvalLM
 
         manager = TaskManager(include_path=self.options.include_path) if self.options.include_path else TaskManager()
         out = simple_evaluate(model=MostEvalLM(model), tasks=[self.lm_eval_task], task_manager=manager,

@@ -1,6 +1,6 @@
 """TTS family: intelligibility (judge-ASR WER) and speaker similarity; LibriSpeech test-clean is the default."""
 
-from most_eval.task import Family
+from most_eval.core.task import Family
 
 from most_eval_tasks.tts.task import CommonVoiceTTS, LibriSpeechOtherTTS, LibriSpeechTTS, SeedTTSEvalEN, VoxPopuliTTS
 

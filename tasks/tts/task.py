@@ -22,16 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from most_eval.adapter import SYNTHESIZE, Request
-from most_eval.audio import load_audio, save_audio
+from most_eval.core.adapter import SYNTHESIZE, Request
+from most_eval.core.audio import load_audio, save_audio
 from most_eval.dataset_files import file_problem, manifest_path, output_name, safe_path, text_field
 from most_eval.hf_source import read_source, row_audio
 from most_eval.manifest import BadLine, read_lines
 from most_eval.metrics.wer import aggregate_wer, wer_records
 from most_eval.comparability import judge_difference
-from most_eval.fingerprints import stamp_digest
+from most_eval.core.fingerprints import stamp_digest
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval_tasks.asr.task import hf_utterances
 from most_eval_tasks.asr.readers import (common_voice_corpus, find_common_voice, read_common_voice, read_librispeech,

@@ -5,7 +5,7 @@ A task is a small class:
 * :meth:`Task.samples` reads the dataset under ``data_root/<dataset_folder>`` and returns every listed sample with a
   stable id. A sample the reader cannot use (transcript line without audio, path escaping the root, ...) is still
   returned, with ``error`` set: nothing is dropped silently.
-* each sample carries a :class:`~most_eval.adapter.Request` naming the capability it needs.
+* each sample carries a :class:`~most_eval.core.adapter.Request` naming the capability it needs.
 * :meth:`Task.score` turns a batch of model outputs into per-request records (plain JSON-able dicts with ``id``).
   Records are cached, so a killed run resumes where it stopped.
 * :meth:`Task.items` groups request records into scored items (one item per record, or per pair for sLM tasks);
@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
-from most_eval.adapter import Request
+from most_eval.core.adapter import Request
 
 if TYPE_CHECKING:
-    from most_eval.adapter import Model
+    from most_eval.core.adapter import Model
 
 
 class DatasetError(Exception):

@@ -37,7 +37,7 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from most_eval.adapter import GENERATE_TEXT, SCORE_TEXT, Model
+from most_eval.core.adapter import GENERATE_TEXT, SCORE_TEXT, Model
 
 DEFAULT_MAX_GEN_TOKS = 256
 
@@ -46,7 +46,7 @@ TOKEN_LEVEL = ("score_tokens", "tokenizer", "max_length", "prefix_token_id")
 
 
 class MostEvalLM(TemplateLM):
-    """lm-eval's three request types over a most-eval :class:`~most_eval.adapter.Model` (see the module docstring)."""
+    """lm-eval's three request types over a most-eval :class:`~most_eval.core.adapter.Model` (see the module docstring)."""
 
     #: arguments lm-eval passes to every model, which most-eval models do not take
     LM_EVAL_ARGS = ("batch_size", "max_batch_size", "device")

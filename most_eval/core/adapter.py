@@ -18,7 +18,7 @@ generate_text   ``generate_text(prompts, until, max_tokens) -> list[str]``  text
 
 A task that needs a capability the model lacks is reported as "not supported" — never a crash.
 Models are registered by name through the ``most_eval.models`` entry-point group (or :func:`register_model`
-in-process) and receive their ``--model-args`` as a typed dataclass (``Args``), see :mod:`most_eval.options`.
+in-process) and receive their ``--model-args`` as a typed dataclass (``Args``), see :mod:`most_eval.core.options`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from most_eval.audio import DEFAULT_SAMPLE_RATE, Audio
-from most_eval.fingerprints import code_version, path_stamp
+from most_eval.core.audio import DEFAULT_SAMPLE_RATE, Audio
+from most_eval.core.fingerprints import code_version, path_stamp
 
 TRANSCRIBE = "transcribe"
 SYNTHESIZE = "synthesize"
