@@ -20,12 +20,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from most_eval.core.adapter import Model
+from most_eval.core.errors import MostEvalError
 from most_eval.comparability import summary_line
 from most_eval.core.options import OptionError, parse_options, split_pairs
 from most_eval.paper import PAPER_GROUP_NAMES
 from most_eval.registry import UnknownNameError, families, get_model_class, model_info, model_names, resolve_tasks
 from most_eval.results import print_results
-from most_eval.core.task import DatasetError, TaskContext
+from most_eval.core.task import TaskContext
+from most_eval.core.errors import DatasetError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Evaluate speech-text LLMs on ASR, TTS, spoken-LM and spoken-QA benchmarks, offline-first.")
@@ -51,7 +53,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one l
 MINI_SUITE = Path(__file__).resolve().parent / "mini_suite"
 
 
-class UserError(Exception):
+class UserError(MostEvalError):
     """Any bad input the CLI reports as one line and exit code 2."""
 
 

@@ -18,9 +18,10 @@ from typing import Annotated, Optional
 import typer
 
 from most_eval.cli_leaderboard import os_error_line, path_problem
-from most_eval.datasets import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, MANIFEST_ENV, DatasetDownloadError,
-                                ManualDatasetError, dataset_status, download_dataset, get_dataset, human_size,
-                                instructions, load_manifest, manifest_path, verify_dataset)
+from most_eval.data.catalog import (CATALOG_ENV, DatasetDownloadError, ManualDatasetError, dataset_status,
+                                    get_dataset, human_size, instructions, load_catalog, catalog_path)
+from most_eval.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT, download_dataset
+from most_eval.data.verify import verify_dataset
 
 EXIT_FAILED = 2
 
@@ -31,7 +32,7 @@ NameArg = Annotated[str, typer.Argument(help="Dataset name (see `most-eval data 
 RootOpt = Annotated[Path, typer.Option("--root", help="Data root: the folder runs take as --data-root.",
                                        show_default=False)]
 ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", help="Dataset manifest.",
-                                                    show_default=f"${MANIFEST_ENV}, else the bundled one")]
+                                                    show_default=f"${CATALOG_ENV}, else the bundled one")]
 
 
 def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
@@ -67,10 +68,10 @@ def list_command(
 
     _check_root(root)
     try:
-        specs = load_manifest(manifest)
+        specs = load_catalog(manifest)
     except DatasetDownloadError as exc:
         raise _fail(str(exc)) from None
-    table = Table(title=f"datasets ({manifest_path(manifest)})", title_justify="left")
+    table = Table(title=f"datasets ({catalog_path(manifest)})", title_justify="left")
     for column in ("name", "source", "folder", "tasks") + (("status",) if root else ()):
         table.add_column(column, overflow="fold")
     for spec in specs.values():

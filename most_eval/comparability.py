@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def assess(task: "Task", result: dict, limit: int | None) -> dict:
     """``{"paper_comparable": bool, "reasons": [...], "notes": [...]}`` for one task's results entry."""
-    from most_eval.datasets import DatasetDownloadError, official_sample_count
+    from most_eval.data.catalog import DatasetDownloadError, official_sample_count
 
     reasons: list[str] = []
     notes: list[str] = []

@@ -12,9 +12,10 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from most_eval.core.errors import MostEvalError
 
 
-class OutputBusy(Exception):
+class OutputBusy(MostEvalError):
     """Another live run holds the output folder; ``str()`` is one line."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from most_eval.core.adapter import CAPABILITIES, Model
 from most_eval.core.task import Family, Task
+from most_eval.core.errors import ModelFilesError, MostEvalError
 
 MODEL_GROUP = "most_eval.models"
 TASK_GROUP = "most_eval.tasks"
@@ -33,7 +34,7 @@ _families: dict[str, Family] = {}
 _broken: dict[str, str] = {}  # entry points that failed to load: name -> reason
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(MostEvalError, KeyError):
     """An unknown model or task name; ``str()`` is one line with the close matches."""
 
     def __init__(self, what: str, name: str, known: list[str]):
@@ -241,7 +242,7 @@ def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
     return list(chosen.values())
 
 
-class ModelBuildError(Exception):
+class ModelBuildError(MostEvalError):
     """A model that could not be built from its name and ``--model-args``; ``str()`` is one line."""
 
 
@@ -257,5 +258,5 @@ def build_model(name: str, args: str | dict | None, device: str = "cpu", seed: i
         return cls(typed, device=device, seed=seed)
     except Exception as exc:  # missing checkpoint, bad weights, offline hub id: one line, no traceback
         message = " ".join(str(exc).split())
-        raise ModelBuildError(f"model {name}: {message}" if type(exc).__name__ in ("ModelLoadError", "CheckpointError")
+        raise ModelBuildError(f"model {name}: {message}" if isinstance(exc, ModelFilesError)
                               else f"model {name}: {type(exc).__name__}: {message}") from exc

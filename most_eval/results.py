@@ -39,6 +39,7 @@ from rich.console import Console
 from most_eval.efficiency import summary_line as efficiency_line
 from most_eval.core.task import LeaderboardSlot, task_file_name
 from rich.table import Table
+from most_eval.core.errors import MostEvalError
 
 if TYPE_CHECKING:
     from most_eval.core.fingerprints import ContentDigests
@@ -179,7 +180,7 @@ def leaderboard_slot(document: dict, task: str) -> LeaderboardSlot | None:
     return LeaderboardSlot(record["table"], record["column"], record.get("row_task"))
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(MostEvalError, ValueError):
     """A results file that cannot be used. ``str(err)`` is one line: ``<path>: <reason>``."""
 
     def __init__(self, path: str | Path, reason: str):

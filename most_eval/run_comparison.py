@@ -69,6 +69,7 @@ import numpy as np
 
 from most_eval.metrics.bootstrap import percentile_interval, resample
 from most_eval.results import ResultsFileError, load_results
+from most_eval.core.errors import MostEvalError
 
 __all__ = ["DEFAULT_TOLERANCE", "METRICS", "SCORING_IDENTITY", "CheckRefused", "CheckReport", "CheckRow", "Comparison",
            "MetricDelta", "NotComparable", "Run", "check", "comparability_problem", "compare", "compare_runs",
@@ -280,7 +281,7 @@ def task_rng(seed: int, task: str) -> np.random.Generator:
 # Comparability: refuse instead of measuring a difference in set-up
 
 
-class NotComparable(ValueError):
+class NotComparable(MostEvalError, ValueError):
     """Two runs that cannot be compared; ``str(err)`` is one line naming the first difference."""
 
 
@@ -580,7 +581,7 @@ def comparison_table(comp: Comparison):
 DEFAULT_TOLERANCE: dict[str, float] = {"wer": 0.3, "accuracy": 1.0, "sim": 0.01}
 
 
-class CheckRefused(ValueError):
+class CheckRefused(MostEvalError, ValueError):
     """The runs cannot be compared; ``str(err)`` is one line saying why."""
 
 

@@ -28,13 +28,14 @@ from most_eval.core.adapter import Model, Prepared, SampleFailure
 from most_eval.core.audio import Audio, AudioError, load_audio
 from most_eval.comparability import assess
 from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
-from most_eval.dataset_files import output_path
+from most_eval.data.files import output_path
 from most_eval.distributed import Dist
 from most_eval.efficiency import TaskMeter
 from most_eval.core.fingerprints import ContentDigests
 from most_eval.results import (atomic_write_bytes, atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
                                results_document, task_file_name, write_jsonl)
-from most_eval.core.task import DatasetError, Sample, Task
+from most_eval.core.task import Sample, Task
+from most_eval.core.errors import DatasetError
 
 
 class SamplesPerSecond(ProgressColumn):

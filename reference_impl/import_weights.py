@@ -33,6 +33,7 @@ from transformers.models.deepseek_v2.configuration_deepseek_v2 import DeepseekV2
 from .model import MoSTConfig, MoSTForCausalLM
 from .speech_encoder import KMeansQuantizer, LinearQuantizer
 from .vocoder import UnitVocoder, fairseq_to_speechbrain
+from most_eval.core.errors import ModelFilesError
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format: a zip archive holding 
 PICKLE_MAGIC = b"\x80"  # pickle protocol >= 2 starts with opcode PROTO, then the protocol number
 
 
-class CheckpointError(Exception):
+class CheckpointError(ModelFilesError):
     """A checkpoint file is missing, malformed, or not what was expected. str(error) == '<file>: <problem>'."""
 
     def __init__(self, path: str | Path, problem: str):

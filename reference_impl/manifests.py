@@ -23,7 +23,7 @@ TriviaQA JSONL, first answer alias).
 
 Bad data is never fatal: an empty transcript or a missing file is dropped when the manifest is read, an audio file
 that does not decode is dropped when it is loaded (unit extraction, training); each is written to the bad-data log
-(`BadDataLog`, JSONL: source, id, reason) and the epoch goes on. Files are read through `most_eval.dataset_files`,
+(`BadDataLog`, JSONL: source, id, reason) and the epoch goes on. Files are read through `most_eval.data.files`,
 as the harness reads them: a manifest that is not a regular file (a FIFO, a directory) or cannot be read is a
 `DatasetError` naming it, never a blocking read; a field of the wrong type (a list as transcript, text as duration,
 a bool as answer) is a bad item naming the file and line; the official layouts (LibriSpeech, Common Voice,
@@ -44,11 +44,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from most_eval.dataset_files import (file_problem, manifest_path, number_field, open_regular, output_name, safe_path,
+from most_eval.data.files import (file_problem, manifest_path, number_field, open_regular, output_name, safe_path,
                                      text_field, text_list)
-from most_eval.manifest import BadLine, read_jsonl, read_lines, read_table
-from most_eval.core.task import DatasetError
-from most_eval_tasks.asr import readers as asr_readers
+from most_eval.data.tables import BadLine, read_jsonl, read_lines, read_table
+from most_eval.core.errors import DatasetError
+from most_eval.data import speech_corpora as asr_readers
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def warn_only(source, item_id, reason):
 
 
 def _from_harness(utterances) -> Iterator[Utterance]:
-    """The harness's dataset readers (most_eval_tasks.asr.readers) as training items: errors become BadItems."""
+    """The harness's dataset readers (most_eval.data.speech_corpora) as training items: errors become BadItems."""
     for u in utterances:
         yield BadItem(u.id, u.error) if u.error else Utterance(u.id, str(u.audio), u.text)
 

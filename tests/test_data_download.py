@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from most_eval import datasets as ds
+from most_eval.data import catalog, download, extract, verify
 from most_eval.cli_data import data_app
 
 MAX_REQUESTS = 50  # the server answers 503 beyond this, so a retry loop cannot run away
@@ -175,19 +175,19 @@ def tree(root: Path) -> set[str]:
 def test_clean_download_verify_extract(libri, tmp_path, server):
     data, manifest = libri
     root = tmp_path / "data"
-    result = ds.download_dataset("mini-libri", root, manifest=manifest, **fast())
+    result = download.download_dataset("mini-libri", root, manifest=manifest, **fast())
     assert not result.already_present and result.archives[0][1] == "md5 (sha256 unknown)"
     assert (root / "archives" / "test-clean.tar.gz").read_bytes() == data
     assert len(list((root / "LibriSpeech" / "test-clean").glob("*/*/*.flac"))) == 12
     assert (root / "LibriSpeech" / "README.TXT").is_file()  # the archive's other files land next to the split
-    assert not any(p.name.startswith(ds.TMP_PREFIX) for p in root.iterdir())
+    assert not any(p.name.startswith(extract.TMP_PREFIX) for p in root.iterdir())
     assert not (root / "archives" / "test-clean.tar.gz.part").exists()
-    report = ds.verify_dataset("mini-libri", root, manifest=manifest)
+    report = verify.verify_dataset("mini-libri", root, manifest=manifest)
     assert report.ok, report.failures
     assert any("md5 (sha256 unknown) match" in r.message for r in report.results)
     # a second download finds it in place and makes no request
     before = len(server.requests)
-    assert ds.download_dataset("mini-libri", root, manifest=manifest, **fast()).already_present
+    assert download.download_dataset("mini-libri", root, manifest=manifest, **fast()).already_present
     assert len(server.requests) == before
 
 
@@ -196,11 +196,11 @@ def test_dropped_connection_resumes_with_range(libri, tmp_path, server):
     server.drop_after["/12/test-clean.tar.gz"] = 1000  # first response: full Content-Length, 1,000 bytes, hang up
     root = tmp_path / "data"
     notes = []
-    ds.download_dataset("mini-libri", root, manifest=manifest, log=notes.append, **fast())
+    download.download_dataset("mini-libri", root, manifest=manifest, log=notes.append, **fast())
     assert (root / "archives" / "test-clean.tar.gz").read_bytes() == data
     assert [r for _, r in server.requests] == [None, "bytes=1000-"]
     assert any("connection closed after 1000" in n for n in notes)
-    assert ds.verify_dataset("mini-libri", root, manifest=manifest).ok
+    assert verify.verify_dataset("mini-libri", root, manifest=manifest).ok
 
 
 def test_partial_file_is_continued(libri, tmp_path, server):
@@ -208,7 +208,7 @@ def test_partial_file_is_continued(libri, tmp_path, server):
     root = tmp_path / "data"
     (root / "archives").mkdir(parents=True)
     (root / "archives" / "test-clean.tar.gz.part").write_bytes(data[:777])
-    ds.download_dataset("mini-libri", root, manifest=manifest, **fast())
+    download.download_dataset("mini-libri", root, manifest=manifest, **fast())
     assert server.requests == [("/12/test-clean.tar.gz", "bytes=777-")]
     assert (root / "archives" / "test-clean.tar.gz").read_bytes() == data
 
@@ -220,7 +220,7 @@ def test_server_ignoring_range_restarts_cleanly(libri, tmp_path, server):
     (root / "archives").mkdir(parents=True)
     (root / "archives" / "test-clean.tar.gz.part").write_bytes(b"X" * 500)  # garbage: must not survive
     notes = []
-    ds.download_dataset("mini-libri", root, manifest=manifest, log=notes.append, **fast())
+    download.download_dataset("mini-libri", root, manifest=manifest, log=notes.append, **fast())
     assert server.requests == [("/12/test-clean.tar.gz", "bytes=500-")]
     assert (root / "archives" / "test-clean.tar.gz").read_bytes() == data
     assert any("ignored the Range request" in n for n in notes)
@@ -231,7 +231,7 @@ def test_drop_then_server_ignoring_range(libri, tmp_path, server):
     server.drop_after["/12/test-clean.tar.gz"] = 2000
     server.ignore_range.add("/12/test-clean.tar.gz")
     root = tmp_path / "data"
-    ds.download_dataset("mini-libri", root, manifest=manifest, **fast())
+    download.download_dataset("mini-libri", root, manifest=manifest, **fast())
     assert (root / "archives" / "test-clean.tar.gz").read_bytes() == data
 
 
@@ -247,8 +247,8 @@ def test_gives_up_after_retries(tmp_path, server):
             return 100
 
     server.drop_after = AlwaysDrop()
-    with pytest.raises(ds.DatasetDownloadError, match=r"giving up after 2 retries.*rerun to resume"):
-        ds.download_dataset("x", tmp_path / "data", manifest=manifest, **fast(retries=2))
+    with pytest.raises(catalog.DatasetDownloadError, match=r"giving up after 2 retries.*rerun to resume"):
+        download.download_dataset("x", tmp_path / "data", manifest=manifest, **fast(retries=2))
     assert len(server.requests) == 3
 
 
@@ -260,7 +260,7 @@ def test_unknown_size_and_digest_416_restarts(tmp_path, server):
     root = tmp_path / "data"
     (root / "archives").mkdir(parents=True)
     (root / "archives" / "u.tar.gz.part").write_bytes(data + b"extra")  # longer than the file: the server says 416
-    result = ds.download_dataset("u", root, manifest=manifest, **fast())
+    result = download.download_dataset("u", root, manifest=manifest, **fast())
     assert result.archives[0][1] == "size only (no digest known)"
     assert [r for _, r in server.requests] == [f"bytes={len(data) + 5}-", None]
     assert (root / "archives" / "u.tar.gz").read_bytes() == data
@@ -269,8 +269,8 @@ def test_unknown_size_and_digest_416_restarts(tmp_path, server):
 def test_http_404_is_one_line_error(tmp_path, server):
     manifest = write_manifest(tmp_path / "m.json", {"gone": {
         "folder": "G", "archives": [{"url": server.url + "/missing.tar.gz", "file": "g.tar.gz", "extracts_to": "G"}]}})
-    with pytest.raises(ds.DatasetDownloadError, match="HTTP 404") as err:
-        ds.download_dataset("gone", tmp_path / "data", manifest=manifest, **fast())
+    with pytest.raises(catalog.DatasetDownloadError, match="HTTP 404") as err:
+        download.download_dataset("gone", tmp_path / "data", manifest=manifest, **fast())
     assert "\n" not in str(err.value)
     assert len(server.requests) == 1  # a 404 is not retried
 
@@ -282,8 +282,8 @@ def test_wrong_digest_refuses_and_extracts_nothing(tmp_path, server):
         "folder": "LibriSpeech/test-clean",
         "archives": [archive_entry(server.url + "/bad.tar.gz", data, "LibriSpeech/test-clean", md5="0" * 32)]}})
     root = tmp_path / "data"
-    with pytest.raises(ds.DatasetDownloadError, match=r"md5 [0-9a-f]{32} does not match the manifest's 0{32}"):
-        ds.download_dataset("bad", root, manifest=manifest, **fast())
+    with pytest.raises(catalog.DatasetDownloadError, match=r"md5 [0-9a-f]{32} does not match the manifest's 0{32}"):
+        download.download_dataset("bad", root, manifest=manifest, **fast())
     assert not (root / "LibriSpeech").exists()
     assert not (root / "archives" / "data.tar.gz").exists() and not (root / "archives" / "data.tar.gz.part").exists()
 
@@ -294,21 +294,21 @@ def test_sha256_is_checked_when_known(tmp_path, server):
     good = hashlib.sha256(data).hexdigest()
     entry = archive_entry(server.url + "/s.tar.gz", data, "LibriSpeech/test-clean", sha256=good)
     manifest = write_manifest(tmp_path / "m.json", {"s": {"folder": "LibriSpeech/test-clean", "archives": [entry]}})
-    result = ds.download_dataset("s", tmp_path / "ok", manifest=manifest, **fast())
+    result = download.download_dataset("s", tmp_path / "ok", manifest=manifest, **fast())
     assert result.archives[0][1] == "sha256 + md5"
     entry["sha256"] = "f" * 64
     manifest = write_manifest(tmp_path / "m2.json", {"s": {"folder": "LibriSpeech/test-clean", "archives": [entry]}})
-    with pytest.raises(ds.DatasetDownloadError, match="sha256"):
-        ds.download_dataset("s", tmp_path / "bad", manifest=manifest, **fast())
+    with pytest.raises(catalog.DatasetDownloadError, match="sha256"):
+        download.download_dataset("s", tmp_path / "bad", manifest=manifest, **fast())
 
 
 def test_verify_reports_bad_archive_and_counts(libri, tmp_path):
     data, manifest = libri
     root = tmp_path / "data"
-    ds.download_dataset("mini-libri", root, manifest=manifest, **fast())
+    download.download_dataset("mini-libri", root, manifest=manifest, **fast())
     (root / "archives" / "test-clean.tar.gz").write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # same size
     next(root.glob("LibriSpeech/test-clean/*/*/*.flac")).unlink()
-    report = ds.verify_dataset("mini-libri", root, manifest=manifest)
+    report = verify.verify_dataset("mini-libri", root, manifest=manifest)
     text = " | ".join(report.failures)
     assert "11 flac files (expected 12)" in text
     assert "1 lines without audio" in text
@@ -363,8 +363,8 @@ def test_hostile_tar_is_refused(case, tmp_path, server, evil_root):
     server.files["/evil.tar.gz"] = data
     manifest = write_manifest(tmp_path / "m.json", {"evil": {
         "folder": "Evil/data", "archives": [archive_entry(server.url + "/evil.tar.gz", data, "Evil/data")]}})
-    with pytest.raises(ds.DatasetDownloadError) as err:
-        ds.download_dataset("evil", evil_root, manifest=manifest, force=True, **fast())
+    with pytest.raises(catalog.DatasetDownloadError) as err:
+        download.download_dataset("evil", evil_root, manifest=manifest, force=True, **fast())
     message = str(err.value)
     assert "\n" not in message and message.startswith("data.tar.gz: member ") and why in message, message
     _assert_untouched(tmp_path, evil_root)
@@ -377,8 +377,8 @@ def test_own_checks_refuse_without_the_data_filter(tmp_path, monkeypatch):
         archive = tmp_path / f"{case}.tar.gz"
         archive.write_bytes(make_tar(entries))
         root = tmp_path / f"root-{case}"
-        with pytest.raises(ds.DatasetDownloadError, match=re.escape(why)):
-            ds.safe_extract(archive, root, "Evil/data")
+        with pytest.raises(catalog.DatasetDownloadError, match=re.escape(why)):
+            extract.safe_extract(archive, root, "Evil/data")
         assert tree(root) == set(), case
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("root-")) == sorted(
         f"{case}.tar.gz" for case in HOSTILE)
@@ -387,22 +387,22 @@ def test_own_checks_refuse_without_the_data_filter(tmp_path, monkeypatch):
 def test_declared_size_over_the_cap_is_refused(tmp_path, server, evil_root):
     # 50 MB of zeros compress to ~50 KB: far above the default cap of 4 x the archive size
     data = make_tar([("Evil/data/ok.txt", b"ok"), ("Evil/data/bomb.bin", bytes(50_000_000))])
-    assert len(data) * ds.EXTRACT_CAP_FACTOR < 50_000_000
+    assert len(data) * extract.EXTRACT_CAP_FACTOR < 50_000_000
     server.files["/bomb.tar.gz"] = data
     manifest = write_manifest(tmp_path / "m.json", {"evil": {
         "folder": "Evil/data", "archives": [archive_entry(server.url + "/bomb.tar.gz", data, "Evil/data")]}})
-    with pytest.raises(ds.DatasetDownloadError, match=r"data.tar.gz: member 'Evil/data/bomb.bin' refused: total "
+    with pytest.raises(catalog.DatasetDownloadError, match=r"data.tar.gz: member 'Evil/data/bomb.bin' refused: total "
                                                       r"uncompressed size would exceed the cap"):
-        ds.download_dataset("evil", evil_root, manifest=manifest, force=True, **fast())
+        download.download_dataset("evil", evil_root, manifest=manifest, force=True, **fast())
     _assert_untouched(tmp_path, evil_root)
 
 
 def test_cap_is_configurable(tmp_path):
     archive = tmp_path / "small.tar"
     archive.write_bytes(make_tar([("A/b.bin", bytes(5000))], mode="w"))
-    with pytest.raises(ds.DatasetDownloadError, match="cap of 1000 bytes"):
-        ds.safe_extract(archive, tmp_path / "r1", "A", max_bytes=1000)
-    assert ds.safe_extract(archive, tmp_path / "r2", "A", max_bytes=10_000) == tmp_path / "r2" / "A"
+    with pytest.raises(catalog.DatasetDownloadError, match="cap of 1000 bytes"):
+        extract.safe_extract(archive, tmp_path / "r1", "A", max_bytes=1000)
+    assert extract.safe_extract(archive, tmp_path / "r2", "A", max_bytes=10_000) == tmp_path / "r2" / "A"
     assert (tmp_path / "r2" / "A" / "b.bin").stat().st_size == 5000
 
 
@@ -411,14 +411,14 @@ def test_hostile_zip_is_refused(tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("Z/ok.txt", "ok")
         zf.writestr("../zip-evil.txt", "pwned")
-    with pytest.raises(ds.DatasetDownloadError, match=r"evil.zip: member '../zip-evil.txt' refused: '..'"):
-        ds.safe_extract(archive, tmp_path / "root", "Z")
+    with pytest.raises(catalog.DatasetDownloadError, match=r"evil.zip: member '../zip-evil.txt' refused: '..'"):
+        extract.safe_extract(archive, tmp_path / "root", "Z")
     assert not (tmp_path / "zip-evil.txt").exists()
     assert tree(tmp_path / "root") == set()
     good = tmp_path / "good.zip"
     with zipfile.ZipFile(good, "w") as zf:
         zf.writestr("Z/a/ok.txt", "ok")
-    ds.safe_extract(good, tmp_path / "root", "Z")
+    extract.safe_extract(good, tmp_path / "root", "Z")
     assert (tmp_path / "root" / "Z" / "a" / "ok.txt").read_text() == "ok"
 
 
@@ -427,8 +427,8 @@ def test_archive_without_expected_folder_keeps_earlier_data(tmp_path, server, ev
     server.files["/other.tar.gz"] = data
     manifest = write_manifest(tmp_path / "m.json", {"evil": {
         "folder": "Evil/data", "archives": [archive_entry(server.url + "/other.tar.gz", data, "Evil/data")]}})
-    with pytest.raises(ds.DatasetDownloadError, match="holds no folder Evil/data/"):
-        ds.download_dataset("evil", evil_root, manifest=manifest, force=True, **fast())
+    with pytest.raises(catalog.DatasetDownloadError, match="holds no folder Evil/data/"):
+        download.download_dataset("evil", evil_root, manifest=manifest, force=True, **fast())
     _assert_untouched(tmp_path, evil_root)
 
 
@@ -437,23 +437,23 @@ def test_force_replaces_atomically_and_failed_checks_keep_old(libri, tmp_path, s
     root = tmp_path / "data"
     (root / "LibriSpeech" / "test-clean").mkdir(parents=True)
     (root / "LibriSpeech" / "test-clean" / "old.txt").write_text("old")
-    with pytest.raises(ds.DatasetDownloadError, match="exists but fails verification.*--force"):
-        ds.download_dataset("mini-libri", root, manifest=manifest, **fast())
+    with pytest.raises(catalog.DatasetDownloadError, match="exists but fails verification.*--force"):
+        download.download_dataset("mini-libri", root, manifest=manifest, **fast())
     # an archive whose tree fails the manifest's checks is not moved in
     short = libri_tar(n_chapters=2)
     server.files["/12/test-clean.tar.gz"] = short
-    spec = ds.get_dataset("mini-libri", manifest)
-    bad = ds.DatasetSpec(**{**spec.__dict__, "archives": (ds.Archive(**{
+    spec = catalog.get_dataset("mini-libri", manifest)
+    bad = catalog.DatasetSpec(**{**spec.__dict__, "archives": (catalog.Archive(**{
         **spec.archives[0].__dict__, "size": len(short), "md5": hashlib.md5(short).hexdigest()}),)})
-    with pytest.raises(ds.DatasetDownloadError, match=r"extracted tree fails verification .*8 flac files"):
-        ds.download_dataset(bad, root, force=True, **fast())
+    with pytest.raises(catalog.DatasetDownloadError, match=r"extracted tree fails verification .*8 flac files"):
+        download.download_dataset(bad, root, force=True, **fast())
     assert tree(root / "LibriSpeech" / "test-clean") == {"old.txt"}
     # the right archive replaces the old folder
     server.files["/12/test-clean.tar.gz"] = data
     (root / "archives" / "test-clean.tar.gz").unlink()
-    ds.download_dataset("mini-libri", root, manifest=manifest, force=True, **fast())
+    download.download_dataset("mini-libri", root, manifest=manifest, force=True, **fast())
     assert not (root / "LibriSpeech" / "test-clean" / "old.txt").exists()
-    assert ds.verify_dataset("mini-libri", root, manifest=manifest).ok
+    assert verify.verify_dataset("mini-libri", root, manifest=manifest).ok
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -461,7 +461,7 @@ def test_force_replaces_atomically_and_failed_checks_keep_old(libri, tmp_path, s
 
 
 def test_bundled_manifest_matches_the_reference():
-    specs = ds.load_manifest(ds.DEFAULT_MANIFEST)
+    specs = catalog.load_catalog(catalog.DEFAULT_CATALOG)
     clean, other = specs["librispeech-test-clean"].archives[0], specs["librispeech-test-other"].archives[0]
     assert (clean.size, clean.md5, clean.sha256) == (346663984, "32fa31d27d2e1cad72775fee3f4849a9", None)
     assert (other.size, other.md5, other.sha256) == (328757843, "fb5a50374b501bb3bac4815ee91d3135", None)
@@ -479,7 +479,7 @@ def test_bundled_manifest_matches_the_reference():
 
 
 def test_bundled_manifest_names_no_other_host():
-    text = ds.DEFAULT_MANIFEST.read_text()
+    text = catalog.DEFAULT_CATALOG.read_text()
     urls = re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"']+", text)
     assert urls and {re.match(r"https://([^/]+)/", u).group(1) for u in urls} == {"www.openslr.org"}
     # and no bare host names in the prose either (domain-like words)
@@ -492,28 +492,28 @@ def test_bundled_librispeech_verify_counts(tmp_path):
     folder.mkdir(parents=True)
     (folder / "1-2-0000.flac").write_bytes(b"fLaC")
     (folder / "1-2.trans.txt").write_text("1-2-0000 HELLO\n")
-    report = ds.verify_dataset("librispeech-test-clean", root)
+    report = verify.verify_dataset("librispeech-test-clean", root)
     assert not report.ok
     assert any("1 flac files (expected 2620)" in f for f in report.failures)
 
 
 def test_manifest_from_env(monkeypatch, tmp_path):
     path = write_manifest(tmp_path / "env.json", {"only": {"folder": "O", "manual": "ask", "layout": ["O/x"]}})
-    monkeypatch.setenv(ds.MANIFEST_ENV, str(path))
-    assert list(ds.load_manifest()) == ["only"]
-    with pytest.raises(ds.DatasetDownloadError, match="unknown dataset 'onyl'; did you mean only"):
-        ds.get_dataset("onyl")
+    monkeypatch.setenv(catalog.CATALOG_ENV, str(path))
+    assert list(catalog.load_catalog()) == ["only"]
+    with pytest.raises(catalog.DatasetDownloadError, match="unknown dataset 'onyl'; did you mean only"):
+        catalog.get_dataset("onyl")
 
 
 def test_manifest_rejects_bad_entries(tmp_path):
     bad = write_manifest(tmp_path / "bad.json", {"b": {"folder": "B", "archives": [
         {"url": "https://example.invalid/x", "file": "x.tgz", "extracts_to": "../B"}]}})
-    with pytest.raises(ds.DatasetDownloadError, match="relative path without"):
-        ds.load_manifest(bad)
+    with pytest.raises(catalog.DatasetDownloadError, match="relative path without"):
+        catalog.load_catalog(bad)
     bad = write_manifest(tmp_path / "bad2.json", {"b": {"folder": "B", "archives": [
         {"url": "https://example.invalid/x", "file": "x.tgz", "extracts_to": "B", "md5": "nothex"}]}})
-    with pytest.raises(ds.DatasetDownloadError, match="not a md5 hex digest"):
-        ds.load_manifest(bad)
+    with pytest.raises(catalog.DatasetDownloadError, match="not a md5 hex digest"):
+        catalog.load_catalog(bad)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -524,7 +524,7 @@ def test_cli_download_verify_list(libri, tmp_path):
     _, manifest = libri
     root = tmp_path / "data"
     runner = CliRunner()
-    env = {ds.MANIFEST_ENV: str(manifest)}
+    env = {catalog.CATALOG_ENV: str(manifest)}
     res = runner.invoke(data_app, ["download", "mini-libri", "--root", str(root)], env=env)  # with the rich bar
     assert res.exit_code == 0, res.output
     assert "size and md5 (sha256 unknown) verified" in res.output and "extracted to" in res.output
@@ -558,7 +558,7 @@ def test_cli_root_that_is_a_file_exit_2_with_one_line(libri, tmp_path, server):
     _, manifest = libri
     a_file = tmp_path / "data.txt"
     a_file.write_text("not a folder")
-    env = {ds.MANIFEST_ENV: str(manifest)}
+    env = {catalog.CATALOG_ENV: str(manifest)}
     for root, why in ((a_file, "not a directory"), (a_file / "sub", f"{a_file} is not a directory")):
         for args in (["download", "mini-libri", "--no-progress"], ["verify", "mini-libri"], ["list"]):
             res = CliRunner().invoke(data_app, [*args, "--root", str(root)], env=env)

@@ -1,4 +1,4 @@
-"""The dataset-reading layer (most_eval.dataset_files): paths stay under the root, manifests are regular files opened
+"""The dataset-reading layer (most_eval.data.files): paths stay under the root, manifests are regular files opened
 without blocking, fields are typed, output names are single safe file names."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from most_eval import dataset_files as F
-from most_eval.manifest import read_lines
-from most_eval.core.task import DatasetError
+from most_eval.data import files as F
+from most_eval.data.tables import read_lines
+from most_eval.core.errors import DatasetError
 
 
 def within(seconds: float, call):
@@ -68,14 +68,6 @@ def test_safe_path_refuses_dotdot_absolute_and_symlinks_out(tree, relative):
 def test_safe_path_refuses_empty_nul_and_loops(tree, relative):
     with pytest.raises(ValueError, match="not a file name|cannot be resolved|escapes"):
         F.safe_path(tree, relative)
-
-
-def test_the_old_import_from_task_still_works(tree):
-    from most_eval.core.task import safe_path
-
-    assert safe_path(tree, "a.txt") == tree / "a.txt"
-    with pytest.raises(ValueError, match="escapes the dataset root"):
-        safe_path(tree, "../outside/secret.txt")
 
 
 @pytest.mark.parametrize("name", ["", " ", ".", "..", "a/b", "../x", "/abs", "nul\0"])

@@ -18,8 +18,9 @@ from conftest import MINI_SUITE, read_jsonl, run_cli
 from test_dataset_files import within
 
 from most_eval.registry import resolve_tasks
-from most_eval.core.task import DatasetError, TaskContext
-from most_eval_tasks.asr import readers
+from most_eval.core.task import TaskContext
+from most_eval.core.errors import DatasetError
+from most_eval.data import speech_corpora as readers
 from most_eval_tasks.slm import zerospeech as zr
 
 SECRET = "THE SECRET NEVER READ"
@@ -103,7 +104,7 @@ def test_zerospeech_files_that_are_fifos_are_refused_at_once(tmp_path):
 
 def _deny(monkeypatch, name: str) -> None:
     """Make opening any file called ``name`` fail as an unreadable file does for a non-root user."""
-    from most_eval import dataset_files
+    from most_eval.data import files as dataset_files
 
     real_open = os.open
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import MINI_SUITE, read_jsonl
 from test_zerospeech_scoring import make_lexical, make_syntactic
 
-from most_eval.dataset_files import output_path
+from most_eval.data.files import output_path
 from most_eval.models.dummy import DummyModel
 from most_eval.runner import evaluate
 from most_eval.core.task import TaskContext

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from most_eval import dataset_files as F
+from most_eval.data import files as F
 from most_eval.metrics import wer as W
 
 

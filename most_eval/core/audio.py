@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+from most_eval.core.errors import MostEvalError
 
 # Most speech models in this field consume 16 kHz mono; it is the default target rate.
 DEFAULT_SAMPLE_RATE = 16_000
 
 
-class AudioError(Exception):
+class AudioError(MostEvalError):
     """A file that cannot be used as audio; ``str()`` is one line naming the file and the reason."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

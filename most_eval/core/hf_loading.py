@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
+from most_eval.core.errors import ModelFilesError
 
 #: the environment variable whose explicit value "0" lets a hub id be downloaded (the hub's own switch)
 HUB_OPT_IN = "HF_HUB_OFFLINE"
@@ -28,7 +29,7 @@ HUB_OPT_IN = "HF_HUB_OFFLINE"
 _quiet = False  # transformers' bars and notices off: set by configure_output (the CLI); library use is untouched
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ModelFilesError, RuntimeError):
     """A model that cannot be loaded; one line naming the path and the fix."""
 
 

@@ -13,9 +13,10 @@ import json
 import typing
 from pathlib import Path
 from typing import Any
+from most_eval.core.errors import MostEvalError
 
 
-class OptionError(ValueError):
+class OptionError(MostEvalError, ValueError):
     """A bad option string; one line."""
 
 

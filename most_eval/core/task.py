@@ -27,13 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 from most_eval.core.adapter import Request
+from most_eval.core.errors import DatasetError
 
 if TYPE_CHECKING:
     from most_eval.core.adapter import Model
-
-
-class DatasetError(Exception):
-    """A dataset that cannot be read at all (missing folder, unreadable manifest): one line, file and reason."""
 
 
 @dataclass
@@ -134,7 +131,7 @@ class Task:
         """Files the results come with besides the samples file (an official submission file, ...): a path relative
         to the output folder (``/``-separated plain names) -> its content, or None to remove an earlier run's file of
         that name, so a stale file never stands beside new results. Called with the successful records once
-        aggregation succeeded; the runner writes them (most_eval.dataset_files.output_path). None by default."""
+        aggregation succeeded; the runner writes them (most_eval.data.files.output_path). None by default."""
         return {}
 
     def config(self) -> dict:
@@ -175,13 +172,6 @@ def task_file_name(task: str) -> str:
     """File-system stem of a task's files (samples, cache, audio): ``asr:librispeech-test-clean`` ->
     ``asr_librispeech-test-clean``."""
     return task.replace(":", "_")
-
-
-def safe_path(root: Path, relative: str) -> Path:
-    """Moved to :func:`most_eval.dataset_files.safe_path` (kept here for older imports)."""
-    from most_eval.dataset_files import safe_path as checked  # imported here: dataset_files imports this module
-
-    return checked(root, relative)
 
 
 @dataclass

@@ -47,6 +47,7 @@ import soundfile as sf
 
 from most_eval.core.adapter import Model, SampleFailure
 from most_eval.core.audio import Audio, to_mono_float32
+from most_eval.core.errors import MostEvalError
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 SPEECH = "/v1/audio/speech"
@@ -146,7 +147,7 @@ def _retryable(status: int) -> bool:
     return status == 429 or 500 <= status <= 599
 
 
-class RequestFailed(Exception):
+class RequestFailed(MostEvalError):
     """A request with no usable answer; ``str()`` is the one-line reason that becomes a SampleFailure."""
 
 

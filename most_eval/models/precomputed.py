@@ -19,7 +19,7 @@ from typing import Sequence
 
 from most_eval.core.adapter import RESPOND, SCORE_AUDIO, SYNTHESIZE, Model, Prepared, SampleFailure
 from most_eval.core.audio import AudioError, load_audio
-from most_eval.manifest import BadLine, read_jsonl, read_lines
+from most_eval.data.tables import BadLine, read_jsonl, read_lines
 from most_eval.core.task import task_file_name
 
 

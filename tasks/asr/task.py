@@ -9,7 +9,7 @@ from most_eval.core.adapter import TRANSCRIBE, Request
 from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
 from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
 
-from most_eval_tasks.asr.readers import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,
+from most_eval.data.speech_corpora import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,
                                          read_hf_utterances, read_librispeech, read_voxpopuli)
 
 
@@ -38,7 +38,7 @@ class ASRTask(Task):
     hf_id_is_path = False
 
     def utterances(self) -> list[Utterance]:
-        """The test set's utterances (readers in :mod:`most_eval_tasks.asr.readers`)."""
+        """The test set's utterances (readers in :mod:`most_eval.data.speech_corpora`)."""
         raise NotImplementedError
 
     def all_utterances(self) -> list[Utterance]:

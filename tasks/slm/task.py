@@ -9,7 +9,7 @@
 * ``slm:sstorycloze`` / ``slm:tstorycloze``: ``spoken-storycloze/{sSC,tSC}/<idx>_{correct,incorrect}.wav``;
   option ``reduction`` (``mean`` per-token, slamkit's default, or ``sum``), named in the results.
 
-``--task-args source=PATH`` reads one split in Hugging Face form instead (:mod:`most_eval.hf_source`: a
+``--task-args source=PATH`` reads one split in Hugging Face form instead (:mod:`most_eval.data.hf_source`: a
 ``save_to_disk`` folder or parquet shards, audio embedded as ``{"bytes", "path"}`` or a path inside the source folder)
 and gives the same sample ids, error records and numbers as the folder layout of the same audio:
 
@@ -31,9 +31,10 @@ from pathlib import Path
 
 from most_eval.core.adapter import SCORE_AUDIO, AudioScore, Request
 from most_eval.core.audio import audio_duration
-from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path, text_field
-from most_eval.hf_source import Source, read_source, row_audio
-from most_eval.core.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.data.files import file_problem, manifest_path, plain_name, safe_path, text_field
+from most_eval.data.hf_source import Source, read_source, row_audio
+from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.errors import DatasetError
 
 from most_eval_tasks.slm import storycloze_scoring as cloze
 from most_eval_tasks.slm import zerospeech as zr

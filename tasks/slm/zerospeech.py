@@ -57,8 +57,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from most_eval.dataset_files import open_regular, text_field
-from most_eval.core.task import DatasetError
+from most_eval.data.files import open_regular, text_field
+from most_eval.core.errors import DatasetError
+from most_eval.core.errors import MostEvalError
 
 LEXICAL = "lexical"
 SYNTACTIC = "syntactic"
@@ -81,7 +82,7 @@ LEADERBOARD_DECIMALS = 4  # the official CSVs are written with float_format='%.4
 _MAX_LISTED = 5  # how many stems an error message lists
 
 
-class ScoreFileError(ValueError):
+class ScoreFileError(MostEvalError, ValueError):
     """A gold or submission file that cannot be used: ``<path>:<line>: <reason>`` (line omitted when None)."""
 
     def __init__(self, path, line: int | str | None, reason: str):  # line: a file line, or "row <n>" of a source

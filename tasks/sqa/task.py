@@ -9,7 +9,7 @@ A response is correct when any reference answer occurs in it under the DPR "has 
 * ``triviaqa/``: ``test.jsonl`` / ``test.parquet`` with ``answer`` as the alias list.
 
 The sample id is the question wav's stem. A record without answers is an error record; the run goes on. Fields are
-typed (:mod:`most_eval.dataset_files`): a number answer is its text ("1984"); a bool or null answer, a non-text audio
+typed (:mod:`most_eval.data.files`): a number answer is its text ("1984"); a bool or null answer, a non-text audio
 path or question is an error record naming the line. The S->S task keeps each spoken answer under
 ``OUTPUT/audio/<task>/<cache key>/<name>.wav`` (one folder per model and task config; ``<name>``: the id made a safe file name; the record's ``audio`` field).
 """
@@ -24,12 +24,13 @@ from pathlib import Path
 
 from most_eval.core.adapter import RESPOND, Request
 from most_eval.core.audio import Audio, audio_duration, save_audio
-from most_eval.dataset_files import file_problem, manifest_path, output_name, read_bytes, text_field, text_list
-from most_eval.manifest import BadLine, read_jsonl, read_table
+from most_eval.data.files import file_problem, manifest_path, output_name, read_bytes, text_field, text_list
+from most_eval.data.tables import BadLine, read_jsonl, read_table
 from most_eval.comparability import judge_difference
-from most_eval.hf_source import audio_file
+from most_eval.data.hf_source import audio_file
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.core.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.errors import DatasetError
 
 from most_eval_tasks.sqa.has_answer import matching_answer
 from most_eval_tasks.sqa.llm_judge import judge_verdicts

@@ -8,7 +8,7 @@ speaker embedding of the generated speech with that of the prompt utterance (SIM
   its normalisation, mean of per-utterance WERs and SIM, 3 decimals. A missing audio file is an error record.
 
 Generated audio is kept under ``OUTPUT/audio/<task>/<cache key>/<name>.wav``, ``<name>`` being the id made a safe file name
-(:func:`~most_eval.dataset_files.output_name`; the record's ``audio`` field holds the path written); results name the
+(:func:`~most_eval.data.files.output_name`; the record's ``audio`` field holds the path written); results name the
 judge and the embedder.
 """
 
@@ -24,17 +24,18 @@ import numpy as np
 
 from most_eval.core.adapter import SYNTHESIZE, Request
 from most_eval.core.audio import load_audio, save_audio
-from most_eval.dataset_files import file_problem, manifest_path, output_name, safe_path, text_field
-from most_eval.hf_source import read_source, row_audio
-from most_eval.manifest import BadLine, read_lines
+from most_eval.data.files import file_problem, manifest_path, output_name, safe_path, text_field
+from most_eval.data.hf_source import read_source, row_audio
+from most_eval.data.tables import BadLine, read_lines
 from most_eval.metrics.wer import aggregate_wer, wer_records
 from most_eval.comparability import judge_difference
 from most_eval.core.fingerprints import stamp_digest
 from most_eval.paper import REFERENCE_JUDGES
-from most_eval.core.task import DatasetError, LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
+from most_eval.core.errors import DatasetError
 
 from most_eval_tasks.asr.task import hf_utterances
-from most_eval_tasks.asr.readers import (common_voice_corpus, find_common_voice, read_common_voice, read_librispeech,
+from most_eval.data.speech_corpora import (common_voice_corpus, find_common_voice, read_common_voice, read_librispeech,
                                          read_voxpopuli)
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from most_eval.dataset_files import read_bytes
-from most_eval.core.task import DatasetError
+from most_eval.data.files import read_bytes
+from most_eval.core.errors import DatasetError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Columns are those of the public dataset cards (a task names its own: e.g. ``open
 ``text``, ``audio``). An audio cell is a ``{"bytes", "path"}`` struct (embedded, as ``push_to_hub`` and
 ``save_to_disk`` store it) or a path. Embedded audio is written once under the run's output folder
 (``OUTPUT/data/<task>/<id>.<ext>``), so the runner reads it as any other file; a path must stay inside the source
-folder (:func:`most_eval.dataset_files.safe_path`). Audio is never decoded here (no audio backend of ``datasets`` is
+folder (:func:`most_eval.data.files.safe_path`). Audio is never decoded here (no audio backend of ``datasets`` is
 needed). Every row keeps its number for error records, and the shard files go into the dataset hash.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from most_eval.dataset_files import file_problem, output_name, safe_path, text_field
-from most_eval.core.task import DatasetError
+from most_eval.data.files import file_problem, output_name, safe_path, text_field
+from most_eval.core.errors import DatasetError
 
 
 @dataclass

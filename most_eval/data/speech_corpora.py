@@ -6,7 +6,7 @@
 
 Nothing is dropped: a transcript line whose audio is missing, an audio file without a transcript line, an undecodable
 line or a path that escapes the dataset root all come back as utterances with ``error`` set. Paths and manifests go
-through :mod:`most_eval.dataset_files`: an id with ``/`` or ``..``, an absolute path, a symlink out of the dataset
+through :mod:`most_eval.data.files`: an id with ``/`` or ``..``, an absolute path, a symlink out of the dataset
 folder, a FIFO or a directory where a file should be are error records, never read.
 """
 
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.core.audio import audio_duration
-from most_eval.dataset_files import file_problem, manifest_path, plain_name, safe_path, text_field
-from most_eval.hf_source import audio_file, read_source
-from most_eval.manifest import BadLine, read_lines, read_table
-from most_eval.core.task import DatasetError
+from most_eval.data.files import file_problem, manifest_path, plain_name, safe_path, text_field
+from most_eval.data.hf_source import audio_file, read_source
+from most_eval.data.tables import BadLine, read_lines, read_table
+from most_eval.core.errors import DatasetError
 
 
 @dataclass
@@ -142,7 +142,7 @@ def read_common_voice(root: Path, split: str = "test") -> list[Utterance]:
 
 def read_hf_utterances(source: Path, id_column: str, text_column: str, extract_dir: Path,
                        id_from_path: bool = False) -> list[Utterance]:
-    """Utterances of one split in Hugging Face form (``--task-args source=PATH``; see :mod:`most_eval.hf_source`):
+    """Utterances of one split in Hugging Face form (``--task-args source=PATH``; see :mod:`most_eval.data.hf_source`):
     the same ids, texts and error records as the folder layouts. ``id_from_path``: the id is the stem of the id
     column (Common Voice's ``path``)."""
     data = read_source(source, (id_column, text_column, "audio"))
