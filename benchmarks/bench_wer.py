@@ -15,7 +15,7 @@ import time
 
 import jiwer
 
-from most_eval.metrics import wer as W
+from most_eval.scoring import wer as W
 
 
 def corpus(n: int, seed: int = 0):

@@ -21,9 +21,9 @@ from rich.table import Table
 
 from most_eval.core.adapter import Model
 from most_eval.core.errors import MostEvalError
-from most_eval.comparability import summary_line
+from most_eval.scoring.comparability import summary_line
 from most_eval.core.options import OptionError, parse_options, split_pairs
-from most_eval.paper import PAPER_GROUP_NAMES
+from most_eval.scoring.paper import PAPER_GROUP_NAMES
 from most_eval.registry import UnknownNameError, families, get_model_class, model_info, model_names, resolve_tasks
 from most_eval.results import print_results
 from most_eval.core.task import TaskContext
@@ -80,7 +80,7 @@ def default_judge(device: str, seed: int) -> Model:
 
 def paper_judge_folders(task_classes: list, judge_args: str | None) -> dict[str, Path]:
     """``--judge paper``: the reference judge's local folder for each task that needs a judge (checked to exist)."""
-    from most_eval.paper import REFERENCE_JUDGES, judge_folder, models_folder
+    from most_eval.scoring.paper import REFERENCE_JUDGES, judge_folder, models_folder
 
     models = models_folder(judge_args)
     folders = {}
@@ -269,7 +269,7 @@ def run(
             context.llm_judge = build_model("hf-causal-lm", f"path={judge_lms.pop()}", device, seed)
         if paper_judges:  # each task its protocol's judge, each judge built once
             built: dict[Path, Model] = {}
-            from most_eval.paper import REFERENCE_JUDGES
+            from most_eval.scoring.paper import REFERENCE_JUDGES
 
             for task in task_objs:
                 if task.name in judge_folders:

@@ -114,7 +114,7 @@ class Row:
     source: str
     is_run: bool = False
     highlight: bool = False  # the paper's own model
-    comparable: bool = True  # a run row measured as the paper measured (see most_eval.comparability)
+    comparable: bool = True  # a run row measured as the paper measured (see most_eval.scoring.comparability)
     counts: list[str] = field(default_factory=list)  # run rows: "<column> scored/listed" per filled cell
 
 

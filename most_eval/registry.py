@@ -200,9 +200,9 @@ def families() -> dict[str, Family]:
 
 
 def paper_groups() -> dict[str, tuple[str, ...]]:
-    """The paper's tables as ``--tasks`` groups (most_eval.paper.PAPER_TABLE_GROUPS), each the tasks whose
+    """The paper's tables as ``--tasks`` groups (most_eval.scoring.paper.PAPER_TABLE_GROUPS), each the tasks whose
     ``leaderboard`` slot names that table, in registration order; ``paper`` is every table's tasks."""
-    from most_eval.paper import ALL_PAPER_TABLES, PAPER_TABLE_GROUPS
+    from most_eval.scoring.paper import ALL_PAPER_TABLES, PAPER_TABLE_GROUPS
 
     by_table: dict[str, list[str]] = {table: [] for table in PAPER_TABLE_GROUPS}
     for fam in families().values():

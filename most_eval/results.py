@@ -10,7 +10,7 @@
                  | {"status": "scoring error", "detail", "scored": 0, "listed", "errors", ...}},
      "tasks": {task: {"config", "dataset_sha256", "samples_file", "created",
                       "leaderboard": {"table", "column"[, "row_task"]} | null}},  (the task's declared paper cell)
-     "comparability": {task: {"paper_comparable", "reasons", "notes"}},  (see most_eval.comparability)
+     "comparability": {task: {"paper_comparable", "reasons", "notes"}},  (see most_eval.scoring.comparability)
      "efficiency": {task: {"wall_seconds", "samples_per_second", "audio_seconds", "rtf", "peak_rss_mb", ...}},
      "seed", "limit", "data_root", "git_revision", "versions", "created", "command"}
 

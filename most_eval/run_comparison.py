@@ -17,7 +17,7 @@ spread of the test set. Statistics recomputed on each resample:
 ``delta = B - A`` in the metric's units (percentage points for WER and accuracy). The interval is the percentile
 bootstrap interval of that delta over ``n_resamples`` resamples (default 1,000) drawn by ``numpy.random.default_rng``
 seeded with ``(seed, crc32(task))``, so a task's interval does not depend on which other tasks are compared; the
-resampling loop and the percentiles are :mod:`most_eval.metrics.bootstrap`'s, the same as for a single run's WER CI.
+resampling loop and the percentiles are :mod:`most_eval.scoring.bootstrap`'s, the same as for a single run's WER CI.
 
 Samples pair by their key: the record ``id`` (see :meth:`Run.samples` for files whose ids repeat).
 
@@ -67,7 +67,7 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from most_eval.metrics.bootstrap import percentile_interval, resample
+from most_eval.scoring.bootstrap import percentile_interval, resample
 from most_eval.results import ResultsFileError, load_results
 from most_eval.core.errors import MostEvalError
 
@@ -264,7 +264,7 @@ def _statistic(metric: str, aggregation: str, arrays: dict[str, np.ndarray], idx
 def paired_bootstrap(metric: str, arrays_a: dict[str, np.ndarray], arrays_b: dict[str, np.ndarray], *,
                      n_resamples: int = 1000, rng: np.random.Generator, aggregation: str = "corpus") -> np.ndarray:
     """Bootstrap distribution (n_resamples,) of ``stat(B) - stat(A)`` over resampled ids, A and B paired by position:
-    both statistics are evaluated on the same index rows of :func:`most_eval.metrics.bootstrap.resample`."""
+    both statistics are evaluated on the same index rows of :func:`most_eval.scoring.bootstrap.resample`."""
 
     def delta(idx: np.ndarray) -> np.ndarray:  # (block, n) -> (block,)
         return _statistic(metric, aggregation, arrays_b, idx) - _statistic(metric, aggregation, arrays_a, idx)

@@ -26,7 +26,7 @@ from rich.text import Text
 
 from most_eval.core.adapter import Model, Prepared, SampleFailure
 from most_eval.core.audio import Audio, AudioError, load_audio
-from most_eval.comparability import assess
+from most_eval.scoring.comparability import assess
 from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
 from most_eval.data.files import output_path
 from most_eval.distributed import Dist

@@ -137,11 +137,11 @@ def _bootstrap_functions_that_draw_or_take_percentiles(tree: ast.Module) -> list
 
 
 def test_one_bootstrap_resampling_loop():
-    """Every interval (a run's WER CI, the paired delta of compare/check) comes from most_eval.metrics.bootstrap:
+    """Every interval (a run's WER CI, the paired delta of compare/check) comes from most_eval.scoring.bootstrap:
     no other module draws resample index matrices or has a bootstrap function of its own that draws or takes
     percentiles."""
     loops = sorted(module for module, tree in TREES.items() if any(map(_draws_resample_indices, ast.walk(tree))))
-    assert loops == ["most_eval.metrics.bootstrap"]  # found there: the check sees what it looks for
+    assert loops == ["most_eval.scoring.bootstrap"]  # found there: the check sees what it looks for
     own = {module: names for module, tree in TREES.items()
            if (names := _bootstrap_functions_that_draw_or_take_percentiles(tree))}
-    assert own == {"most_eval.metrics.bootstrap": ["resample"]}
+    assert own == {"most_eval.scoring.bootstrap": ["resample"]}

@@ -62,7 +62,7 @@ def test_paper_groups_are_the_tasks_declaring_each_tables_cells():
     its paper table (leaderboards/data/paper/<table>.csv) once per row kind, and nothing else."""
     import csv
 
-    from most_eval.paper import PAPER_TABLE_GROUPS
+    from most_eval.scoring.paper import PAPER_TABLE_GROUPS
     from most_eval.registry import paper_groups
 
     groups = paper_groups()

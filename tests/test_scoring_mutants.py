@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from most_eval.data import files as F
-from most_eval.metrics import wer as W
+from most_eval.scoring import wer as W
 
 
 # ------------------------------------------------------------------------------------------------- metrics/wer.py
@@ -98,7 +98,7 @@ def test_corpus_wer_totals_and_protocol_name():
 
 # ------------------------------------------------------------------------------------------ metrics/bootstrap.py
 
-from most_eval.metrics import bootstrap as B  # noqa: E402
+from most_eval.scoring import bootstrap as B  # noqa: E402
 
 
 def test_resample_in_blocks_equals_one_draw(monkeypatch):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from zhon.hanzi import punctuation
 
-from most_eval.metrics.wer import SEED_TTS_PUNCTUATION, aggregate_wer, seed_tts_normalize, wer_records
+from most_eval.scoring.wer import SEED_TTS_PUNCTUATION, aggregate_wer, seed_tts_normalize, wer_records
 
 
 def run_wer_process_one(hypo: str, truth: str) -> float:

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from most_eval.metrics.wer import (aggregate_wer, edit_counts, seed_tts_normalize, utterance_wer, wer_records,
+from most_eval.scoring.wer import (aggregate_wer, edit_counts, seed_tts_normalize, utterance_wer, wer_records,
                                    whisper_normalize)
 
 

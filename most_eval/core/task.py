@@ -90,7 +90,7 @@ class Task:
     Options: ClassVar[type] = NoOptions  # typed task options (``--task-args``)
     #: helper models the task needs from the context: subset of {"judge", "embedder"}
     needs: ClassVar[frozenset[str]] = frozenset()
-    #: the judge ASR its protocol names (a key of most_eval.paper.REFERENCE_JUDGES), for tasks that need a judge
+    #: the judge ASR its protocol names (a key of most_eval.scoring.paper.REFERENCE_JUDGES), for tasks that need a judge
     reference_judge: ClassVar[str | None] = None
     #: the paper-table cell its headline number fills; None: the paper's tables have no column for it
     leaderboard: ClassVar[LeaderboardSlot | None] = None
@@ -157,7 +157,7 @@ class Task:
 
     def protocol_differences(self) -> list[str]:
         """How this task, as configured, departs from the paper's or the official scorer's protocol (empty: not at
-        all): a task names its own facts (judge, embedder, reduction, normalisation). See most_eval.comparability."""
+        all): a task names its own facts (judge, embedder, reduction, normalisation). See most_eval.scoring.comparability."""
         return []
 
     def require_root(self) -> Path:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from most_eval.core.adapter import TRANSCRIBE, Request
-from most_eval.metrics.wer import NORMALIZERS, aggregate_wer, wer_records
+from most_eval.scoring.wer import NORMALIZERS, aggregate_wer, wer_records
 from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval.data.speech_corpora import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,

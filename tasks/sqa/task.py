@@ -26,9 +26,9 @@ from most_eval.core.adapter import RESPOND, Request
 from most_eval.core.audio import Audio, audio_duration, save_audio
 from most_eval.data.files import file_problem, manifest_path, output_name, read_bytes, text_field, text_list
 from most_eval.data.tables import BadLine, read_jsonl, read_table
-from most_eval.comparability import judge_difference
+from most_eval.scoring.comparability import judge_difference
 from most_eval.data.hf_source import audio_file
-from most_eval.paper import REFERENCE_JUDGES
+from most_eval.scoring.paper import REFERENCE_JUDGES
 from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
 from most_eval.core.errors import DatasetError
 

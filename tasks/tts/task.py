@@ -27,10 +27,10 @@ from most_eval.core.audio import load_audio, save_audio
 from most_eval.data.files import file_problem, manifest_path, output_name, safe_path, text_field
 from most_eval.data.hf_source import read_source, row_audio
 from most_eval.data.tables import BadLine, read_lines
-from most_eval.metrics.wer import aggregate_wer, wer_records
-from most_eval.comparability import judge_difference
+from most_eval.scoring.wer import aggregate_wer, wer_records
+from most_eval.scoring.comparability import judge_difference
 from most_eval.core.fingerprints import stamp_digest
-from most_eval.paper import REFERENCE_JUDGES
+from most_eval.scoring.paper import REFERENCE_JUDGES
 from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
 from most_eval.core.errors import DatasetError
 
@@ -80,7 +80,7 @@ class TTSTask(Task):
     needs = frozenset({"judge", "embedder"})  # both lent by the CLI through TaskContext (built from the options)
     protocol = "whisper"
     digits = 4
-    reference_judge = "hubert-large-ls960-ft"  # the MoST release's TTS judge (most_eval.paper)
+    reference_judge = "hubert-large-ls960-ft"  # the MoST release's TTS judge (most_eval.scoring.paper)
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         judge = self.context.judge

@@ -8,7 +8,7 @@ a WER over no reference words, are left out).
 
 Two users, one loop:
 
-* :func:`most_eval.metrics.wer.bootstrap_ci` -- the single-run CI of a WER (``statistic`` = the WER of the resampled
+* :func:`most_eval.scoring.wer.bootstrap_ci` -- the single-run CI of a WER (``statistic`` = the WER of the resampled
   utterances, ``rng`` seeded with the run's seed);
 * :func:`most_eval.run_comparison.paired_bootstrap` -- the paired delta of two runs (``statistic`` = ``stat(B) -
   stat(A)`` on the *same* resampled indices, ``rng`` seeded per task).

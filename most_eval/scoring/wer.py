@@ -29,7 +29,7 @@ import jiwer
 import numpy as np
 from zhon.hanzi import punctuation as zhon_punctuation
 
-from most_eval.metrics.bootstrap import percentile_interval, resample
+from most_eval.scoring.bootstrap import percentile_interval, resample
 
 
 @lru_cache(maxsize=1)
@@ -132,7 +132,7 @@ def utterance_wer(c: EditCounts) -> float:
 def bootstrap_ci(errors: np.ndarray, ref_words: np.ndarray, *, resamples: int = 1000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of corpus WER (utterances resampled with replacement, ``numpy.random.default_rng(seed)``;
-    :mod:`most_eval.metrics.bootstrap`), in percent, rounded to 4 decimals; ``(nan, nan)`` for no utterances or no
+    :mod:`most_eval.scoring.bootstrap`), in percent, rounded to 4 decimals; ``(nan, nan)`` for no utterances or no
     resamples."""
     n = len(errors)
     if n == 0 or resamples < 1:
