@@ -25,7 +25,7 @@ from most_eval.scoring.comparability import summary_line
 from most_eval.core.options import OptionError, parse_options, split_pairs
 from most_eval.scoring.paper import PAPER_GROUP_NAMES
 from most_eval.registry import UnknownNameError, families, get_model_class, model_info, model_names, resolve_tasks
-from most_eval.results import print_results
+from most_eval.results.table import print_results
 from most_eval.core.task import TaskContext
 from most_eval.core.errors import DatasetError
 

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from most_eval.leaderboard import build_leaderboard
-from most_eval.results import ResultsFileError
+from most_eval.results.store import ResultsFileError
 from most_eval.run_comparison import (DEFAULT_TOLERANCE, CheckRefused, NotComparable, check, compare, comparison_table,
                                       parse_tolerance, write_refusal)
 

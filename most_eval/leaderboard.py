@@ -6,11 +6,11 @@ Inputs (``data_dir``, by default the repo's ``leaderboards/data``):
   reported, plus a ``source`` column naming the table.
 - ``runs/**/*.json`` -- most-eval ``results.json`` files (format ``most-eval-results``, version 1) dropped there by
   users. Every ``.json`` file under ``runs/`` must be one; anything else raises
-  :class:`most_eval.results.ResultsFileError`.
+  :class:`most_eval.results.store.ResultsFileError`.
 
 A run's number is placed in the paper cell its task declares (:class:`most_eval.core.task.LeaderboardSlot`, on the task
 class), which the runner records in results.json (``tasks[task]["leaderboard"]``, read by
-:func:`most_eval.results.leaderboard_slot`): ``asr:librispeech-test-clean`` fills ``librispeech_clean`` of an ``asr``
+:func:`most_eval.results.store.leaderboard_slot`): ``asr:librispeech-test-clean`` fills ``librispeech_clean`` of an ``asr``
 row, ``tts:librispeech-test-clean`` the same column of a ``tts`` row, ``slm:swuggy-dev`` the ``swuggy`` column, and so
 on; no task class is imported here. A task whose results record no cell (older files, tasks without a paper column)
 is not placed, and its run details say so. A column holds the family's headline metric (``wer`` for ASR/TTS,
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from most_eval.efficiency import summary_line as efficiency_line
-from most_eval.results import leaderboard_slot, load_results
+from most_eval.results.efficiency import summary_line as efficiency_line
+from most_eval.results.store import leaderboard_slot, load_results
 from most_eval.core.task import LeaderboardSlot
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -532,7 +532,7 @@ def build_leaderboard(data_dir: str | Path, output_dir: str | Path) -> list[Path
     """Build the leaderboard from ``data_dir`` (``paper/*.csv`` + ``runs/**/*.json``) into ``output_dir``.
 
     Writes ``<family>.md`` per family, ``index.html`` and ``plots/<family>.png``; returns the written paths (sorted).
-    Raises :class:`most_eval.results.ResultsFileError` for a bad run file; nothing is written in that case.
+    Raises :class:`most_eval.results.store.ResultsFileError` for a bad run file; nothing is written in that case.
     """
     tables = collect(data_dir)  # validates every input before anything is written
     output_dir = Path(output_dir)

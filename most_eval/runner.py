@@ -30,9 +30,9 @@ from most_eval.scoring.comparability import assess
 from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
 from most_eval.data.files import output_path
 from most_eval.distributed import Dist
-from most_eval.efficiency import TaskMeter
+from most_eval.results.efficiency import TaskMeter
 from most_eval.core.fingerprints import ContentDigests
-from most_eval.results import (atomic_write_bytes, atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
+from most_eval.results.store import (atomic_write_bytes, atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
                                results_document, task_file_name, write_jsonl)
 from most_eval.core.task import Sample, Task
 from most_eval.core.errors import DatasetError

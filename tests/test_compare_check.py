@@ -13,9 +13,10 @@ from typer import Typer
 from typer.testing import CliRunner
 
 from most_eval.cli_leaderboard import check_command, compare_command
-from most_eval.results import ResultsFileError
-from most_eval.run_comparison import (CheckRefused, NotComparable, check, compare, compare_runs, load_run,
-                                      paired_bootstrap, parse_tolerance, task_rng)
+from most_eval.results.store import ResultsFileError
+from most_eval.run_comparison import (CheckRefused, NotComparable, check, compare, compare_runs, paired_bootstrap,
+                                      parse_tolerance, task_rng)
+from most_eval.results.runs import load_run
 
 N = 500
 ASR = "asr:librispeech-test-clean"

@@ -60,7 +60,7 @@ def test_no_task_imports_a_model_adapter():
 
 def test_no_model_imports_the_runner_or_the_results_writer():
     models = ("most_eval.models", "most_reference.adapter")
-    edges = [e for prefix in models for e in _edges(prefix, ("most_eval.runner", "most_eval.results"))]
+    edges = [e for prefix in models for e in _edges(prefix, ("most_eval.runner", "most_eval.results.store"))]
     assert edges == []
 
 
@@ -75,7 +75,7 @@ def test_no_library_code_imports_the_cli():
 def test_readers_of_results_files_import_no_task_classes_nor_the_runner():
     """The leaderboard and the run comparison place and compare numbers from results.json alone (a task's paper cell
     is recorded there), so they never import task classes, the registry or the runner."""
-    readers = ("most_eval.leaderboard", "most_eval.run_comparison", "most_eval.results")
+    readers = ("most_eval.leaderboard", "most_eval.run_comparison", "most_eval.results.store")
     below = ("most_eval_tasks", "most_eval.registry", "most_eval.runner", "most_eval.models")
     assert [e for r in readers for e in _edges(r, below)] == []
 
@@ -108,13 +108,13 @@ def _defined(names: set[str]) -> dict[str, list[str]]:
 
 
 def test_the_results_format_is_defined_only_in_results_py():
-    """results.json has one definition: its loader, error type and format constants live in most_eval.results
+    """results.json has one definition: its loader, error type and format constants live in most_eval.results.store
     (the leaderboard and the run comparison import them), and no other module spells the format name."""
     names = {"load_results", "ResultsFileError", "RESULTS_FORMAT", "RESULTS_FORMAT_VERSION", "RESULTS_FORMAT_VERSIONS"}
-    assert _defined(names) == {name: ["most_eval.results"] for name in names}
+    assert _defined(names) == {name: ["most_eval.results.store"] for name in names}
     spelled = sorted(module for module, tree in TREES.items() for node in ast.walk(tree)
                      if isinstance(node, ast.Constant) and node.value == "most-eval-results")
-    assert spelled == ["most_eval.results"]
+    assert spelled == ["most_eval.results.store"]
 
 
 def _draws_resample_indices(node: ast.AST) -> bool:

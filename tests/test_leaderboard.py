@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from most_eval.cli_leaderboard import leaderboard_app
 from most_eval.leaderboard import _COLOURS, FAMILIES, _panels, build_leaderboard, collect, place
 from most_eval.registry import families
-from most_eval.results import ResultsFileError, leaderboard_record, load_results
+from most_eval.results.store import ResultsFileError, leaderboard_record, load_results
 
 REPO = Path(__file__).resolve().parents[1]
 LEADERBOARDS = REPO / "leaderboards"

@@ -475,7 +475,7 @@ def test_score_file_error_text_without_a_line(tmp_path):
 
 
 def test_compare_argument_checks_and_item_of(tmp_path):
-    from most_eval.run_comparison import item_of
+    from most_eval.results.runs import item_of
 
     task = "asr:t"
     recs = [{"id": "u0", "errors": 1, "ref_words": 4}, {"id": "u1", "errors": 0, "ref_words": 3}]
@@ -1132,7 +1132,8 @@ def test_judge_reasons_name_the_numbers_with_the_metric_format():
 def test_metric_delta_defaults_reported_values_and_same_dataset(tmp_path):
     """Kills ``metric_delta`` mutants: defaults 1000 resamples / seed 0 / 95 %, ``b_reported``, ``same_dataset``
     (True for equal hashes, None when a run has none)."""
-    from most_eval.run_comparison import load_run, metric_delta
+    from most_eval.run_comparison import metric_delta
+    from most_eval.results.runs import load_run
 
     task, n = "tts:test", 30
     rng = np.random.default_rng(3)

@@ -1,4 +1,5 @@
-"""results.json and samples files: atomic writes, provenance (versions, git revision, dataset hashes), the table.
+"""results.json and samples files: the one writer and reader of the format (atomic writes; provenance: versions,
+git revision, dataset hashes; validation on read).
 
 ``results.json`` layout (``format_version`` 1)::
 
@@ -34,11 +35,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from rich.console import Console
 
-from most_eval.efficiency import summary_line as efficiency_line
 from most_eval.core.task import LeaderboardSlot, task_file_name
-from rich.table import Table
 from most_eval.core.errors import MostEvalError
 
 if TYPE_CHECKING:
@@ -245,12 +243,11 @@ def merge_previous(document: dict, output_dir: Path) -> dict:
     ``document`` alone, and the samples
     files of tasks it does not list are removed (the samples files always match results.json)."""
     output_dir = Path(output_dir)
-    try:
-        previous = json.loads((output_dir / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # read and validated by the one reader; an unusable earlier file is replaced, not merged
+        previous = load_results(output_dir / "results.json") if (output_dir / "results.json").exists() else None
+    except ResultsFileError:
         previous = None
-    same = isinstance(previous, dict) and previous.get("format") == RESULTS_FORMAT \
-        and isinstance(previous.get("results"), dict) and isinstance(previous.get("tasks", {}), dict) \
+    same = previous is not None \
         and (previous.get("model") or {}).get("fingerprint") == document["model"]["fingerprint"] \
         and all(k in previous and previous[k] == document.get(k) for k in MERGE_KEYS)
     if same:
@@ -273,56 +270,3 @@ def _no_samples(result: dict) -> bool:
     return result.get("status") in ("not supported", "dataset error")
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3f}"
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        return f"[{value[0]:.2f}, {value[1]:.2f}]"
-    return str(value)
-
-
-HEADLINE = ("wer", "wer_ci95", "accuracy", "accuracy_in_vocab", "sim", "judge", "judge_rtf", "embedder", "reduction",
-            "scorer")
-
-
-def results_table(document: dict) -> Table:
-    """A rich table of the headline metrics and the scored-of-listed counts of each task."""
-    table = Table(title=f"most-eval results — model {document['model']['name']}", show_lines=False)
-    table.add_column("task", style="bold", no_wrap=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("scored / listed", justify="right")
-    for task, res in document["results"].items():
-        if res.get("status"):
-            why = f"needs {res['capability']}" if res.get("capability") else (res.get("detail") or "")[:60]
-            table.add_row(task, res["status"], why, "", style="yellow")
-            continue
-        counts = f"{res.get('scored', 0)} / {res.get('listed', 0)}"
-        style = "red" if res.get("errors") else None
-        shown = [k for k in HEADLINE if k in res] or [
-            k for k, v in res.items() if k not in ("scored", "listed", "errors", "reused", "seconds")
-            and isinstance(v, (int, float, str)) and not isinstance(v, bool)]  # dicts (configs) stay in the file
-        for i, key in enumerate(shown):
-            table.add_row(task if i == 0 else "", key, _fmt(res[key]), counts if i == 0 else "", style=style)
-    return table
-
-
-def print_results(document: dict, console: Console | None = None) -> None:
-    """Print the results table, a one-line summary of counts, and per failed task its first error reason."""
-    console = console or Console()
-    console.print(results_table(document))
-    entries = document["results"].values()
-    scored = sum(r.get("scored", 0) for r in entries)
-    listed = sum(r.get("listed", 0) for r in entries)
-    errors = sum(r.get("errors", 0) for r in entries)
-    reused = sum(r.get("reused", 0) for r in entries)
-    console.print(f"scored {scored} of {listed} listed samples; {errors} error record(s); "
-                  f"{reused} record(s) reused from the cache", markup=False, highlight=False, soft_wrap=True)
-    for task, entry in (document.get("efficiency") or {}).items():
-        if task in document["results"] and isinstance(entry, dict) and "wall_seconds" in entry:
-            console.print("efficiency: " + efficiency_line(task, entry), markup=False, highlight=False, soft_wrap=True)
-    for task, res in document["results"].items():
-        first = res.get("first_error")
-        if first:
-            console.print(f"{task}: {res.get('errors', 0)} error record(s); first: {first['reason']} "
-                          f"({first['alike']} alike)", markup=False, highlight=False, soft_wrap=True)
