@@ -22,8 +22,8 @@ import soundfile as sf
 from most_eval.core.adapter import SCORE_AUDIO, Request
 from most_eval.core.audio import load_audio
 from most_eval.models.dummy import DummyModel
-from most_eval.output_lock import OutputLock
-from most_eval.runner import run_task
+from most_eval.run.output_lock import OutputLock
+from most_eval.run.runner import run_task
 from most_eval.core.task import Sample, Task, TaskContext
 
 

@@ -1,4 +1,4 @@
-"""``most-eval`` command line: a thin layer over :mod:`most_eval.runner`, :mod:`most_eval.registry` and friends.
+"""``most-eval`` command line: a thin layer over :mod:`most_eval.run.runner`, :mod:`most_eval.registry` and friends.
 
 Exit codes: 0 success; 1 ``--fail-on-error`` with error records, or ``--strict`` with tasks that could not run
 (not supported, dataset error, scoring error); 2 bad input (unknown name, bad option value, unusable model or
@@ -224,10 +224,10 @@ def run(
                                  "(under torchrun: rank 0 only).", show_default="off: quiet"),
 ):
     """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
-    from most_eval.distributed import finish_distributed, init_distributed
+    from most_eval.run.distributed import finish_distributed, init_distributed
     from most_eval.core.hf_loading import configure_output, offline_unless_opted_in
-    from most_eval.output_lock import OutputBusy, OutputLock
-    from most_eval.runner import evaluate
+    from most_eval.run.output_lock import OutputBusy, OutputLock
+    from most_eval.run.runner import evaluate
 
     offline_unless_opted_in()  # before anything imports huggingface_hub: no network unless HF_HUB_OFFLINE=0
     output = output or Path("runs") / model

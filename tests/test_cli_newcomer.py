@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from most_eval.cli import app, option_docs
 from most_eval.registry import resolve_tasks
-from most_eval.runner import limit_samples
+from most_eval.run.runner import limit_samples
 from most_eval.core.task import TaskContext
 
 runner = CliRunner()
@@ -110,7 +110,7 @@ def test_list_tasks_options_shows_keys_types_defaults_and_the_text_family():
 
 def _capture_run(monkeypatch, *args):
     """Invoke ``run`` in-process with the evaluation replaced by a recorder; returns what it was given."""
-    import most_eval.runner
+    import most_eval.run.runner
 
     seen = {}
 
@@ -118,7 +118,7 @@ def _capture_run(monkeypatch, *args):
         seen.update(model=model, tasks=tasks, output=output_dir, **kwargs)
         return None  # as a rank other than 0: nothing to print
 
-    monkeypatch.setattr(most_eval.runner, "evaluate", fake_evaluate)
+    monkeypatch.setattr(most_eval.run.runner, "evaluate", fake_evaluate)
     result = runner.invoke(app, ["run", *args, "--no-progress"])
     return result, seen
 
@@ -297,8 +297,8 @@ def test_transformers_is_quiet_unless_verbose(hf_output_state):
 
 @pytest.mark.parametrize("rank, verbose, expected", [(0, True, True), (1, True, False), (0, False, False)])
 def test_only_rank_0_is_verbose(rank, verbose, expected, monkeypatch, tmp_path):
-    import most_eval.distributed
-    from most_eval.distributed import Dist
+    import most_eval.run.distributed
+    from most_eval.run.distributed import Dist
     from most_eval.core import hf_loading
 
     told = []
@@ -307,8 +307,8 @@ def test_only_rank_0_is_verbose(rank, verbose, expected, monkeypatch, tmp_path):
         told.append(verbose)
         raise KeyboardInterrupt  # stop the run here
 
-    monkeypatch.setattr(most_eval.distributed, "init_distributed", lambda device: (Dist(rank, 2), device))
-    monkeypatch.setattr(most_eval.distributed, "finish_distributed", lambda: None)
+    monkeypatch.setattr(most_eval.run.distributed, "init_distributed", lambda device: (Dist(rank, 2), device))
+    monkeypatch.setattr(most_eval.run.distributed, "finish_distributed", lambda: None)
     monkeypatch.setattr(hf_loading, "configure_output", record)
     runner.invoke(app, ["run", "--model", "dummy", "--tasks", "asr", "--output", str(tmp_path / "o")]
                   + (["--verbose"] if verbose else []))

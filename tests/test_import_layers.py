@@ -49,7 +49,7 @@ def _edges(source_prefix: str, target_prefixes: tuple[str, ...], exempt: tuple[s
 
 
 def test_the_graph_is_read():
-    assert "most_eval.runner" in GRAPH and "most_eval_tasks.tts.task" in GRAPH and "most_reference.model" in GRAPH
+    assert "most_eval.run.runner" in GRAPH and "most_eval_tasks.tts.task" in GRAPH and "most_reference.model" in GRAPH
     assert "most_eval.core.adapter" in GRAPH["most_eval.models.dummy"]  # relative and absolute imports both resolve
     assert "most_reference.model" in GRAPH["most_reference.adapter"]
 
@@ -60,7 +60,7 @@ def test_no_task_imports_a_model_adapter():
 
 def test_no_model_imports_the_runner_or_the_results_writer():
     models = ("most_eval.models", "most_reference.adapter")
-    edges = [e for prefix in models for e in _edges(prefix, ("most_eval.runner", "most_eval.results.store"))]
+    edges = [e for prefix in models for e in _edges(prefix, ("most_eval.run.runner", "most_eval.results.store"))]
     assert edges == []
 
 
@@ -76,7 +76,7 @@ def test_readers_of_results_files_import_no_task_classes_nor_the_runner():
     """The leaderboard and the run comparison place and compare numbers from results.json alone (a task's paper cell
     is recorded there), so they never import task classes, the registry or the runner."""
     readers = ("most_eval.leaderboard", "most_eval.run_comparison", "most_eval.results.store")
-    below = ("most_eval_tasks", "most_eval.registry", "most_eval.runner", "most_eval.models")
+    below = ("most_eval_tasks", "most_eval.registry", "most_eval.run.runner", "most_eval.models")
     assert [e for r in readers for e in _edges(r, below)] == []
 
 

@@ -20,7 +20,7 @@ from test_zerospeech_scoring import make_lexical, make_syntactic
 
 from most_eval.data.files import output_path
 from most_eval.models.dummy import DummyModel
-from most_eval.runner import evaluate
+from most_eval.run.runner import evaluate
 from most_eval.core.task import TaskContext
 from most_eval_tasks.slm import task as slm
 from most_eval_tasks.slm import zerospeech as zr

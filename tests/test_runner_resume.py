@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import read_jsonl, run_cli
 
-from most_eval.cache import SampleCache
+from most_eval.run.cache import SampleCache
 
 TASK = "asr:librispeech-test-clean"
 

@@ -15,8 +15,8 @@ import soundfile as sf
 from conftest import MINI_SUITE, read_jsonl, run_cli
 
 from most_eval.core.adapter import Model
-from most_eval.output_lock import OutputBusy, OutputLock
-from most_eval.runner import evaluate
+from most_eval.run.output_lock import OutputBusy, OutputLock
+from most_eval.run.runner import evaluate
 from most_eval.core.task import TaskContext
 
 CLOZE = "slm:sstorycloze"
@@ -259,7 +259,7 @@ def test_an_embedder_folder_that_holds_no_such_model_is_refused_in_one_line_befo
 def test_a_task_that_needs_an_embedder_is_not_run_without_one(tmp_path):
     """Helper models are lent, never built by tasks: the runner refuses a TTS task whose context has no embedder."""
     from most_eval.models.dummy import DummyModel
-    from most_eval.runner import run_task
+    from most_eval.run.runner import run_task
     from most_eval_tasks.tts.task import LibriSpeechTTS
 
     task = LibriSpeechTTS(MINI_SUITE, context=TaskContext(output_dir=tmp_path, judge=DummyModel()))
@@ -296,7 +296,7 @@ def test_a_second_run_on_a_held_output_is_refused_and_a_dead_holder_is_taken_ove
         with pytest.raises(OutputBusy):
             OutputLock(out).acquire()
     assert list(out.iterdir()) == []  # the lock writes nothing into the folder
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from most_eval.output_lock import OutputLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from most_eval.run.output_lock import OutputLock; "
                                "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(600)",
                                str(out)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -375,8 +375,8 @@ def test_every_task_has_a_plausible_efficiency_entry(libri_root, tmp_path):
 def test_every_rank_agrees_on_what_is_cached(tmp_path):
     """An id cached by two ranks under different input digests: whichever file a rank reads last, all ranks keep
     the record whose digest matches now, so the pending lists (and the shards) agree."""
-    from most_eval.cache import CacheStats, SampleCache
-    from most_eval.runner import load_all_ranks
+    from most_eval.run.cache import CacheStats, SampleCache
+    from most_eval.run.runner import load_all_ranks
 
     stamp = {"model": "m", "task": "t"}
     (tmp_path / "rank0.jsonl").write_text(json.dumps({"id": "x", "v": 0, "cache": {**stamp, "input": "old"}}) + "\n")

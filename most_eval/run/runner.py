@@ -27,9 +27,9 @@ from rich.text import Text
 from most_eval.core.adapter import Model, Prepared, SampleFailure
 from most_eval.core.audio import Audio, AudioError, load_audio
 from most_eval.scoring.comparability import assess
-from most_eval.cache import STAMP, CacheStats, SampleCache, read_records
+from most_eval.run.cache import STAMP, CacheStats, SampleCache, read_records
 from most_eval.data.files import output_path
-from most_eval.distributed import Dist
+from most_eval.run.distributed import Dist
 from most_eval.results.efficiency import TaskMeter
 from most_eval.core.fingerprints import ContentDigests
 from most_eval.results.store import (atomic_write_bytes, atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
