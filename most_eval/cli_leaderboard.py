@@ -18,8 +18,9 @@ import typer
 
 from most_eval.leaderboard import build_leaderboard
 from most_eval.results.store import ResultsFileError
-from most_eval.run_comparison import (DEFAULT_TOLERANCE, CheckRefused, NotComparable, check, compare, comparison_table,
-                                      parse_tolerance, write_refusal)
+from most_eval.report.comparison import NotComparable
+from most_eval.report.check import DEFAULT_TOLERANCE, check, parse_tolerance, write_refusal
+from most_eval.report.compare import compare, comparison_table
 
 EXIT_REGRESSION = 1
 EXIT_REFUSED = 2
@@ -147,7 +148,7 @@ def check_command(
     try:
         report = check(baseline, candidate, tol, n_resamples=resamples, seed=seed, markdown_path=markdown,
                        junit_path=junit, console=_console())
-    except (CheckRefused, ResultsFileError) as err:
+    except (NotComparable, ResultsFileError) as err:
         try:
             write_refusal(str(err), markdown, junit)
         except OSError as write_err:

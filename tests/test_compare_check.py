@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from most_eval.cli_leaderboard import check_command, compare_command
 from most_eval.results.store import ResultsFileError
-from most_eval.run_comparison import (CheckRefused, NotComparable, check, compare, compare_runs, paired_bootstrap,
-                                      parse_tolerance, task_rng)
+from most_eval.report.comparison import NotComparable, paired_bootstrap, task_rng
+from most_eval.report.check import check, parse_tolerance
+from most_eval.report.compare import compare, compare_runs
 from most_eval.results.runs import load_run
 
 N = 500
@@ -282,14 +283,14 @@ def test_check_refuses_different_sample_ids(tmp_path, synth):
     recs = wer_records(base_err, ref)
     base = write_run(tmp_path / "base", {ASR: recs})
     cand = write_run(tmp_path / "cand", {ASR: recs[:-1]})
-    with pytest.raises(CheckRefused) as exc:
+    with pytest.raises(NotComparable) as exc:
         check(base, cand)
     msg = str(exc.value)
     assert "\n" not in msg and ASR in msg and "sample ids differ" in msg and "utt-0499" in msg
     # an error record in the candidate is a different scored set too, and the message says so
     errored = [*recs[:-1], {"id": recs[-1]["id"], "error": "timeout"}]
     cand2 = write_run(tmp_path / "cand2", {ASR: errored})
-    with pytest.raises(CheckRefused, match="the candidate has 1 error record"):
+    with pytest.raises(NotComparable, match="the candidate has 1 error record"):
         check(base, cand2)
     junit = tmp_path / "refused.xml"
     res = CliRunner().invoke(make_cli(), ["check", "--baseline", str(base), "--candidate", str(cand),
@@ -304,7 +305,7 @@ def test_check_refuses_different_dataset_hash(tmp_path, synth):
     recs = wer_records(base_err, ref)
     base = write_run(tmp_path / "base", {ASR: recs}, sha={ASR: "1" * 64})
     cand = write_run(tmp_path / "cand", {ASR: recs}, sha={ASR: "2" * 64})
-    with pytest.raises(CheckRefused) as exc:
+    with pytest.raises(NotComparable) as exc:
         check(base, cand)
     msg = str(exc.value)
     assert "\n" not in msg and "dataset_sha256 differs" in msg and "111111111111" in msg and ASR in msg
@@ -316,7 +317,7 @@ def test_check_refuses_missing_task(tmp_path, synth):
     _, ref, base_err = synth
     base = write_run(tmp_path / "base", {ASR: wer_records(base_err, ref), SLM: acc_records(np.ones(10))})
     cand = write_run(tmp_path / "cand", {ASR: wer_records(base_err, ref)})
-    with pytest.raises(CheckRefused, match="slm:swuggy-dev: scored in the baseline but missing from the candidate"):
+    with pytest.raises(NotComparable, match="slm:swuggy-dev: scored in the baseline but missing from the candidate"):
         check(base, cand)
 
 
@@ -334,7 +335,7 @@ def test_different_setups_are_refused_by_check_and_compare(tmp_path, synth):
     }
     for name, (kwargs, message) in cases.items():
         cand = write_run(tmp_path / name, {TTS: recs}, **kwargs)
-        for refuse, error in ((check, CheckRefused), (compare, NotComparable)):
+        for refuse, error in ((check, NotComparable), (compare, NotComparable)):
             with pytest.raises(error) as exc:
                 refuse(base, cand)
             assert str(exc.value).endswith(f": {message}") and "\n" not in str(exc.value), (name, str(exc.value))
@@ -361,7 +362,7 @@ def test_compare_refuses_different_sample_sets(tmp_path, synth):
     c = write_run(tmp_path / "c", {ASR: recs[:5]}, limit=5)
     with pytest.raises(NotComparable, match=r": limit differs: none vs 5$"):
         compare(a, c)
-    with pytest.raises(CheckRefused, match=r": limit differs: none vs 5; and 1 more problem$"):
+    with pytest.raises(NotComparable, match=r": limit differs: none vs 5; and 1 more problem$"):
         check(a, c)
 
 

@@ -264,9 +264,11 @@ def test_storycloze_error_messages_list_five_stems():
     assert str(err.value) == "no scorable StoryCloze pair"
 
 
-# ------------------------------------------------------------------------------------------------ run_comparison.py
+# ------------------------------------------------------------------------------- report/ (compare, check)
 
-from most_eval.run_comparison import MetricDelta, compare, judge  # noqa: E402
+from most_eval.report.comparison import MetricDelta
+from most_eval.report.check import grade
+from most_eval.report.compare import compare
 
 
 def _write_run(root: Path, task: str, records: list[dict], metric: str, value: float, config=None) -> Path:
@@ -386,7 +388,7 @@ def _delta(metric, lower_is_better, delta, lo, hi):
     (-1.0, -2.0, -0.5, 0.3, "pass"),  # improvement
 ])
 def test_check_decision_boundaries_lower_is_better(delta, lo, hi, tol, status):
-    assert judge(_delta("wer", True, delta, lo, hi), tol).status == status
+    assert grade(_delta("wer", True, delta, lo, hi), tol).status == status
 
 
 @pytest.mark.parametrize("delta,lo,hi,tol,status", [
@@ -398,7 +400,7 @@ def test_check_decision_boundaries_lower_is_better(delta, lo, hi, tol, status):
 def test_check_decision_boundaries_higher_is_better(delta, lo, hi, tol, status):
     d = _delta("accuracy", False, delta, lo, hi)
     assert d.worse_by == -delta and d.worse_ci == (-hi, -lo)
-    assert judge(d, tol).status == status
+    assert grade(d, tol).status == status
     assert d.significant == (lo > 0 or hi < 0)
 
 
@@ -1097,13 +1099,13 @@ def test_zerospeech_missing_scores_message_and_integer_scores(tmp_path):
     assert [p.correct_score for p in r.pairs] == [-1.0] * 4
 
 
-# --------------------------------------------------------------- run_comparison.py: statistic, bootstrap, judge
+# --------------------------------------------------------------- report/: statistic, bootstrap, grade
 
 def test_comparison_statistic_shapes_and_exact_corpus_wer():
     """Kills ``_statistic`` mutants: the full-sample value is a 0-d array (``idx is None``), a corpus WER over one
     reference word is exactly 100 * errors (the 1e-12 floor only guards an empty reference), and the similarity
     mean is per resample row."""
-    from most_eval.run_comparison import _statistic, paired_bootstrap
+    from most_eval.report.comparison import _statistic, paired_bootstrap
 
     sim = np.array([0.5, 0.7, 0.9])
     assert _statistic("sim", "mean", {"sim": sim}, None).shape == ()
@@ -1115,24 +1117,24 @@ def test_comparison_statistic_shapes_and_exact_corpus_wer():
     assert dist.shape == (1000,)  # default n_resamples
 
 
-def test_judge_reasons_name_the_numbers_with_the_metric_format():
-    """Kills ``judge`` mutants on the reason text (sim: 3 decimals; the values, not empty) and ``worse > tol`` for
+def test_grade_reasons_name_the_numbers_with_the_metric_format():
+    """Kills ``grade`` mutants on the reason text (sim: 3 decimals; the values, not empty) and ``worse > tol`` for
     the fail branch (an estimate exactly at the tolerance passes even when the interval lies above it)."""
     d = _delta("sim", False, -0.02, -0.03, -0.01)  # a 10.000, b 9.980: worse by 0.020, worse interval [0.010, 0.030]
     detail = "t sim: baseline 10.000, candidate 9.980, worse by +0.020 (10 samples, CI [+0.010, +0.030]), tolerance"
-    row = judge(d, 0.005)
+    row = grade(d, 0.005)
     assert (row.status, row.reason) == ("fail", f"significant regression beyond tolerance: {detail} 0.005")
-    row = judge(d, 0.015)
+    row = grade(d, 0.015)
     assert (row.status, row.reason) == ("warn", f"beyond tolerance but not significant: {detail} 0.015")
-    row = judge(d, 0.05)
+    row = grade(d, 0.05)
     assert (row.status, row.reason) == ("pass", f"{detail} 0.05")
-    assert judge(_delta("wer", True, 0.3, 0.31, 0.5), 0.3).status == "pass"
+    assert grade(_delta("wer", True, 0.3, 0.31, 0.5), 0.3).status == "pass"
 
 
 def test_metric_delta_defaults_reported_values_and_same_dataset(tmp_path):
     """Kills ``metric_delta`` mutants: defaults 1000 resamples / seed 0 / 95 %, ``b_reported``, ``same_dataset``
     (True for equal hashes, None when a run has none)."""
-    from most_eval.run_comparison import metric_delta
+    from most_eval.report.comparison import metric_delta
     from most_eval.results.runs import load_run
 
     task, n = "tts:test", 30

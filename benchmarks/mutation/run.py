@@ -3,7 +3,7 @@
     python3 -m pip install mutmut                    # once (3.8.1 used for README.md's report)
     python3 benchmarks/mutation/run.py               # every module of modules.toml
     python3 benchmarks/mutation/run.py wer has_answer --max-children 2
-    python3 benchmarks/mutation/run.py run_comparison --mutants 'most_eval.run_comparison.x_paired_bootstrap*'
+    python3 benchmarks/mutation/run.py run_comparison --mutants 'most_eval.report.comparison.x_paired_bootstrap*'
 
 For each module it copies the working tree (``git ls-files``: tracked plus untracked-not-ignored files) to a scratch
 folder, so the checkout is never mutated, adds the import-name links the editable install maps
@@ -87,7 +87,7 @@ def main() -> int:
                         help=f"modules to mutate (default all): {', '.join(modules)}")
     parser.add_argument("--max-children", type=int, default=2, help="parallel mutant workers (default 2)")
     parser.add_argument("--mutants", nargs="*", default=[], metavar="NAME",
-                        help="only these mutant names or globs, e.g. 'most_eval.run_comparison.x_paired_bootstrap*'")
+                        help="only these mutant names or globs, e.g. 'most_eval.report.comparison.x_paired_bootstrap*'")
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "most-eval-mutation",
                         help="where the copies are made (default $TMPDIR/most-eval-mutation)")
     args = parser.parse_args()

@@ -10,7 +10,7 @@ Two users, one loop:
 
 * :func:`most_eval.scoring.wer.bootstrap_ci` -- the single-run CI of a WER (``statistic`` = the WER of the resampled
   utterances, ``rng`` seeded with the run's seed);
-* :func:`most_eval.run_comparison.paired_bootstrap` -- the paired delta of two runs (``statistic`` = ``stat(B) -
+* :func:`most_eval.report.comparison.paired_bootstrap` -- the paired delta of two runs (``statistic`` = ``stat(B) -
   stat(A)`` on the *same* resampled indices, ``rng`` seeded per task).
 
 Blocks only cap memory (:data:`MAX_INDICES_PER_BLOCK`): consecutive draws from one Generator equal a single larger
