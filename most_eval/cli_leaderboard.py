@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from most_eval.leaderboard import build_leaderboard
+from most_eval.report.leaderboard.build import build_leaderboard
 from most_eval.results.store import ResultsFileError
 from most_eval.report.comparison import NotComparable
 from most_eval.report.check import DEFAULT_TOLERANCE, check, parse_tolerance, write_refusal

@@ -23,14 +23,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from most_eval.core.adapter import CAPABILITIES, Model
-from most_eval.core.task import Family, Task
+from most_eval.core.task import TaskFamily, Task
 from most_eval.core.errors import ModelFilesError, MostEvalError
 
 MODEL_GROUP = "most_eval.models"
 TASK_GROUP = "most_eval.tasks"
 
 _models: dict[str, type[Model]] = {}
-_families: dict[str, Family] = {}
+_families: dict[str, TaskFamily] = {}
 _broken: dict[str, str] = {}  # entry points that failed to load: name -> reason
 
 
@@ -60,7 +60,7 @@ def register_model(cls: type[Model] | None = None, *, name: str | None = None):
     return wrap(cls) if cls is not None else wrap
 
 
-def register_family(family: Family) -> Family:
+def register_family(family: TaskFamily) -> TaskFamily:
     """Register a task family in-process (third-party packages use the entry-point group instead)."""
     if family.name in _families and _families[family.name] is not family:
         raise ValueError(f"task family {family.name!r} is already registered")
@@ -186,7 +186,7 @@ def _info_from_source(name: str, module: str, attr: str) -> ModelInfo | None:
     return ModelInfo(name, caps, description if isinstance(description, str) else "")
 
 
-def families() -> dict[str, Family]:
+def families() -> dict[str, TaskFamily]:
     """Every task family, loading entry points on first use."""
     for name, ep in _entry_points(TASK_GROUP).items():
         if name not in _families and name not in _broken:

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from conftest import MINI_SUITE, run_cli
 
-from most_eval.leaderboard import build_leaderboard
+from most_eval.report.leaderboard.build import build_leaderboard
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRI = "asr:librispeech-test-clean"

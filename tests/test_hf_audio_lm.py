@@ -12,7 +12,7 @@ from conftest import read_jsonl, run_cli
 
 from most_eval.core.adapter import SampleFailure  # noqa: E402
 from most_eval.core.audio import Audio  # noqa: E402
-from most_eval.models.hf_audio_lm import FAMILIES, HFAudioLM, HFAudioLMArgs  # noqa: E402
+from most_eval.models.hf_audio_lm import MODEL_TYPES, HFAudioLM, HFAudioLMArgs  # noqa: E402
 from most_eval.core.hf_loading import ModelLoadError  # noqa: E402
 
 #: the special tokens Qwen2AudioProcessor and its chat template need
@@ -124,8 +124,8 @@ def model(request):
 def test_every_chat_family_has_a_tiny_model_here():
     """The families fed by ``processor(text=chat, audio=...)`` are built here; the others (their own input path,
     LoRA or processor) in test_hf_audio_lm_zoo.py, which checks that the two files cover every family."""
-    assert set(TINY) <= set(FAMILIES)
-    assert all(FAMILIES[name].inputs == "chat" and FAMILIES[name].audio_only_processor is None for name in TINY)
+    assert set(TINY) <= set(MODEL_TYPES)
+    assert all(MODEL_TYPES[name].inputs == "chat" and MODEL_TYPES[name].audio_only_processor is None for name in TINY)
 
 
 def noise(seconds: float, seed: int) -> Audio:
@@ -153,8 +153,8 @@ def test_batch_of_three_equals_three_singles(model):
 
 def test_default_prompt_and_system_turn_reach_the_chat_template(model, monkeypatch):
     kind = model.identity()["family"]
-    family = next(f for f in FAMILIES.values() if f.model_class == kind)
-    audio_token = next(token for name, (_, token) in TINY.items() if FAMILIES[name] is family)
+    family = next(f for f in MODEL_TYPES.values() if f.model_class == kind)
+    audio_token = next(token for name, (_, token) in TINY.items() if MODEL_TYPES[name] is family)
     seen = []
     original = model.processor.apply_chat_template
     monkeypatch.setattr(model.processor, "apply_chat_template",
@@ -170,7 +170,7 @@ def test_default_prompt_and_system_turn_reach_the_chat_template(model, monkeypat
 
 def test_default_and_overridden_prompt_reach_the_chat_template(qwen2_audio_model, qwen2_audio_dir, monkeypatch):
     model = qwen2_audio_model
-    default = FAMILIES["qwen2_audio"].asr_prompt
+    default = MODEL_TYPES["qwen2_audio"].asr_prompt
     seen = []
     original = model.processor.apply_chat_template
     monkeypatch.setattr(model.processor, "apply_chat_template",
@@ -192,7 +192,7 @@ def test_unknown_model_type_is_one_line_listing_the_supported(tmp_path):
     with pytest.raises(ModelLoadError) as err:
         HFAudioLM(HFAudioLMArgs(path=str(tmp_path)))
     assert "'llama'" in str(err.value) and "\n" not in str(err.value)
-    assert all(name in str(err.value) for name in FAMILIES)
+    assert all(name in str(err.value) for name in MODEL_TYPES)
 
 
 @pytest.mark.parametrize("family", ["qwen2_audio", "granite_speech"])

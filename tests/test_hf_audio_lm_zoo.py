@@ -15,7 +15,7 @@ from conftest import read_jsonl, run_cli
 from test_hf_audio_lm import TINY, byte_vocab, noise, offline  # noqa: F401 (offline: autouse, no hub)
 
 from most_eval.core.adapter import SampleFailure
-from most_eval.models.hf_audio_lm import FAMILIES, HFAudioLM, HFAudioLMArgs
+from most_eval.models.hf_audio_lm import MODEL_TYPES, HFAudioLM, HFAudioLMArgs
 
 # ---------------------------------------------------------------------------------------------------------------
 # Voxtral: a tekken.json tokenizer (mistral_common) + VoxtralForConditionalGeneration
@@ -378,12 +378,12 @@ def test_omni_prompts_are_the_cookbooks_and_answers_equal_the_thinkers_own_greed
                                        pad_token_id=tok.pad_token_id)
             expected += decoded(tok, ids[:, inputs["input_ids"].shape[1]:].tolist())
         assert method(audios) == expected, method.__name__
-    assert omni.chat_text(omni.asr_prompt, omni.family.system_prompt) == OMNI_ASR_CHAT
+    assert omni.chat_text(omni.asr_prompt, omni.recipe.system_prompt) == OMNI_ASR_CHAT
 
 
 def test_omni_batch_equals_singles(omni):
     audios = [noise(1.0, 2), noise(3.0, 3), noise(2.0, 4)]
-    lengths = {len(omni.model_inputs([a], omni.asr_prompt, omni.family.system_prompt)["input_ids"][0]) for a in audios}
+    lengths = {len(omni.model_inputs([a], omni.asr_prompt, omni.recipe.system_prompt)["input_ids"][0]) for a in audios}
     assert len(lengths) == 3  # so the batch really is left-padded
     assert omni.transcribe(audios) == [omni.transcribe([a])[0] for a in audios]
     assert omni.respond(audios) == [omni.respond([a])[0] for a in audios]
@@ -428,7 +428,7 @@ def test_phi4_prompt_is_the_model_cards_and_answers_equal_a_direct_greedy_decode
 
 
 def test_every_family_has_a_tiny_model_in_one_of_the_two_files():
-    assert set(TINY) | set(ZOO) == set(FAMILIES)
+    assert set(TINY) | set(ZOO) == set(MODEL_TYPES)
 
 
 #: the families this file builds

@@ -75,7 +75,7 @@ def test_no_library_code_imports_the_cli():
 def test_readers_of_results_files_import_no_task_classes_nor_the_runner():
     """The leaderboard and the run comparison place and compare numbers from results.json alone (a task's paper cell
     is recorded there), so they never import task classes, the registry or the runner."""
-    readers = ("most_eval.leaderboard", "most_eval.report.comparison", "most_eval.results.store")
+    readers = ("most_eval.report.leaderboard.build", "most_eval.report.comparison", "most_eval.results.store")
     below = ("most_eval_tasks", "most_eval.registry", "most_eval.run.runner", "most_eval.models")
     assert [e for r in readers for e in _edges(r, below)] == []
 

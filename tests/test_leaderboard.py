@@ -17,7 +17,10 @@ from typer import Typer
 from typer.testing import CliRunner
 
 from most_eval.cli_leaderboard import leaderboard_app
-from most_eval.leaderboard import _COLOURS, FAMILIES, _panels, build_leaderboard, collect, place
+from most_eval.report.leaderboard.build import build_leaderboard
+from most_eval.scoring.paper import PAPER_TABLES
+from most_eval.report.leaderboard.plot import _COLOURS, _panels
+from most_eval.report.leaderboard.collect import collect, place
 from most_eval.registry import families
 from most_eval.results.store import ResultsFileError, leaderboard_record, load_results
 
@@ -30,7 +33,7 @@ DATA = LEADERBOARDS / "data"
 
 def paper_cells():
     """(family key, row keys, column, printed value) for every number of the three paper tables."""
-    for f in FAMILIES:
+    for f in PAPER_TABLES:
         with (DATA / "paper" / f.paper_csv).open(newline="") as fh:
             for rec in csv.DictReader(fh):
                 for c in f.columns:
@@ -173,7 +176,7 @@ def test_every_paper_number_in_markdown(built):
 
 
 def test_paper_copies_carry_source():
-    for f in FAMILIES:
+    for f in PAPER_TABLES:
         with (DATA / "paper" / f.paper_csv).open(newline="") as fh:
             rows = list(csv.DictReader(fh))
         assert rows and all(r["source"] == f.source for r in rows)
@@ -181,14 +184,14 @@ def test_paper_copies_carry_source():
 
 
 def test_committed_outputs_are_current(built):
-    for name in [f"{f.key}.md" for f in FAMILIES] + ["index.html"]:
+    for name in [f"{f.key}.md" for f in PAPER_TABLES] + ["index.html"]:
         assert (LEADERBOARDS / name).read_bytes() == (built / name).read_bytes(), (
             f"leaderboards/{name} is stale: run `most-eval leaderboard build`")
     # the committed plots show what a build draws now (pixels compared, not bytes: PNG encoders and font rasterisers
     # differ between matplotlib builds)
     from matplotlib.image import imread
 
-    for f in FAMILIES:
+    for f in PAPER_TABLES:
         committed, fresh = imread(LEADERBOARDS / "plots" / f"{f.key}.png"), imread(built / "plots" / f"{f.key}.png")
         assert committed.shape == fresh.shape, f"leaderboards/plots/{f.key}.png is stale"
         assert np.abs(committed[..., :3] - fresh[..., :3]).mean() < 0.01, f"leaderboards/plots/{f.key}.png is stale"
@@ -210,8 +213,8 @@ def bars_drawn(png: Path, kind: str) -> int:
 def test_plots_draw_every_paper_number(built):
     """Each panel holds the table's numbers as printed (best at the top), and the PNG shows one bar per number: MoST's
     in blue, the other paper rows in grey, and no run bars when no run is in the data."""
-    tables = {t.family.key: t for t in collect(DATA)}
-    for f in FAMILIES:
+    tables = {t.paper_table.key: t for t in collect(DATA)}
+    for f in PAPER_TABLES:
         panels = dict(_panels(tables[f.key]))
         cells = [(keys, column, value) for key, keys, column, value in paper_cells() if key == f.key]
         for keys, column, value in cells:
@@ -312,7 +315,7 @@ def test_html_in_run_names_is_escaped_in_markdown_and_page(tmp_path):
     write_results(data / "runs" / "<b>run</b>" / "results.json", evil, results)
     out = tmp_path / "out"
     build_leaderboard(data, out)
-    for name in [f"{f.key}.md" for f in FAMILIES] + ["index.html"]:
+    for name in [f"{f.key}.md" for f in PAPER_TABLES] + ["index.html"]:
         text = (out / name).read_text()
         for raw in (evil, judge, "<b>run</b>"):
             assert raw not in text, (name, raw)
@@ -338,7 +341,7 @@ def test_tasks_declare_each_paper_column_once():
                 key = (cell[0].key, cell[1], cell[2])
                 assert key not in declared, (name, declared.get(key))
                 declared[key] = name
-    want = {(f.key, row_task, c) for f in FAMILIES for c in f.columns if c != "average"
+    want = {(f.key, row_task, c) for f in PAPER_TABLES for c in f.columns if c != "average"
             for row_task in (("asr", "tts") if "task" in f.keys else (None,))}
     assert set(declared) == want
     assert declared[("asr_tts", "tts", "voxpopuli")] == "tts:voxpopuli-en"
@@ -387,7 +390,7 @@ def test_byte_identical_rebuild(tmp_path):
     assert a == b
     # A fresh interpreter with another hash seed, time zone and working directory gives the same bytes.
     env = {**os.environ, "PYTHONHASHSEED": "12345", "TZ": "Asia/Tokyo", "MPLBACKEND": "Agg"}
-    code = ("import sys; from most_eval.leaderboard import build_leaderboard; "
+    code = ("import sys; from most_eval.report.leaderboard.build import build_leaderboard; "
             "build_leaderboard(sys.argv[1], sys.argv[2])")
     subprocess.run([sys.executable, "-c", code, str(data), str(tmp_path / "c")], check=True, env=env, cwd=tmp_path)
     assert tree_bytes(tmp_path / "c") == a

@@ -175,7 +175,7 @@ def task_file_name(task: str) -> str:
 
 
 @dataclass
-class Family:
+class TaskFamily:
     """A task family: its tasks by name and the ones that the bare family name selects."""
 
     name: str

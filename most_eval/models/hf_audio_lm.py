@@ -3,7 +3,7 @@
 ``--model-args path=/models/Qwen2-Audio-7B-Instruct,max_new_tokens=256`` serves ``transcribe`` (ASR with the family's
 documented prompt, or ``prompt=...``) and ``respond`` (spoken question -> text answer; speech answers are a
 per-sample "text output only" failure). The family comes from ``model_type`` in the folder's config.json; its
-transformers class, ASR prompt and the prompt's source live in :data:`FAMILIES`, one row each.
+transformers class, ASR prompt and the prompt's source live in :data:`MODEL_TYPES`, one row each.
 
 Decoding: one chat per audio (an optional system turn, then a user turn = the audio and the instruction text),
 rendered by the processor's chat template with the generation prompt, batched with *left* padding, greedy,
@@ -55,7 +55,7 @@ from most_eval.core.hf_loading import ModelLoadError, load_pretrained
 
 
 @dataclass(frozen=True)
-class Family:
+class ModelTypeRecipe:
     """How one ``model_type`` is loaded and prompted."""
 
     model_class: str  # transformers class that loads the checkpoint (as transformers 5 registers it)
@@ -87,21 +87,21 @@ GRANITE_SYSTEM = ("Knowledge Cutoff Date: April 2024.\nToday's Date: December 19
 QWEN_OMNI_SYSTEM = ("You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
                     "auditory and visual inputs, as well as generating text and speech.")
 
-#: model_type -> family. Prompts as their authors document them; see ``source`` per row.
-FAMILIES: dict[str, Family] = {
+#: model_type -> its recipe (transformers class, prompts, inputs). Prompts as their authors document them; see ``source`` per row.
+MODEL_TYPES: dict[str, ModelTypeRecipe] = {
     # QwenLM/Qwen2-Audio eval_audio/evaluate_asr.py + EVALUATION.md (LibriSpeech rows of the eval jsonl): the
     # official eval prompts the *base* model with "<|audio_bos|><|AUDIO|><|audio_eos|>" + this text, no chat template.
     # Unconfirmed for the Instruct chat model: its model card shows voice chat (audio alone) and audio analysis
     # ("What's that sound?"), no ASR prompt; here the same text goes after the audio in the user turn.
     # Voice chat = the audio with no text (Instruct model card, "Voice Chat Inference"), used by ``respond``.
-    "qwen2_audio": Family("Qwen2AudioForConditionalGeneration",
+    "qwen2_audio": ModelTypeRecipe("Qwen2AudioForConditionalGeneration",
                           "Detect the language and recognize the speech: <|en|>", None,
                           "QwenLM/Qwen2-Audio eval_audio/evaluate_asr.py (base model); unconfirmed for Instruct"),
     # ibm-granite/granite-speech-3.3-{2b,8b} model cards and IBM's huggingface/open_asr_leaderboard granite/run_eval.py:
     # system turn as below, user turn "<|audio|>can you transcribe the speech into a written format?". The system text
     # is the leaderboard script's fixed one (the Granite template would otherwise insert today's date, so outputs
     # would change from day to day). Granite has no documented spoken-QA prompt: ``respond`` sends the audio alone.
-    "granite_speech": Family("GraniteSpeechForConditionalGeneration",
+    "granite_speech": ModelTypeRecipe("GraniteSpeechForConditionalGeneration",
                              "can you transcribe the speech into a written format?", None,
                              "ibm-granite/granite-speech-3.3 model cards; open_asr_leaderboard granite/run_eval.py",
                              audio_marker="<|audio|>", system_prompt=GRANITE_SYSTEM,
@@ -111,7 +111,7 @@ FAMILIES: dict[str, Family] = {
     # voice_chatting.ipynb): the default system prompt and the audio alone, used by ``respond``. Text output only: the
     # thinker loads alone from the full checkpoint (transformers maps its ``thinker.*`` weights; the talker and
     # token2wav are not loaded). Its generation config names no end token: generation stops at <|im_end|>.
-    "qwen2_5_omni": Family("Qwen2_5OmniThinkerForConditionalGeneration",
+    "qwen2_5_omni": ModelTypeRecipe("Qwen2_5OmniThinkerForConditionalGeneration",
                            "Transcribe the English audio into text without any punctuation marks.", None,
                            "QwenLM/Qwen2.5-Omni cookbooks/universal_audio_understanding.ipynb; voice_chatting.ipynb",
                            system_prompt="You are a speech recognition model.",
@@ -121,7 +121,7 @@ FAMILIES: dict[str, Family] = {
     # the audio clip into text.<|end|><|assistant|>", spoken-query QA = the audio alone. transformers' native
     # processor writes the audio as one <|audio|> placeholder from typed content parts (its chat template). The
     # checkpoint's speech LoRA (``speech-lora/``) is loaded with peft, as transformers' phi4_multimodal docs do.
-    "phi4_multimodal": Family("Phi4MultimodalForCausalLM", "Transcribe the audio clip into text.", None,
+    "phi4_multimodal": ModelTypeRecipe("Phi4MultimodalForCausalLM", "Transcribe the audio clip into text.", None,
                               "microsoft/Phi-4-multimodal-instruct model card (speech-language format); transformers "
                               "docs model_doc/phi4_multimodal.md (speech-lora)",
                               lora_subfolder="speech-lora", audio_only_processor="Phi4MultimodalProcessor"),
@@ -131,7 +131,7 @@ FAMILIES: dict[str, Family] = {
     # "Audio Instruct Mode" = the chat template with an audio content part (+ an optional text part), which is what
     # ``respond`` sends (the audio alone). The model card: temperature 0.0 for transcription; no system prompt yet.
     # The tokenizer is mistral_common's (tekken.json, loaded offline by MistralCommonBackend).
-    "voxtral": Family("VoxtralForConditionalGeneration", "", None,
+    "voxtral": ModelTypeRecipe("VoxtralForConditionalGeneration", "", None,
                       "transformers docs model_doc/voxtral.md (Transcription Mode, Audio Instruct Mode)",
                       inputs="mistral"),
 }
@@ -144,7 +144,7 @@ class HFAudioLMArgs:
     path: str = ""  # local model folder (or a hub id where the network allows it)
     dtype: str = "float32"  # float32, float16 or bfloat16
     max_new_tokens: int = 256  # longest answer or transcript, in tokens
-    prompt: str | None = None  # transcribe instruction; None = the family's documented one (FAMILIES)
+    prompt: str | None = None  # transcribe instruction; None = the family's documented one (MODEL_TYPES)
     respond_prompt: str | None = None  # respond instruction; None = the family's (Qwen2-Audio: audio alone)
     language: str = "en"  # Voxtral's transcription mode: the language code it is told ("" = let it detect)
 
@@ -173,10 +173,10 @@ class HFAudioLM(Model):
         if self.args.max_new_tokens < 1:
             raise ValueError(f"hf-audio-lm: max_new_tokens must be at least 1, got {self.args.max_new_tokens}")
         kind = model_type(self.args.path)
-        if kind not in FAMILIES:
+        if kind not in MODEL_TYPES:
             raise ModelLoadError(f"{self.args.path}: model_type {kind!r} is not supported by hf-audio-lm "
-                                 f"(supported: {', '.join(sorted(FAMILIES))})")
-        self.family = FAMILIES[kind]
+                                 f"(supported: {', '.join(sorted(MODEL_TYPES))})")
+        self.recipe = MODEL_TYPES[kind]
         self.model  # load now: a bad path fails before any task runs
 
     @cached_property
@@ -187,10 +187,10 @@ class HFAudioLM(Model):
         try:
             processor = load_pretrained(self.args.path, transformers.AutoProcessor.from_pretrained, "processor")
         except ModelLoadError:
-            if self.family.audio_only_processor is None:
+            if self.recipe.audio_only_processor is None:
                 raise
             # its image/video processors need torchvision: the same processor class with only its audio parts
-            processor = load_pretrained(self.args.path, audio_only_processor(self.family.audio_only_processor).
+            processor = load_pretrained(self.args.path, audio_only_processor(self.recipe.audio_only_processor).
                                         from_pretrained, "processor (audio parts)")
         if getattr(processor, "chat_template", None) is None and getattr(processor.tokenizer, "chat_template", None):
             processor.chat_template = processor.tokenizer.chat_template
@@ -208,9 +208,9 @@ class HFAudioLM(Model):
         import torch
         import transformers
 
-        cls = getattr(transformers, self.family.model_class)
+        cls = getattr(transformers, self.recipe.model_class)
         model = load_pretrained(self.args.path, cls.from_pretrained, self.name, dtype=getattr(torch, self.args.dtype))
-        lora = self.family.lora_subfolder
+        lora = self.recipe.lora_subfolder
         if lora and (Path(self.args.path).expanduser() / lora).is_dir():  # one adapter: active once loaded
             model.load_adapter(str(Path(self.args.path).expanduser()), adapter_name=lora,
                                adapter_kwargs={"subfolder": lora})
@@ -218,7 +218,7 @@ class HFAudioLM(Model):
         return model.to(self.device).eval()
 
     def identity(self) -> dict:
-        identity = {**super().identity(), "family": self.family.model_class, "asr_prompt": self.asr_prompt}
+        identity = {**super().identity(), "family": self.recipe.model_class, "asr_prompt": self.asr_prompt}
         if self.transcription_mode:
             identity["asr_mode"] = f"transcription request, language {self.args.language or 'detected'}"
         return identity
@@ -226,43 +226,43 @@ class HFAudioLM(Model):
     @property
     def transcription_mode(self) -> bool:
         """Whether ``transcribe`` uses the family's dedicated transcription request (Voxtral) instead of a prompt."""
-        return self.family.inputs == "mistral" and not self.asr_prompt
+        return self.recipe.inputs == "mistral" and not self.asr_prompt
 
     @property
     def asr_prompt(self) -> str:
         """The instruction ``transcribe`` sends after the audio."""
-        return self.args.prompt if self.args.prompt is not None else self.family.asr_prompt
+        return self.args.prompt if self.args.prompt is not None else self.recipe.asr_prompt
 
     # ---- capabilities ----------------------------------------------------------------------------------
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
-        return self.generate(audios, self.asr_prompt, self.family.system_prompt, self.transcription_mode)
+        return self.generate(audios, self.asr_prompt, self.recipe.system_prompt, self.transcription_mode)
 
     def respond(self, audios: Sequence[Audio], modality: str = "text") -> list:
         if modality != "text":
             return [SampleFailure("text output only")] * len(audios)
-        prompt = self.args.respond_prompt if self.args.respond_prompt is not None else self.family.respond_prompt
-        return self.generate(audios, prompt, self.family.respond_system_prompt)
+        prompt = self.args.respond_prompt if self.args.respond_prompt is not None else self.recipe.respond_prompt
+        return self.generate(audios, prompt, self.recipe.respond_system_prompt)
 
     @cached_property
     def stop_arguments(self) -> dict:
         """``eos_token_id``/``pad_token_id`` for ``generate`` from the family's stop tokens (none: the checkpoint's
         own generation config)."""
-        if not self.family.stop_tokens:
+        if not self.recipe.stop_tokens:
             return {}
         tokenizer = self.processor.tokenizer
-        return {"eos_token_id": [tokenizer.convert_tokens_to_ids(t) for t in self.family.stop_tokens],
+        return {"eos_token_id": [tokenizer.convert_tokens_to_ids(t) for t in self.recipe.stop_tokens],
                 "pad_token_id": tokenizer.pad_token_id}
 
     # ---- decoding --------------------------------------------------------------------------------------
     def chat_text(self, prompt: str | None, system: str | None = None) -> str:
         """``system`` as a system turn (if any) and one user turn (the audio, then ``prompt`` if any; the prompt
         first where the family says so), rendered by the chat template with the generation prompt on."""
-        if self.family.audio_marker is not None:
-            content = self.family.audio_marker + (prompt or "")
+        if self.recipe.audio_marker is not None:
+            content = self.recipe.audio_marker + (prompt or "")
         else:
             content = [{"type": "audio", "audio": "<audio>"}]  # a placeholder: the template only emits audio tokens
             if prompt:
-                content.insert(0 if self.family.prompt_first else 1, {"type": "text", "text": prompt})
+                content.insert(0 if self.recipe.prompt_first else 1, {"type": "text", "text": prompt})
         chat = [{"role": "user", "content": content}]
         if system is not None:
             chat.insert(0, {"role": "system", "content": system})
@@ -271,7 +271,7 @@ class HFAudioLM(Model):
     def model_inputs(self, audios: Sequence[Audio], prompt: str | None, system: str | None = None,
                      transcription: bool = False) -> dict:
         """The processor's batch for one chat per audio (or Voxtral's transcription request), left-padded."""
-        if self.family.inputs == "mistral":
+        if self.recipe.inputs == "mistral":
             if transcription:
                 return dict(self.processor.apply_transcription_request(
                     language=self.args.language or None, audio=[a.samples for a in audios], model_id=self.args.path,

@@ -1,4 +1,5 @@
-"""The MoST paper's tables as task groups, and the reference judges its columns were (or are conventionally) scored with.
+"""The MoST paper's tables (one registry: their columns, how runs fill them, their ``--tasks`` groups) and the
+reference judges their columns were (or are conventionally) scored with.
 
 ``--tasks paper`` (or ``paper-asr-tts``, ``paper-spoken-lm``, ``paper-spoken-qa``) selects exactly the tasks behind
 each table's columns and implies ``--judge paper``: every task that transcribes generated speech gets its own
@@ -14,11 +15,58 @@ from pathlib import Path
 
 MODELS_ENV = "MOST_EVAL_MODELS"
 
-#: each paper table (its file stem, ``leaderboards/data/paper/<table>.csv``) as a ``--tasks`` group; the tasks in a group
-#: are the ones whose ``Task.leaderboard`` slot names that table (:func:`most_eval.registry.paper_groups`), so a task
-#: that fills a column joins its group by declaring the slot, and no list here can drift from the tasks
-PAPER_TABLE_GROUPS: dict[str, str] = {"asr_tts_wer": "paper-asr-tts", "audio_lm_accuracy": "paper-spoken-lm",
-                                      "spoken_qa_accuracy": "paper-spoken-qa"}
+
+@dataclass(frozen=True)
+class PaperTable:
+    """One table of the MoST paper and how runs fill it: its file, row keys, metric columns, metric and direction,
+    and the ``--tasks`` group of the tasks behind its columns."""
+
+    key: str  # output file stem, HTML section id
+    title: str
+    paper_csv: str  # file under data/paper/; its stem is the table a task's LeaderboardSlot names
+    source: str  # value of the `source` column for paper rows
+    keys: tuple[str, ...]  # row identity columns, paper names
+    columns: tuple[str, ...]  # metric columns, paper names
+    metric: str  # results.json metric that fills the columns
+    lower_is_better: bool
+    unit: str
+    task_prefixes: tuple[str, ...]  # run tasks listed in this table's details table when they name no cell
+    group: str  # the ``--tasks`` group of the tasks whose LeaderboardSlot names this table
+
+    @property
+    def table(self) -> str:
+        """The paper table's name as tasks declare it (``asr_tts_wer``)."""
+        return Path(self.paper_csv).stem
+
+
+#: the MoST paper's three results tables (ASR/TTS WER, spoken LM accuracy, spoken QA accuracy)
+PAPER_TABLES: tuple[PaperTable, ...] = (
+    PaperTable(
+        "asr_tts", "ASR and TTS word error rate", "asr_tts_wer.csv", "MoST paper (asr_tts_wer)",
+        ("model", "task"), ("librispeech_clean", "librispeech_other", "voxpopuli", "common_voice"),
+        "wer", True, "WER %", ("asr", "tts"), "paper-asr-tts",
+    ),
+    PaperTable(
+        "spoken_lm", "Spoken language modelling accuracy", "audio_lm_accuracy.csv", "MoST paper (audio_lm_accuracy)",
+        ("model",), ("swuggy", "sblimp", "stopic_storycloze", "sstorycloze", "average"),
+        "accuracy", False, "accuracy %", ("slm",), "paper-spoken-lm",
+    ),
+    PaperTable(
+        "spoken_qa", "Spoken question answering accuracy", "spoken_qa_accuracy.csv", "MoST paper (spoken_qa_accuracy)",
+        ("model",), ("llama_questions_s2t", "llama_questions_s2s", "triviaqa_s2t", "triviaqa_s2s",
+                     "webquestions_s2t", "webquestions_s2s"),
+        "accuracy", False, "accuracy %", ("sqa",), "paper-spoken-qa",
+    ),
+)
+PAPER_TABLE_BY_NAME = {t.table: t for t in PAPER_TABLES}
+
+# spoken_lm "average" = plain mean of these four, as in the paper (e.g. MoST: (75.28+63.42+83.64+65.43)/4 = 71.94).
+SLM_AVERAGE_OF = ("swuggy", "sblimp", "stopic_storycloze", "sstorycloze")
+
+#: each paper table (its file stem, ``leaderboards/data/paper/<table>.csv``) -> its ``--tasks`` group; the tasks in a
+#: group are the ones whose ``Task.leaderboard`` slot names that table (:func:`most_eval.registry.paper_groups`), so a
+#: task that fills a column joins its group by declaring the slot, and no list here can drift from the tasks
+PAPER_TABLE_GROUPS: dict[str, str] = {t.table: t.group for t in PAPER_TABLES}
 ALL_PAPER_TABLES = "paper"  # the group of every table
 PAPER_GROUP_NAMES: tuple[str, ...] = (*PAPER_TABLE_GROUPS.values(), ALL_PAPER_TABLES)
 

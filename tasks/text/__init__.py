@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.core.adapter import SCORE_TEXT, Request
-from most_eval.core.task import Family, Sample, Task
+from most_eval.core.task import TaskFamily, Sample, Task
 
 
 @dataclass(frozen=True)
@@ -116,5 +116,5 @@ def text_task(name: str) -> type[Task]:
                                                    "description": f"lm-eval task {task}"})
 
 
-FAMILY = Family(name="text", tasks={}, defaults=[], description="text benchmarks through lm-eval",
+FAMILY = TaskFamily(name="text", tasks={}, defaults=[], description="text benchmarks through lm-eval",
                 dynamic=text_task)
