@@ -54,7 +54,7 @@ from safetensors.torch import load_file, save_file
 
 from most_eval.core.adapter import AudioScore, Model
 from most_eval.core.audio import Audio
-from most_eval.models.hf_lm import CausalTextLM
+from most_eval.models.causal_text_lm import CausalTextLM
 
 from .import_weights import (CheckpointError, read_json, import_hubert, import_quantizer, import_vocoder,
                              safetensors_files, tensor_shapes)
@@ -111,7 +111,7 @@ class MoSTModel(CausalTextLM, Model):
     Args = MoSTArgs
     score_reduction = "sum"
     code_modules = ("most_reference.model", "most_reference.speech_encoder", "most_reference.vocoder",
-                    "most_eval.models.hf_lm")
+                    "most_eval.models.causal_text_lm")
 
     def __init__(self, args=None, **kw):
         super().__init__(args, **kw)

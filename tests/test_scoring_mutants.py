@@ -547,7 +547,7 @@ def test_bridge_text_path_scores_and_rolling_documents():
 
 def test_bridge_builds_a_named_model_on_cpu_by_default(monkeypatch):
     import most_eval.registry as registry
-    from most_eval.core.lm_eval_bridge import MostEvalLM
+    from most_eval.run.lm_eval_model import NamedMostEvalLM
 
     seen = []
 
@@ -556,8 +556,8 @@ def test_bridge_builds_a_named_model_on_cpu_by_default(monkeypatch):
         return _FakeGenerator()
 
     monkeypatch.setattr(registry, "build_model", fake_build)
-    MostEvalLM("dummy", batch_size=4, max_batch_size=None, device=None, path="/m", seed=3, skip=None)
-    MostEvalLM("dummy", device="cuda:1")
+    NamedMostEvalLM("dummy", batch_size=4, max_batch_size=None, device=None, path="/m", seed=3, skip=None)
+    NamedMostEvalLM("dummy", device="cuda:1")
     assert seen == [("dummy", {"path": "/m", "seed": "3"}, "cpu"), ("dummy", {}, "cuda:1")]
 
 
@@ -578,7 +578,7 @@ def test_zerospeech_row_form_names_rows_and_syntactic_pair_records(tmp_path):
                                 "consistent": True}
 
 
-# ------------------------------------------------------------------------------ models/hf_lm.py (CausalTextLM)
+# ---------------------------------------------------------------------- models/causal_text_lm.py (CausalTextLM)
 
 class _CharTokenizer:
     """A Llama-like toy tokenizer: BOS ``<s>`` = 0 added by default (also before a literal ``<s>``), EOS = 1;
@@ -625,7 +625,7 @@ class _ToyCausalModel:
 
 
 def _toy_lm(max_length=6, batch_size=1):
-    from most_eval.models.hf_lm import CausalTextLM
+    from most_eval.models.causal_text_lm import CausalTextLM
 
     class Toy(CausalTextLM):
         text_batch_size = batch_size

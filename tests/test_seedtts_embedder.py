@@ -17,8 +17,8 @@ import torch
 from conftest import espeak
 
 from most_eval.core.audio import Audio
-from most_eval.models.speaker_embedders import (SEEDTTS_CHECKPOINT, WAVLM_LARGE_CONFIG, SeedTTSWavLMEmbedder, build_embedder,
-                                           seedtts_verifier)
+from most_eval.models.speaker_embedders import SEEDTTS_CHECKPOINT, SeedTTSWavLMEmbedder, build_embedder
+from most_eval.models.seedtts_verifier import WAVLM_LARGE_CONFIG, seedtts_verifier
 
 # config.json of the test: WavLM-Large's layout (LayerNorm conv blocks, pre-LN transformer) at toy sizes
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=[16] * 7,

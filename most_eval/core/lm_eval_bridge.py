@@ -1,8 +1,9 @@
 """A most-eval model seen by lm-evaluation-harness: text benchmarks beside the speech ones.
 
-:class:`MostEvalLM` is an ``lm_eval.api.model.TemplateLM`` registered in lm-eval's registry as ``most-eval``; it
-serves lm-eval's requests with the model's text capabilities. most-eval uses it for ``--tasks text:<lm-eval task>``;
-lm-eval users can also call it directly (``lm_eval --model most-eval --model_args model=hf-causal-lm,path=/models/x``).
+:class:`MostEvalLM` is an ``lm_eval.api.model.TemplateLM`` over a built :class:`~most_eval.core.adapter.Model`; it
+serves lm-eval's requests with the model's text capabilities. most-eval uses it for ``--tasks text:<lm-eval task>``.
+Built from a registry name instead (what lm-eval's ``--model most-eval --model_args model=NAME,...`` does), it is
+:class:`most_eval.run.lm_eval_model.NamedMostEvalLM`, registered in lm-eval's registry as ``most-eval``.
 
 Two paths, chosen per model (:attr:`MostEvalLM.token_level`):
 
@@ -31,10 +32,7 @@ Two paths, chosen per model (:attr:`MostEvalLM.token_level`):
 
 from __future__ import annotations
 
-from typing import Any
-
 from lm_eval.api.model import TemplateLM
-from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from most_eval.core.adapter import GENERATE_TEXT, SCORE_TEXT, Model
@@ -48,17 +46,8 @@ TOKEN_LEVEL = ("score_tokens", "tokenizer", "max_length", "prefix_token_id")
 class MostEvalLM(TemplateLM):
     """lm-eval's three request types over a most-eval :class:`~most_eval.core.adapter.Model` (see the module docstring)."""
 
-    #: arguments lm-eval passes to every model, which most-eval models do not take
-    LM_EVAL_ARGS = ("batch_size", "max_batch_size", "device")
-
-    def __init__(self, model: Model | str, **model_args: Any):
+    def __init__(self, model: Model):
         super().__init__()
-        if isinstance(model, str):  # built by lm-eval from --model_args model=NAME,key=value,...
-            from most_eval.registry import build_model
-
-            device = model_args.get("device") or "cpu"
-            args = {k: str(v) for k, v in model_args.items() if k not in self.LM_EVAL_ARGS and v is not None}
-            model = build_model(model, args, device=device)
         self.model = model
         self.token_level = all(hasattr(model, name) for name in TOKEN_LEVEL)
         # lm-eval logs tokenizer facts (and TemplateLM reads chat templates) from ``self.tokenizer``
@@ -163,9 +152,3 @@ class MostEvalLM(TemplateLM):
             texts = self.model.generate_text([prompts[i] for i in idx], [stops[i] for i in idx], limit)
             out.extend(zip(idx, texts))
         return [text for _, text in sorted(out)]
-
-
-try:
-    register_model("most-eval")(MostEvalLM)
-except (AssertionError, ValueError):  # already registered (module imported twice)
-    pass

@@ -80,6 +80,10 @@ class LeaderboardSlot:
     row_task: str | None = None  # the table's `task` column, where it has one (asr_tts_wer: "asr" or "tts")
 
 
+#: task name -> its declared ``submission_file``, filled as task classes are defined
+_SUBMISSION_FILES: dict[str, str] = {}
+
+
 class Task:
     """Base class of every task. Subclasses set the class attributes and implement ``samples``/``score``/``aggregate``."""
 
@@ -94,6 +98,14 @@ class Task:
     reference_judge: ClassVar[str | None] = None
     #: the paper-table cell its headline number fills; None: the paper's tables have no column for it
     leaderboard: ClassVar[LeaderboardSlot | None] = None
+    #: where an official submission layout keeps this task's per-file scores (ZeroSpeech: ``lexical/dev.txt``); the
+    #: ``precomputed`` model reads a user's submission from there (:func:`submission_file`)
+    submission_file: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name and cls.submission_file:
+            _SUBMISSION_FILES[cls.name] = cls.submission_file
 
     def __init__(self, data_root: str | os.PathLike, options: Any = None, context: TaskContext | None = None):
         self.data_root = Path(data_root)
@@ -166,6 +178,12 @@ class Task:
             raise DatasetError(f"{self.root}: dataset folder not found (expected '{self.dataset_folder}/' "
                                f"under --data-root {self.data_root})")
         return self.root
+
+
+def submission_file(task: str) -> str | None:
+    """The submission file a defined task class declares (``slm:swuggy-dev`` -> ``lexical/dev.txt``), else None: the
+    task owns the fact, and a model that serves submissions asks here, without importing task classes."""
+    return _SUBMISSION_FILES.get(task)
 
 
 def task_file_name(task: str) -> str:

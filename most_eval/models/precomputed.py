@@ -20,7 +20,7 @@ from typing import Sequence
 from most_eval.core.adapter import RESPOND, SCORE_AUDIO, SYNTHESIZE, Model, Prepared, SampleFailure
 from most_eval.core.audio import AudioError, load_audio
 from most_eval.data.tables import BadLine, read_jsonl, read_lines
-from most_eval.core.task import task_file_name
+from most_eval.core.task import submission_file, task_file_name
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,6 @@ class PrecomputedArgs:
 
     dir: Path = Path("precomputed")  # folder with one file per task
     score_reduction: str = "sum"  # what the scores are: summed ("sum") or per-token mean ("mean") log-likelihoods
-
-
-def _submission_file(task: str) -> str | None:
-    from most_eval.registry import families
-
-    for fam in families().values():
-        if task in fam.tasks:
-            return getattr(fam.tasks[task], "submission_file", None)
-    return None
 
 
 class PrecomputedModel(Model):
@@ -58,7 +49,7 @@ class PrecomputedModel(Model):
 
     def _paths(self, task: str) -> list[Path]:
         paths = [self.args.dir / f"{task_file_name(task)}.jsonl"]
-        sub = _submission_file(task)
+        sub = submission_file(task)
         if sub:
             paths.append(self.args.dir / sub)
         return paths
