@@ -56,15 +56,12 @@ import torch
 
 from most_eval.core.audio import AudioError, load_audio
 
+from .routing_options import ROUTING_MODES, SOURCE_TASK
 from .units import hubert_frames_fn
 from .mixing import Example, Formatter, collate
 from .mixing import Sequence as FormattedSequence
 from .model import AUDIO, TEXT, MoSTForCausalLM, MoSTMoe, continuous_span_interior
 
-#: the harness task whose utterances (audio + reference transcript) the report reads by default
-SOURCE_TASK = "asr:librispeech-test-clean"
-#: `--routing`: force the modality mask on, off (plain DeepSeek-V2 MoE), or keep the checkpoint's setting
-ROUTING_MODES = ("on", "off", "checkpoint")
 #: sequence formats rendered per utterance (mixing.Formatter tasks)
 FORMATS = ("asr", "tts")
 MODALITIES = {TEXT: "text", AUDIO: "audio"}

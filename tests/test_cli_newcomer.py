@@ -16,7 +16,8 @@ import typer
 from conftest import MINI_SUITE, REPO, read_jsonl, run_cli
 from typer.testing import CliRunner
 
-from most_eval.cli import app, option_docs
+from most_eval.cli import app
+from most_eval.cli.listing import option_docs
 from most_eval.registry import resolve_tasks
 from most_eval.run.runner import limit_samples
 from most_eval.core.task import TaskContext
@@ -118,7 +119,7 @@ def _capture_run(monkeypatch, *args):
         seen.update(model=model, tasks=tasks, output=output_dir, **kwargs)
         return None  # as a rank other than 0: nothing to print
 
-    monkeypatch.setattr(most_eval.run.runner, "evaluate", fake_evaluate)
+    monkeypatch.setattr(most_eval.run.runner, "run_tasks", fake_evaluate)
     result = runner.invoke(app, ["run", *args, "--no-progress"])
     return result, seen
 

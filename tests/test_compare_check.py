@@ -12,7 +12,7 @@ import pytest
 from typer import Typer
 from typer.testing import CliRunner
 
-from most_eval.cli_leaderboard import check_command, compare_command
+from most_eval.cli.reports import check_command, compare_command
 from most_eval.results.store import ResultsFileError
 from most_eval.report.comparison import NotComparable, paired_bootstrap, task_rng
 from most_eval.report.check import check, parse_tolerance

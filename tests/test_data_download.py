@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from most_eval.data import catalog, download, extract, verify
-from most_eval.cli_data import data_app
+from most_eval.cli.data import data_app
 
 MAX_REQUESTS = 50  # the server answers 503 beyond this, so a retry loop cannot run away
 

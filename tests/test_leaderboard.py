@@ -16,7 +16,7 @@ import pytest
 from typer import Typer
 from typer.testing import CliRunner
 
-from most_eval.cli_leaderboard import leaderboard_app
+from most_eval.cli.reports import leaderboard_app
 from most_eval.report.leaderboard.build import build_leaderboard
 from most_eval.scoring.paper import PAPER_TABLES
 from most_eval.report.leaderboard.plot import _COLOURS, _panels

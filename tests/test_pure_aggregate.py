@@ -20,7 +20,7 @@ from test_zerospeech_scoring import make_lexical, make_syntactic
 
 from most_eval.data.files import output_path
 from most_eval.models.dummy import DummyModel
-from most_eval.run.runner import evaluate
+from most_eval.run.runner import run_tasks
 from most_eval.core.task import TaskContext
 from most_eval_tasks.slm import task as slm
 from most_eval_tasks.slm import zerospeech as zr
@@ -169,11 +169,11 @@ def _slm_tasks(out: Path, **options):
 
 def test_resumed_run_re_aggregates_cached_records_to_the_same_results(tmp_path):
     out = tmp_path / "out"
-    first = evaluate(DummyModel(), _slm_tasks(out), out, show_progress=False).document["results"]
+    first = run_tasks(DummyModel(), _slm_tasks(out), out, show_progress=False).document["results"]
     submission = out / "zerospeech" / "lexical" / "dev.txt"
     written = submission.read_text()
     # fresh task instances, every record from the cache
-    second = evaluate(DummyModel(), _slm_tasks(out), out, show_progress=False).document["results"]
+    second = run_tasks(DummyModel(), _slm_tasks(out), out, show_progress=False).document["results"]
     for name, entry in first.items():
         assert second[name]["reused"] == second[name]["listed"] > 0
         drop = ("seconds", "reused")
@@ -188,10 +188,10 @@ def test_resumed_run_re_aggregates_cached_records_to_the_same_results(tmp_path):
 
 def test_the_runner_removes_a_stale_submission_when_records_are_incomplete(tmp_path):
     out = tmp_path / "out"
-    evaluate(DummyModel(), _slm_tasks(out)[:1], out, show_progress=False)
+    run_tasks(DummyModel(), _slm_tasks(out)[:1], out, show_progress=False)
     submission = out / "zerospeech" / "lexical" / "dev.txt"
     assert submission.is_file()
-    evaluate(DummyModel(), _slm_tasks(out)[:1], out, show_progress=False, limit=2)  # two words: incomplete
+    run_tasks(DummyModel(), _slm_tasks(out)[:1], out, show_progress=False, limit=2)  # two words: incomplete
     assert not submission.exists()
 
 

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from most_eval import cli
 from most_eval.registry import build_model, resolve_tasks
+from most_reference import commands
 from most_reference import routing as R
 from most_reference.mixing import Sequence
 from most_reference.model import AUDIO, TEXT
@@ -135,7 +136,7 @@ def test_routing_modes_are_checked():
         R.set_modality_routing(lm, "on")
     assert R.set_modality_routing(lm, "checkpoint") == {"routing": "checkpoint", "modality_routing": False,
                                                          "modality_routing_saved": False}
-    assert cli.ROUTING_MODES == R.ROUTING_MODES and cli.ROUTING_TASK == R.SOURCE_TASK
+    assert commands.ROUTING_MODES is R.ROUTING_MODES and commands.SOURCE_TASK is R.SOURCE_TASK  # one definition
 
 
 def test_report_on_a_plain_deepseek_v2_checkpoint():

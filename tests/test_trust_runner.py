@@ -16,7 +16,7 @@ from conftest import MINI_SUITE, read_jsonl, run_cli
 
 from most_eval.core.adapter import Model
 from most_eval.run.output_lock import OutputBusy, OutputLock
-from most_eval.run.runner import evaluate
+from most_eval.run.runner import run_tasks
 from most_eval.core.task import TaskContext
 
 CLOZE = "slm:sstorycloze"
@@ -171,7 +171,7 @@ def test_a_systematic_failure_is_named_in_results_and_every_sample_has_its_recor
 
     cls = resolve_tasks(CLOZE)[0]
     task = cls(MINI_SUITE, context=TaskContext(output_dir=tmp_path))
-    outcome = evaluate(_Raises(), [task], tmp_path, show_progress=False)
+    outcome = run_tasks(_Raises(), [task], tmp_path, show_progress=False)
     res = outcome.document["results"][CLOZE]
     assert (res["scored"], res["listed"], res["errors"]) == (0, 6, 6)
     assert res["first_error"] == {"reason": "model error: RuntimeError: CUDA out of memory (simulated)", "alike": 6}
@@ -190,7 +190,7 @@ def test_a_scoring_failure_turns_every_sample_into_an_error_record(tmp_path):
             raise ZeroDivisionError("no pairs")
 
     task = Broken(MINI_SUITE, context=TaskContext(output_dir=tmp_path))
-    outcome = evaluate(DummyModel(), [task], tmp_path, show_progress=False)
+    outcome = run_tasks(DummyModel(), [task], tmp_path, show_progress=False)
     res = outcome.document["results"][CLOZE]
     assert res["status"] == "scoring error" and res["detail"] == "ZeroDivisionError: no pairs"
     assert (res["scored"], res["listed"], res["errors"]) == (0, 6, 6)

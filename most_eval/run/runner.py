@@ -102,7 +102,7 @@ def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[li
     return ready, prepared, errors
 
 
-def run_batch(model: Model, task: Task, samples: list[Sample], meter: TaskMeter | None = None) -> list[dict]:
+def process_batch(model: Model, task: Task, samples: list[Sample], meter: TaskMeter | None = None) -> list[dict]:
     """Records (successes and error records) for one batch; the model's time and audio go to ``meter``."""
     ready, prepared, records = prepare(model, task.name, samples)
     if not prepared:
@@ -268,7 +268,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         if progress else None
     try:
         for batch in length_buckets(todo, batch_size):
-            records = run_batch(model, task, batch, meter)
+            records = process_batch(model, task, batch, meter)
             for r in records:
                 r[STAMP] = cache.stamp(keys[r["id"]])
             cache.append([r for r in records if "error" not in r])
@@ -327,10 +327,10 @@ def make_progress(console: Console | None = None, enabled: bool = True) -> Progr
                     transient=False)
 
 
-def evaluate(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
-             seed: int = 0, show_progress: bool = True, console: Console | None = None,
-             command: str | None = None, dist: Dist = Dist(), use_cache: bool = True,
-             data_root: Path | None = None) -> RunOutcome | None:
+def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
+              seed: int = 0, show_progress: bool = True, console: Console | None = None,
+              command: str | None = None, dist: Dist = Dist(), use_cache: bool = True,
+              data_root: Path | None = None) -> RunOutcome | None:
     """Run every task, write ``samples/*.jsonl`` and ``results.json`` under ``output_dir``; return the outcome.
 
     An earlier ``results.json`` of the same model, seed and limit keeps its other tasks (merged by task); otherwise

@@ -1,8 +1,4 @@
-"""CLI for the leaderboard, run comparison and regression check (registered by ``most_eval.cli``):
-
-    app.add_typer(leaderboard_app, name="leaderboard")   # most-eval leaderboard build [--data DIR] [--output DIR]
-    app.command("compare")(compare_command)              # most-eval compare A B [--json]
-    app.command("check")(check_command)                  # most-eval check --baseline A --candidate B ...
+"""``most-eval leaderboard build``, ``most-eval compare A B`` and ``most-eval check --baseline A --candidate B``.
 
 Exit codes: 0 ok / no significant regression; 1 significant regression (check); 2 refused, unreadable input or a
 path that cannot be used (a folder where a file is written, a file where a folder is). Errors are one line on stderr.
@@ -16,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from most_eval.cli.common import fail, os_error_line, path_problem, wide_console
 from most_eval.report.leaderboard.build import build_leaderboard
 from most_eval.results.store import ResultsFileError
 from most_eval.report.comparison import NotComparable
@@ -23,7 +20,6 @@ from most_eval.report.check import DEFAULT_TOLERANCE, check, parse_tolerance, wr
 from most_eval.report.compare import compare, comparison_table
 
 EXIT_REGRESSION = 1
-EXIT_REFUSED = 2
 
 leaderboard_app = typer.Typer(help="Build the leaderboard (paper tables + your runs).", no_args_is_help=True,
                               add_completion=False)
@@ -31,43 +27,8 @@ leaderboard_app = typer.Typer(help="Build the leaderboard (paper tables + your r
 
 def default_leaderboard_dir() -> Path:
     """The repo's ``leaderboards/`` (editable install), else ``./leaderboards``."""
-    repo = Path(__file__).resolve().parents[1] / "leaderboards"
+    repo = Path(__file__).resolve().parents[2] / "leaderboards"
     return repo if (repo / "data" / "paper").is_dir() else Path.cwd() / "leaderboards"
-
-
-def _console():
-    """A rich console; when stdout is not a terminal (CI logs, pipes) use a wide fixed width instead of rich's 80."""
-    import os
-
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=160)
-    return console
-
-
-def _fail(message: str, code: int = EXIT_REFUSED) -> typer.Exit:
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
-    return typer.Exit(code)
-
-
-def path_problem(option: str, path: Path | None, *, folder: bool) -> str | None:
-    """One line naming ``path`` when it cannot be used as a folder (``folder``) or a file: something of the other
-    kind is there, or one of its parents is a file. None when it can (it need not exist yet)."""
-    if path is None:
-        return None
-    if path.exists() and path.is_dir() != folder:
-        return f"{option} {path}: " + ("not a directory" if folder else "is a directory, expected a file path")
-    parent = next((p for p in path.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        return f"{option} {path}: {parent} is not a directory"
-    return None
-
-
-def os_error_line(err: OSError) -> str:
-    """``<path>: <reason>`` for an OSError (one line, no errno noise)."""
-    return f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err)
 
 
 @leaderboard_app.callback()
@@ -88,13 +49,13 @@ def build_command(
     output = output or root
     problem = path_problem("--data", data, folder=True) or path_problem("--output", output, folder=True)
     if problem:
-        raise _fail(problem)
+        raise fail(problem)
     try:
         written = build_leaderboard(data, output)
     except (ResultsFileError, FileNotFoundError, ValueError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     except OSError as err:
-        raise _fail(f"cannot write the leaderboard: {os_error_line(err)}") from None
+        raise fail(f"cannot write the leaderboard: {os_error_line(err)}") from None
     for path in written:
         typer.echo(str(path))
 
@@ -112,11 +73,11 @@ def compare_command(
     try:
         comp = compare(a, b, n_resamples=resamples, seed=seed)
     except (NotComparable, ResultsFileError, ValueError) as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     if json_out:
         typer.echo(json.dumps(comp.to_dict(), indent=2, sort_keys=True))
         return
-    console = _console()
+    console = wide_console()
     console.print(comparison_table(comp))
     for task, reason in comp.skipped:
         console.print(f"skipped {task}: {reason}", markup=False, highlight=False, soft_wrap=True)
@@ -141,20 +102,20 @@ def check_command(
     try:
         tol = parse_tolerance(tolerance)
     except ValueError as err:
-        raise _fail(str(err)) from None
+        raise fail(str(err)) from None
     problem = path_problem("--junit", junit, folder=False) or path_problem("--markdown", markdown, folder=False)
     if problem:
-        raise _fail(problem)
+        raise fail(problem)
     try:
         report = check(baseline, candidate, tol, n_resamples=resamples, seed=seed, markdown_path=markdown,
-                       junit_path=junit, console=_console())
+                       junit_path=junit, console=wide_console())
     except (NotComparable, ResultsFileError) as err:
         try:
             write_refusal(str(err), markdown, junit)
         except OSError as write_err:
-            raise _fail(f"{err}; and cannot write the report: {os_error_line(write_err)}") from None
-        raise _fail(str(err)) from None
+            raise fail(f"{err}; and cannot write the report: {os_error_line(write_err)}") from None
+        raise fail(str(err)) from None
     except OSError as err:
-        raise _fail(f"cannot write the report: {os_error_line(err)}") from None
+        raise fail(f"cannot write the report: {os_error_line(err)}") from None
     if not report.passed:
         raise typer.Exit(EXIT_REGRESSION)

@@ -1,4 +1,4 @@
-"""CLI for dataset download and verification (registered by ``most_eval.cli``):
+"""``most-eval data list|download|verify``: dataset download and verification:
 
     app.add_typer(data_app, name="data")
 
@@ -17,13 +17,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from most_eval.cli_leaderboard import os_error_line, path_problem
+from most_eval.cli.common import fail, os_error_line, path_problem
 from most_eval.data.catalog import (CATALOG_ENV, DatasetDownloadError, ManualDatasetError, dataset_status,
                                     get_dataset, human_size, instructions, load_catalog, catalog_path)
 from most_eval.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT, download_dataset
 from most_eval.data.verify import verify_dataset
-
-EXIT_FAILED = 2
 
 data_app = typer.Typer(help="Download and verify evaluation datasets (LibriSpeech from OpenSLR; instructions for the "
                             "rest).", no_args_is_help=True, add_completion=False)
@@ -35,16 +33,11 @@ ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", help="Dataset
                                                     show_default=f"${CATALOG_ENV}, else the bundled one")]
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
-    return typer.Exit(code)
-
-
 def _check_root(root: Path | None) -> None:
     """Refuse (exit 2, one line) a --root that is a file or lies under one."""
     problem = path_problem("--root", root, folder=True)
     if problem:
-        raise _fail(problem)
+        raise fail(problem)
 
 
 def _note(message: str) -> None:
@@ -70,7 +63,7 @@ def list_command(
     try:
         specs = load_catalog(manifest)
     except DatasetDownloadError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     table = Table(title=f"datasets ({catalog_path(manifest)})", title_justify="left")
     for column in ("name", "source", "folder", "tasks") + (("status",) if root else ()):
         table.add_column(column, overflow="fold")
@@ -109,11 +102,11 @@ def download_command(
                                   max_extract_bytes=int(max_extract_gb * 1e9) if max_extract_gb else None)
     except ManualDatasetError as exc:
         typer.echo(instructions(exc.spec, root))
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except DatasetDownloadError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"{name}: {os_error_line(exc)}") from None
+        raise fail(f"{name}: {os_error_line(exc)}") from None
     if result.already_present:
         typer.echo(f"{result.name}: already in place at {result.folder} and verified (--force to download again)")
         return
@@ -136,11 +129,11 @@ def verify_command(
         spec = get_dataset(name, manifest)
         report = verify_dataset(spec, root, check_archives=archives)
     except DatasetDownloadError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for r in report.results:
         typer.echo(f"  {'note' if r.note else 'ok' if r.ok else 'FAIL'}  {r.message}")
     if not report.ok:
         if not spec.downloadable and not any(p.is_dir() for p in Path(root).glob(spec.folder)):
             typer.echo("\n" + instructions(spec, root))
-        raise _fail(f"{spec.name}: {len(report.failures)} check(s) failed under {root}: {report.failures[0]}")
+        raise fail(f"{spec.name}: {len(report.failures)} check(s) failed under {root}: {report.failures[0]}")
     typer.echo(f"{spec.name}: ok")
