@@ -56,7 +56,7 @@ What it is (configs/train_tiny.yaml):
 - Speech out: an *untrained* unit HiFi-GAN (vocoder/): generated speech is noise, so TTS and S->S numbers are
   floor values (a judge hears nothing intelligible).
 - Training: stage 1 (ASR 0.4, TTS 0.4, text LM 0.2) then stage 2 (speech instructions 0.4, text instructions 0.4,
-  ASR 0.1, TTS 0.1), the paper's mixtures (README §1).
+  ASR 0.1, TTS 0.1), the paper's mixtures (MoST paper, training stages).
 
 Seen in training (so its numbers there are memorisation): {'; '.join(most.get('trained_on', []))}.
 Never seen: {'; '.join(most.get('held_out', []))}.

@@ -365,7 +365,7 @@ def test_deepseek_checkpoint_imports_into_most(tmp_path):
 
 
 def test_deepseek_v2_lite_config_gives_most_full_architecture():
-    """V2-Lite's published config.json (legacy rope_scaling form) -> the shapes README §1 lists."""
+    """V2-Lite's published config.json (legacy rope_scaling form) -> the MoST shapes (DeepSeek-V2-Lite's config, the paper's expert split)."""
     from most_reference.import_weights import expected_checkpoint_shapes, most_config_from_deepseek
 
     lite = {

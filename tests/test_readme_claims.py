@@ -1,9 +1,10 @@
-"""README claims that no other test exercised, each quoted in its test's docstring and checked through the CLI on
-real components (the bundled tiny MoST checkpoint, the mini suite, tiny local models built through their config
-classes; nothing is downloaded)."""
+"""Claims of the user pages (README.md, CONTRIBUTING.md, docs/*.md) that no other test exercised, each quoted in its
+test's docstring with the page it lives on and checked through the CLI on real components (the bundled tiny MoST
+checkpoint, the mini suite, tiny local models built through their config classes; nothing is downloaded)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -22,30 +23,39 @@ from whisper_normalizer.english import EnglishTextNormalizer
 from most_eval import registry
 
 REPO = Path(__file__).resolve().parents[1]
-README = (REPO / "README.md").read_text()
 NO_JUDGE_ENV = {"MOST_EVAL_JUDGE_PATH": ""}  # the documented default judge, whatever the caller's shell sets
 LIBRI = "asr:librispeech-test-clean"
 TTS = "tts:librispeech-test-clean"
 NORMALISE = EnglishTextNormalizer()
+README_LIMIT = 12_000  # characters: the README is the front page; the manual is docs/
 
 
-def readme_says(text: str) -> None:
-    """The claim a test checks is still in the README, word for word (whitespace aside)."""
-    flat = " ".join(README.split())
-    assert " ".join(text.split()) in flat, f"README no longer says: {text}"
+@functools.lru_cache(maxsize=None)
+def page(name: str) -> str:
+    """A user page's text, by its path in the repository: "README.md", "CONTRIBUTING.md" or "docs/<page>.md"."""
+    return (REPO / name).read_text(encoding="utf-8")
 
 
-def section(title: str) -> str:
-    start = README.index(title)
-    end = README.find("\n#", start + len(title))
-    return README[start:end if end > 0 else None]
+def page_says(name: str, text: str) -> None:
+    """The claim a test checks is still on that page, word for word (whitespace aside)."""
+    flat = " ".join(page(name).split())
+    assert " ".join(text.split()) in flat, f"{name} no longer says: {text}"
 
 
-def readme_default_tasks() -> dict[str, bool]:
-    """task name -> default, from README's "Tasks and protocols" table (`name`* marks a default; `{a,b}-{x,y}`
-    expands; "(+ `-test` splits)" adds the -test task of every -dev one; `text:<...>` is the dynamic family)."""
+def section(name: str, title: str) -> str:
+    """From the heading ``title`` of page ``name`` to the next heading."""
+    text = page(name)
+    start = text.index(title)
+    end = text.find("\n#", start + len(title))
+    return text[start:end if end > 0 else None]
+
+
+def default_tasks(name: str = "docs/tasks.md", title: str = "## Task table") -> dict[str, bool]:
+    """task name -> default, from a page's task table (docs/tasks.md's "Task table" unless told; README.md's "Tasks"
+    has the same first two columns): `name`* marks a default; `{a,b}-{x,y}` expands; "(+ `-test` splits)" adds the
+    -test task of every -dev one; `text:<...>` is the dynamic family."""
     out = {}
-    for line in section("### Tasks and protocols").splitlines():
+    for line in section(name, title).splitlines():
         m = re.match(r"\| `(\w+)` \| (.*?) \|", line)
         if not m:
             continue
@@ -53,11 +63,11 @@ def readme_default_tasks() -> dict[str, bool]:
         if family == "text":
             out["text:<lm-eval task>"] = False
             continue
-        for name, star in re.findall(r"`([^`]+)`(\*?)", cell):
-            if name == "-test":
+        for task, star in re.findall(r"`([^`]+)`(\*?)", cell):
+            if task == "-test":
                 continue
-            names = [name]
-            brace = re.fullmatch(r"\{([^}]*)\}-\{([^}]*)\}", name)
+            names = [task]
+            brace = re.fullmatch(r"\{([^}]*)\}-\{([^}]*)\}", task)
             if brace:
                 names = [f"{a}-{b}" for a in brace.group(1).split(",") for b in brace.group(2).split(",")]
             for n in names:
@@ -65,6 +75,13 @@ def readme_default_tasks() -> dict[str, bool]:
         if "(+ `-test` splits)" in cell:
             out.update({k.replace("-dev", "-test"): False for k in list(out) if k.startswith(family) and k.endswith("-dev")})
     return out
+
+
+def documented_models(name: str = "docs/models.md", title: str = "## Adapters") -> set[str]:
+    """Model names in a page's models table (docs/models.md's "Adapters" unless told; README.md's "Models" too):
+    rows starting `| `name` |` or `| `name`, `name` |`."""
+    names = re.findall(r"^\| `([a-z-]+)`(?:, `([a-z-]+)`)? \|", section(name, title), re.M)
+    return {n for pair in names for n in pair if n}
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -83,11 +100,12 @@ def corpus_wer(records: list[dict]) -> float:
 
 
 def test_quick_start_runs_most_on_every_family_of_the_bundled_mini_suite(tmp_path, monkeypatch):
-    """README, Quick start: "bash install.sh && .venv/bin/most-eval run --model most --tasks asr,tts,slm,sqa" —
+    """README.md, Quick start: "bash install.sh && .venv/bin/most-eval run --model most --tasks asr,tts,slm,sqa" —
     "It uses the bundled mini suite ... and the MoST reference model with its bundled **tiny** checkpoint";
-    outputs "(default `runs/<model>/`)"; "Every listed sample ends there as a scored record or an error record"."""
-    readme_says("most-eval run --model most --tasks asr,tts,slm,sqa")
-    readme_says("Outputs** (default `runs/<model>/`)")
+    docs/results-format.md: outputs "(default `runs/<model>/`)"; "Every listed sample ends there as a scored record
+    or an error record"; the default tasks are docs/tasks.md's task table."""
+    page_says("README.md", "most-eval run --model most --tasks asr,tts,slm,sqa")
+    page_says("docs/results-format.md", "Outputs** (default `runs/<model>/`)")
     monkeypatch.chdir(tmp_path)  # the command exactly as printed: its output goes to ./runs/most/
     proc = run_cli("run", "--model", "most", "--tasks", "asr,tts,slm,sqa", env=NO_JUDGE_ENV, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -97,7 +115,7 @@ def test_quick_start_runs_most_on_every_family_of_the_bundled_mini_suite(tmp_pat
     assert Path(doc["data_root"]).resolve() == MINI_SUITE.resolve()
     assert "bundled TINY checkpoint" in proc.stderr
 
-    defaults = {name for name, default in readme_default_tasks().items() if default}
+    defaults = {name for name, default in default_tasks().items() if default}
     assert set(doc["results"]) == defaults and len(defaults) == 13
     listed = 0
     for task, res in doc["results"].items():
@@ -142,10 +160,11 @@ def _most_asr(data: Path, out: Path, *extra: str):
 
 
 def test_audio_replaced_at_an_unchanged_path_is_run_again_and_the_rest_reused(tmp_path):
-    """README, Resume: "Each record carries the model fingerprint, the task's cache key and a digest of the sample's
-    input *content* (audio bytes, prompt, reference): it is reused only while all three match, so audio replaced at
-    an unchanged path runs again." The summary and results.json say how many records were reused."""
-    readme_says("it is reused only while all three match, so audio replaced at an unchanged path runs again")
+    """docs/usage.md, Resume: "Each record carries the model fingerprint, the task's cache key and a digest of the
+    sample's input *content* (audio bytes, prompt, reference): it is reused only while all three match, so audio
+    replaced at an unchanged path runs again." The summary and results.json say how many records were reused."""
+    page_says("docs/usage.md", "it is reused only while all three match, so audio replaced at an unchanged path runs "
+                               "again")
     data, out = _libri_copy(tmp_path), tmp_path / "out"
     first_proc, first, before = _most_asr(data, out)
     assert first["reused"] == 0 and "0 record(s) reused from the cache" in first_proc.stdout
@@ -166,10 +185,10 @@ def test_audio_replaced_at_an_unchanged_path_is_run_again_and_the_rest_reused(tm
 
 
 def test_scoring_only_options_rescore_cached_records_without_running_the_model(tmp_path):
-    """README, Resume: "A scoring-only option such as `bootstrap` or StoryCloze `reduction` re-scores the cached
+    """docs/usage.md, Resume: "A scoring-only option such as `bootstrap` or StoryCloze `reduction` re-scores the cached
     records without running the model again." """
-    readme_says("A scoring-only option such as `bootstrap` or StoryCloze `reduction` re-scores the cached records "
-                "without running the model again.")
+    page_says("docs/usage.md", "A scoring-only option such as `bootstrap` or StoryCloze `reduction` re-scores the "
+                               "cached records without running the model again.")
     data, out = _libri_copy(tmp_path), tmp_path / "out"
     # a non-zero WER so the confidence interval is not a single point: utterance 0 hears utterance 1
     flac = sorted(data.glob("LibriSpeech/test-clean/*/*/*.flac"))
@@ -214,10 +233,10 @@ def test_scoring_only_options_rescore_cached_records_without_running_the_model(t
 
 
 def test_strict_exits_1_on_a_dataset_error(tmp_path):
-    """README: "A dataset that cannot be read at all is reported as `dataset error` for that task. The other tasks
-    still run." and "`--fail-on-error` exits 1 when any task has error records, a dataset or scoring error, or no
-    scored sample; `--strict` does the same and also exits 1 when a task is not supported by the model." """
-    readme_says("`--strict` does the same and also exits 1 when a task is not supported by the model.")
+    """docs/usage.md: "A dataset that cannot be read at all is reported as `dataset error` for that task. The other
+    tasks still run." and "`--fail-on-error` exits 1 when any task has error records, a dataset or scoring error, or
+    no scored sample; `--strict` does the same and also exits 1 when a task is not supported by the model." """
+    page_says("docs/usage.md", "`--strict` does the same and also exits 1 when a task is not supported by the model.")
     data = tmp_path / "data"
     shutil.copytree(MINI_SUITE / "LibriSpeech", data / "LibriSpeech")  # LibriSpeech readable, no voxpopuli/
     args = ("run", "--model", "dummy", "--model-args", "text=the", "--tasks", f"{LIBRI},asr:voxpopuli-en",
@@ -260,10 +279,10 @@ def _audio_16k(path: Path) -> np.ndarray:
 
 
 def test_judge_path_env_makes_a_local_whisper_the_default_judge(tmp_path):
-    """README, Tasks: "The judge is `--judge` (...; default: `hf-whisper` from `$MOST_EVAL_JUDGE_PATH` if set, else
+    """docs/tasks.md: "The judge is `--judge` (...; default: `hf-whisper` from `$MOST_EVAL_JUDGE_PATH` if set, else
     the offline baseline, ...)". A tiny random Whisper saved locally is the judge: every TTS record's transcript is
     that Whisper's greedy decode of the written audio, computed here with transformers directly."""
-    readme_says("default: `hf-whisper` from `$MOST_EVAL_JUDGE_PATH` if set, else the offline baseline")
+    page_says("docs/tasks.md", "default: `hf-whisper` from `$MOST_EVAL_JUDGE_PATH` if set, else the offline baseline")
     from test_hf_adapters import _tiny_whisper
 
     folder = tmp_path / "whisper"
@@ -386,12 +405,12 @@ def _wavlm_embedder(folder: Path):
 @pytest.mark.parametrize("kind,build,reference", [("ecapa", _tiny_ecapa, _ecapa_embedder),
                                                   ("wavlm", _tiny_wavlm, _wavlm_embedder)])
 def test_embedder_option_loads_a_local_speaker_model_for_sim(tmp_path, kind, build, reference):
-    """README, Tasks: "SIM uses `--embedder` (resemblyzer by default, ships its weights)"; Using it:
+    """docs/tasks.md: "SIM uses `--embedder` (resemblyzer by default, ships its weights)"; docs/usage.md:
     `--embedder resemblyzer|ecapa:PATH|wavlm:PATH|seedtts-wavlm:PATH`. `ecapa:PATH` is a speechbrain ECAPA-TDNN
     folder, `wavlm:PATH` a transformers WavLMForXVector folder (most_eval/models/speaker_embedders.py). Each record's SIM is the
     cosine of that model's embeddings of the prompt and the generated audio, computed here directly."""
-    readme_says("[--embedder resemblyzer|ecapa:PATH|wavlm:PATH|seedtts-wavlm:PATH]")
-    readme_says("SIM uses `--embedder` (resemblyzer by default, ships its weights)")
+    page_says("docs/usage.md", "[--embedder resemblyzer|ecapa:PATH|wavlm:PATH|seedtts-wavlm:PATH]")
+    page_says("docs/tasks.md", "SIM uses `--embedder` (resemblyzer by default, ships its weights)")
     folder = tmp_path / kind
     build(folder)
     _, doc, out, records = _tts_run(tmp_path, "--embedder", f"{kind}:{folder}", env=NO_JUDGE_ENV)
@@ -415,13 +434,13 @@ def test_embedder_option_loads_a_local_speaker_model_for_sim(tmp_path, kind, bui
 
 
 def test_list_tasks_shows_every_task_its_capability_folder_and_default():
-    """README, Using it: "most-eval list tasks  # every task, its capability, dataset folder, default or not"; the
-    tasks and their defaults are README's "Tasks and protocols" table."""
-    readme_says("most-eval list tasks                     # every task, its capability, dataset folder, default or not")
+    """docs/usage.md: "most-eval list tasks  # every task, its capability, dataset folder, default or not"; the
+    tasks and their defaults are docs/tasks.md's task table."""
+    page_says("docs/usage.md", "most-eval list tasks  # every task, its capability, dataset folder, default or not")
     proc = run_cli("list", "tasks", env={"COLUMNS": "400"})
     assert proc.returncode == 0, proc.stderr
     rows = {r[0]: r for r in table_rows(proc.stdout) if r[0]}
-    expected = readme_default_tasks()
+    expected = default_tasks()
     assert set(rows) == set(expected)
     families = registry.families()
     for name, default in expected.items():
@@ -437,11 +456,10 @@ def test_list_tasks_shows_every_task_its_capability_folder_and_default():
 
 
 def test_list_models_shows_every_readme_model_with_its_capabilities():
-    """README, Using it: "most-eval list models  # every model and its capabilities (fast: imports no backend)";
-    the models are README's "Models" table. Capabilities are those the imported adapter classes override."""
-    readme_says("most-eval list models                    # every model and its capabilities")
-    names = re.findall(r"^\| `([a-z-]+)`(?:, `([a-z-]+)`)? \|", section("### Models"), re.M)
-    documented = {n for pair in names for n in pair if n}
+    """docs/usage.md: "most-eval list models  # every model and its capabilities (fast: imports no backend)";
+    the models are docs/models.md's "Adapters" table. Capabilities are those the imported adapter classes override."""
+    page_says("docs/usage.md", "most-eval list models  # every model and its capabilities")
+    documented = documented_models()
     assert len(documented) == 12
     proc = run_cli("list", "models", env={"COLUMNS": "400"})
     assert proc.returncode == 0, proc.stderr
@@ -458,8 +476,8 @@ def test_list_models_shows_every_readme_model_with_its_capabilities():
 
 
 def test_judge_args_without_a_judge_is_an_error(tmp_path):
-    """README: "`--model-args`, `--judge-args`, `--task-args` are typed. An unknown key is an error" — also when no
-    --judge is named (the default judge takes no arguments, so any --judge-args would be silently ignored)."""
+    """docs/usage.md: "`--model-args`, `--judge-args`, `--task-args` are typed. An unknown key is an error" — also
+    when no --judge is named (the default judge takes no arguments, so any --judge-args would be silently ignored)."""
     proc = run_cli("run", "--model", "dummy", "--tasks", "tts:librispeech-test-clean", "--judge-args", "no_such_key=3",
                    "--output", str(tmp_path / "out"), "--no-progress")
     assert proc.returncode == 2 and "--judge-args needs --judge NAME" in proc.stderr
@@ -467,3 +485,33 @@ def test_judge_args_without_a_judge_is_an_error(tmp_path):
     proc = run_cli("run", "--model", "dummy", "--tasks", "asr:librispeech-test-clean", "--judge", "dummy",
                    "--judge-args", "no_such_key=3", "--output", str(tmp_path / "out2"), "--no-progress")
     assert proc.returncode == 2 and "no_such_key" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The user pages themselves
+
+USER_PAGES = ("README.md", "CONTRIBUTING.md", *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")))
+COMMIT_HASH = re.compile(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b", re.I)  # hex with digits and letters
+HISTORY_WORDS = re.compile(r"development notes|session", re.I)
+
+
+def test_user_pages_are_a_short_readme_a_docs_folder_and_contributing_without_development_history():
+    """README.md is the front page (at most 12,000 characters) and links to the manual in docs/ (at least five pages)
+    and to CONTRIBUTING.md; no user page cites a commit or development notes."""
+    assert len(page("README.md")) <= README_LIMIT, len(page("README.md"))
+    docs = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert len(docs) >= 5, docs
+    assert (REPO / "CONTRIBUTING.md").is_file()
+    for name in USER_PAGES:
+        text = page(name)
+        assert not COMMIT_HASH.findall(text), (name, COMMIT_HASH.findall(text))
+        assert not HISTORY_WORDS.findall(text), (name, HISTORY_WORDS.findall(text))
+    for doc in docs:  # every docs page is reachable from the front page
+        assert f"(docs/{doc})" in page("README.md"), doc
+
+
+def test_readme_tables_list_the_tasks_and_models_the_docs_pages_describe():
+    """README.md's "Tasks" and "Models" tables are summaries of docs/tasks.md's task table and docs/models.md's
+    adapters table: the same tasks with the same defaults, the same model names."""
+    assert default_tasks("README.md", "## Tasks") == default_tasks()
+    assert documented_models("README.md", "## Models") == documented_models()

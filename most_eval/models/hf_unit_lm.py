@@ -10,7 +10,7 @@ the first of ``[BOS] units [EOS]`` — without ``bos=true`` the first unit is co
 Inputs, all local paths (``--model-args``):
   lm=DIR         transformers causal-LM folder (OPT, LLaMA, Qwen2, ...), loaded with ``AutoModelForCausalLM``
   encoder=DIR    HuBERT / mHuBERT transformers folder (``AutoModel``); layer L (1-based, fairseq numbering) is
-                 ``hidden_states[L]`` (README §1); ``hidden_states[0]`` is the input to the first transformer layer
+                 ``hidden_states[L]`` (fairseq's layer-L output; index 0 is the input to the first transformer layer)
   quantizer=FILE k-means centroids (K, D) as ``.npy`` or ``.safetensors`` (key ``centroids``): nearest centroid by
                  squared Euclidean distance; or a linear quantizer ``.safetensors`` with ``weight`` (K, D) [+ ``bias``
                  (K,)]: argmax of ``features @ weight.T + bias``. Never a pickle: textlesslib / GSLM / TWIST k-means
