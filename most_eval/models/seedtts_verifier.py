@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 
 # WavLM-Large in transformers' WavLMConfig terms (the values of microsoft/wavlm-large's config.json that shape the
 # network); a config.json in PATH replaces it (the tests use a tiny one).
@@ -64,130 +68,130 @@ def wavlm_key(fairseq_name: str) -> str | None:
     return None
 
 
-def seedtts_verifier(config):
-    """Seed-TTS-eval's verifier for a transformers ``WavLMConfig``, randomly initialised (load weights afterwards).
+class Conv1dReluBn(nn.Module):
+    """Conv1d -> ReLU -> BatchNorm1d (UniSpeech's order: the norm comes after the activation)."""
 
-    The classes are defined on first use, so torch and transformers import only when this embedder is chosen."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+    def __init__(self, cin: int, cout: int, kernel_size: int = 1, padding: int = 0, dilation: int = 1):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, kernel_size, padding=padding, dilation=dilation)
+        self.bn = nn.BatchNorm1d(cout)
 
-    class Conv1dReluBn(nn.Module):
-        """Conv1d -> ReLU -> BatchNorm1d (UniSpeech's order: the norm comes after the activation)."""
+    def forward(self, x):
+        return self.bn(F.relu(self.conv(x)))
 
-        def __init__(self, cin: int, cout: int, kernel_size: int = 1, padding: int = 0, dilation: int = 1):
-            super().__init__()
-            self.conv = nn.Conv1d(cin, cout, kernel_size, padding=padding, dilation=dilation)
-            self.bn = nn.BatchNorm1d(cout)
 
-        def forward(self, x):
-            return self.bn(F.relu(self.conv(x)))
+class Res2Conv1dReluBn(nn.Module):
+    """Res2Net block: channels split into ``scale`` groups; group i (i < scale-1) is conv(group i + output i-1),
+    the last group passes through untouched."""
 
-    class Res2Conv1dReluBn(nn.Module):
-        """Res2Net block: channels split into ``scale`` groups; group i (i < scale-1) is conv(group i + output i-1),
-        the last group passes through untouched."""
+    def __init__(self, channels: int, kernel_size: int, padding: int, dilation: int, scale: int = 8):
+        super().__init__()
+        self.width = channels // scale
+        self.convs = nn.ModuleList(nn.Conv1d(self.width, self.width, kernel_size, padding=padding,
+                                             dilation=dilation) for _ in range(scale - 1))
+        self.bns = nn.ModuleList(nn.BatchNorm1d(self.width) for _ in range(scale - 1))
 
-        def __init__(self, channels: int, kernel_size: int, padding: int, dilation: int, scale: int = 8):
-            super().__init__()
-            self.width = channels // scale
-            self.convs = nn.ModuleList(nn.Conv1d(self.width, self.width, kernel_size, padding=padding,
-                                                 dilation=dilation) for _ in range(scale - 1))
-            self.bns = nn.ModuleList(nn.BatchNorm1d(self.width) for _ in range(scale - 1))
+    def forward(self, x):
+        groups = torch.split(x, self.width, dim=1)
+        out, y = [], None
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            y = groups[i] if i == 0 else y + groups[i]
+            y = bn(F.relu(conv(y)))
+            out.append(y)
+        out.append(groups[len(self.convs)])
+        return torch.cat(out, dim=1)
 
-        def forward(self, x):
-            groups = torch.split(x, self.width, dim=1)
-            out, y = [], None
-            for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
-                y = groups[i] if i == 0 else y + groups[i]
-                y = bn(F.relu(conv(y)))
-                out.append(y)
-            out.append(groups[len(self.convs)])
-            return torch.cat(out, dim=1)
 
-    class SEConnect(nn.Module):
-        """Squeeze-excitation over channels: time mean -> 128 -> ReLU -> channels -> sigmoid gate."""
+class SEConnect(nn.Module):
+    """Squeeze-excitation over channels: time mean -> 128 -> ReLU -> channels -> sigmoid gate."""
 
-        def __init__(self, channels: int, bottleneck: int = 128):
-            super().__init__()
-            self.linear1 = nn.Linear(channels, bottleneck)
-            self.linear2 = nn.Linear(bottleneck, channels)
+    def __init__(self, channels: int, bottleneck: int = 128):
+        super().__init__()
+        self.linear1 = nn.Linear(channels, bottleneck)
+        self.linear2 = nn.Linear(bottleneck, channels)
 
-        def forward(self, x):
-            gate = torch.sigmoid(self.linear2(F.relu(self.linear1(x.mean(dim=2)))))  # (B, C)
-            return x * gate.unsqueeze(2)
+    def forward(self, x):
+        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(x.mean(dim=2)))))  # (B, C)
+        return x * gate.unsqueeze(2)
 
-    class SERes2Block(nn.Module):
-        """1x1 conv, Res2 dilated conv, 1x1 conv, SE, plus the identity (in = out channels, so no shortcut conv)."""
 
-        def __init__(self, channels: int, dilation: int):
-            super().__init__()
-            self.Conv1dReluBn1 = Conv1dReluBn(channels, channels)
-            self.Res2Conv1dReluBn = Res2Conv1dReluBn(channels, 3, padding=dilation, dilation=dilation)
-            self.Conv1dReluBn2 = Conv1dReluBn(channels, channels)
-            self.SE_Connect = SEConnect(channels)
+class SERes2Block(nn.Module):
+    """1x1 conv, Res2 dilated conv, 1x1 conv, SE, plus the identity (in = out channels, so no shortcut conv)."""
 
-        def forward(self, x):
-            return x + self.SE_Connect(self.Conv1dReluBn2(self.Res2Conv1dReluBn(self.Conv1dReluBn1(x))))
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.Conv1dReluBn1 = Conv1dReluBn(channels, channels)
+        self.Res2Conv1dReluBn = Res2Conv1dReluBn(channels, 3, padding=dilation, dilation=dilation)
+        self.Conv1dReluBn2 = Conv1dReluBn(channels, channels)
+        self.SE_Connect = SEConnect(channels)
 
-    class AttentiveStatsPool(nn.Module):
-        """Attention-weighted mean and standard deviation over time (per channel attention; tanh, not ReLU)."""
+    def forward(self, x):
+        return x + self.SE_Connect(self.Conv1dReluBn2(self.Res2Conv1dReluBn(self.Conv1dReluBn1(x))))
 
-        def __init__(self, channels: int, attention_channels: int = 128):
-            super().__init__()
-            self.linear1 = nn.Conv1d(channels, attention_channels, kernel_size=1)
-            self.linear2 = nn.Conv1d(attention_channels, channels, kernel_size=1)
 
-        def forward(self, x):  # (B, C, T) -> (B, 2C)
-            alpha = torch.softmax(self.linear2(torch.tanh(self.linear1(x))), dim=2)
-            mean = torch.sum(alpha * x, dim=2)
-            var = torch.sum(alpha * x ** 2, dim=2) - mean ** 2
-            return torch.cat([mean, torch.sqrt(var.clamp(min=1e-9))], dim=1)
+class AttentiveStatsPool(nn.Module):
+    """Attention-weighted mean and standard deviation over time (per channel attention; tanh, not ReLU)."""
 
-    class SeedTTSVerifier(nn.Module):
-        """WavLM (transformers) + UniSpeech ``ECAPA_TDNN_SMALL`` head; head parameter names are UniSpeech's, so the
-        official state dict maps on one-to-one; the upstream's names go through :data:`WAVLM_KEY_MAP`."""
+    def __init__(self, channels: int, attention_channels: int = 128):
+        super().__init__()
+        self.linear1 = nn.Conv1d(channels, attention_channels, kernel_size=1)
+        self.linear2 = nn.Conv1d(attention_channels, channels, kernel_size=1)
 
-        def __init__(self, config, channels: int = 512, emb_dim: int = 256):
-            super().__init__()
-            from transformers import WavLMModel
+    def forward(self, x):  # (B, C, T) -> (B, 2C)
+        alpha = torch.softmax(self.linear2(torch.tanh(self.linear1(x))), dim=2)
+        mean = torch.sum(alpha * x, dim=2)
+        var = torch.sum(alpha * x ** 2, dim=2) - mean ** 2
+        return torch.cat([mean, torch.sqrt(var.clamp(min=1e-9))], dim=1)
 
-            self.wavlm = WavLMModel(config)
-            dim = config.hidden_size
-            self.feature_weight = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))  # softmax-mixed states
-            self.instance_norm = nn.InstanceNorm1d(dim)  # no affine, no running stats: no parameters
-            self.layer1 = Conv1dReluBn(dim, channels, kernel_size=5, padding=2)
-            self.layer2 = SERes2Block(channels, dilation=2)
-            self.layer3 = SERes2Block(channels, dilation=3)
-            self.layer4 = SERes2Block(channels, dilation=4)
-            self.conv = nn.Conv1d(channels * 3, 1536, kernel_size=1)  # UniSpeech fixes 1536 here
-            self.pooling = AttentiveStatsPool(1536)
-            self.bn = nn.BatchNorm1d(1536 * 2)
-            self.linear = nn.Linear(1536 * 2, emb_dim)
 
-        def hidden_states(self, wav):
-            """s3prl's ``hidden_states`` of WavLM: (L+1, B, T, D) — each layer's input, then the normed output."""
-            wav = F.layer_norm(wav, wav.shape[-1:])  # WavLM-Large cfg.normalize: zero mean, unit variance
-            feats = self.wavlm.feature_extractor(wav).transpose(1, 2)  # (B, T, 512), 20 ms frames
-            x, _ = self.wavlm.feature_projection(feats)  # LayerNorm + Linear -> (B, T, D)
-            encoder = self.wavlm.encoder
-            x = x + encoder.pos_conv_embed(x)
-            states, position_bias = [x], None
-            for layer in encoder.layers:  # layer 0 computes the relative position bias, the others reuse it
-                x, position_bias = layer(x, position_bias=position_bias)
-                states.append(x)
-            states[-1] = encoder.layer_norm(x)  # s3prl hooks the encoder's output: after the final LayerNorm
-            return torch.stack(states)
+class SeedTTSVerifier(nn.Module):
+    """WavLM (transformers) + UniSpeech ``ECAPA_TDNN_SMALL`` head; head parameter names are UniSpeech's, so the
+    official state dict maps on one-to-one; the upstream's names go through :data:`WAVLM_KEY_MAP`."""
 
-        def forward(self, wav):  # (B, samples) at 16 kHz -> (B, emb_dim)
-            states = self.hidden_states(wav)
-            weights = F.softmax(self.feature_weight, dim=-1)[:, None, None, None]  # (L+1, 1, 1, 1)
-            x = (weights * states).sum(dim=0)  # (B, T, D)
-            x = self.instance_norm(x.transpose(1, 2) + 1e-6)  # (B, D, T)
-            out1 = self.layer1(x)
-            out2 = self.layer2(out1)
-            out3 = self.layer3(out2)
-            out4 = self.layer4(out3)
-            x = F.relu(self.conv(torch.cat([out2, out3, out4], dim=1)))  # (B, 1536, T)
-            return self.linear(self.bn(self.pooling(x)))
+    def __init__(self, config, channels: int = 512, emb_dim: int = 256):
+        super().__init__()
+        from transformers import WavLMModel
 
+        self.wavlm = WavLMModel(config)
+        dim = config.hidden_size
+        self.feature_weight = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))  # softmax-mixed states
+        self.instance_norm = nn.InstanceNorm1d(dim)  # no affine, no running stats: no parameters
+        self.layer1 = Conv1dReluBn(dim, channels, kernel_size=5, padding=2)
+        self.layer2 = SERes2Block(channels, dilation=2)
+        self.layer3 = SERes2Block(channels, dilation=3)
+        self.layer4 = SERes2Block(channels, dilation=4)
+        self.conv = nn.Conv1d(channels * 3, 1536, kernel_size=1)  # UniSpeech fixes 1536 here
+        self.pooling = AttentiveStatsPool(1536)
+        self.bn = nn.BatchNorm1d(1536 * 2)
+        self.linear = nn.Linear(1536 * 2, emb_dim)
+
+    def hidden_states(self, wav):
+        """s3prl's ``hidden_states`` of WavLM: (L+1, B, T, D) — each layer's input, then the normed output."""
+        wav = F.layer_norm(wav, wav.shape[-1:])  # WavLM-Large cfg.normalize: zero mean, unit variance
+        feats = self.wavlm.feature_extractor(wav).transpose(1, 2)  # (B, T, 512), 20 ms frames
+        x, _ = self.wavlm.feature_projection(feats)  # LayerNorm + Linear -> (B, T, D)
+        encoder = self.wavlm.encoder
+        x = x + encoder.pos_conv_embed(x)
+        states, position_bias = [x], None
+        for layer in encoder.layers:  # layer 0 computes the relative position bias, the others reuse it
+            x, position_bias = layer(x, position_bias=position_bias)
+            states.append(x)
+        states[-1] = encoder.layer_norm(x)  # s3prl hooks the encoder's output: after the final LayerNorm
+        return torch.stack(states)
+
+    def forward(self, wav):  # (B, samples) at 16 kHz -> (B, emb_dim)
+        states = self.hidden_states(wav)
+        weights = F.softmax(self.feature_weight, dim=-1)[:, None, None, None]  # (L+1, 1, 1, 1)
+        x = (weights * states).sum(dim=0)  # (B, T, D)
+        x = self.instance_norm(x.transpose(1, 2) + 1e-6)  # (B, D, T)
+        out1 = self.layer1(x)
+        out2 = self.layer2(out1)
+        out3 = self.layer3(out2)
+        out4 = self.layer4(out3)
+        x = F.relu(self.conv(torch.cat([out2, out3, out4], dim=1)))  # (B, 1536, T)
+        return self.linear(self.bn(self.pooling(x)))
+
+
+def seedtts_verifier(config) -> SeedTTSVerifier:
+    """Seed-TTS-eval's verifier for a transformers ``WavLMConfig``, randomly initialised (load weights afterwards)."""
     return SeedTTSVerifier(config)

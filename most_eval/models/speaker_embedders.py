@@ -210,7 +210,7 @@ class SeedTTSWavLMEmbedder(SpeakerEmbedder):
         self.device = device
         self.name = f"seedtts-wavlm:{ckpt.name}"
 
-    def _load(self, ckpt: Path, upstream: Path) -> dict:
+    def _load(self, ckpt: Path, upstream: Path) -> dict:  # long: every key of both files is accounted for here
         """Map the official checkpoint (and, for what it lacks, WavLM-Large.pt) onto the model; strict."""
         payload = _torch_load_tensors(ckpt)
         if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):

@@ -229,16 +229,14 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
              meter: TaskMeter | None = None) -> TaskOutcome | None:
     """Run one task with resume; returns its metrics, items and error records (None on ranks other than 0).
 
-    Every listed sample ends as a scored record or an error record, whatever fails later (aggregation included).
+    Every listed sample ends as a scored record or an error record, whatever fails later (aggregation included):
+    the samples are listed (:func:`_listed`), this rank's shard of the pending ones runs through the model into the
+    cache (:func:`_run_shard`), rank 0 gathers every rank's records (:func:`_gather`) and scores them
+    (:func:`_score`).
     """
-    if not model.supports(task.name, task.capability):
-        return TaskOutcome({}, [], [], 0, status="not supported", capability=task.capability)
-    task.context.score_reduction = model.score_reduction
-    judge = task.context.judge
-    if "judge" in task.needs and (judge is None or not judge.supports(task.name, "transcribe")):
-        return TaskOutcome({}, [], [], 0, status="not supported", capability="judge:transcribe")
-    if "embedder" in task.needs and task.context.embedder is None:  # the caller's wiring, not the model's fault
-        raise ValueError(f"{task.name} needs a speaker embedder lent through TaskContext.embedder; none was given")
+    refusal = _refusal(model, task)
+    if refusal is not None:
+        return refusal
     try:
         samples = task.samples()
     except DatasetError as exc:
@@ -249,6 +247,49 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     samples, duplicate_errors = split_duplicates(samples)
     digests = ContentDigests()  # content hashes of the input files: input keys and the dataset digest
     keys = {s.id: input_key(s, digests) for s in samples}
+    reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
+    shard = _run_shard(model, task, samples, keys, reader_errors, output_dir, batch_size=batch_size,
+                       progress=progress, dist=dist, use_cache=use_cache, meter=meter)
+    if not dist.is_main:
+        return None
+    records, errors = _gather(shard, samples, keys, reader_errors, duplicate_errors, dist)
+    warnings = model.output_warnings(task.name, {s.id for s in samples})
+    if shard.stats.warning():
+        warnings = [shard.stats.warning(), *warnings]
+    digest = dataset_sha256([f for s in samples for f in s.files], task.data_root, digests)
+    return _score(task, records, samples, errors, output_dir, listed=listed, digest=digest, warnings=warnings,
+                  reused=shard.reused)
+
+
+def _refusal(model: Model, task: Task) -> TaskOutcome | None:
+    """The outcome of a task the model (or its judge) cannot serve, else None; a missing embedder is the caller's
+    wiring, not the model's fault (ValueError)."""
+    if not model.supports(task.name, task.capability):
+        return TaskOutcome({}, [], [], 0, status="not supported", capability=task.capability)
+    task.context.score_reduction = model.score_reduction
+    judge = task.context.judge
+    if "judge" in task.needs and (judge is None or not judge.supports(task.name, "transcribe")):
+        return TaskOutcome({}, [], [], 0, status="not supported", capability="judge:transcribe")
+    if "embedder" in task.needs and task.context.embedder is None:
+        raise ValueError(f"{task.name} needs a speaker embedder lent through TaskContext.embedder; none was given")
+    return None
+
+
+@dataclass
+class _Shard:
+    """What this rank's pass over its shard leaves for rank 0: the cache folder and file, the counts."""
+
+    folder: Path
+    cache: SampleCache
+    stats: CacheStats
+    reused: int
+
+
+def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, str], reader_errors: dict,
+               output_dir: Path, *, batch_size: int, progress: Progress | None, dist: Dist, use_cache: bool,
+               meter: TaskMeter | None) -> _Shard:
+    """Read every rank's cache, run this rank's shard of the pending samples through the model in length buckets,
+    append each batch's records to this rank's cache file and its error records to ``errors.rank<r>.json``."""
     folder = cache_dir(output_dir, model, task)
     task.context.cache_key = folder.name
     cache = SampleCache(folder / f"rank{dist.rank}.jsonl", model=model.fingerprint(), task=task_cache_key(task))
@@ -258,16 +299,14 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     stats = CacheStats()
     done = load_all_ranks(folder, cache, stats, keys)
     dist.barrier()  # every rank has read the same cache before any appends: the shards agree
-    reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
     pending = [s for s in samples if s.id not in done and s.id not in reader_errors]
     reused = sum(1 for s in samples if s.id in done and s.id not in reader_errors)
-    todo = dist.shard(pending)
     run_errors: dict[str, dict] = {}
     # rank 0's bar stands for the job: its own progress times the number of ranks
     bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(pending)) \
         if progress else None
     try:
-        for batch in length_buckets(todo, batch_size):
+        for batch in length_buckets(dist.shard(pending), batch_size):
             records = process_batch(model, task, batch, meter)
             for r in records:
                 r[STAMP] = cache.stamp(keys[r["id"]])
@@ -279,12 +318,18 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
         cache.close()
     atomic_write_text(folder / f"errors.rank{dist.rank}.json", json.dumps(run_errors))
     dist.barrier()  # every shard is finished and flushed
-    if not dist.is_main:
-        return None
-    final_stats = CacheStats()
-    done = load_all_ranks(folder, SampleCache(cache.path, cache.model, cache.task), final_stats, keys)
+    return _Shard(folder, cache, stats, reused)
+
+
+def _gather(shard: _Shard, samples: list[Sample], keys: dict[str, str], reader_errors: dict,
+            duplicate_errors: list[dict], dist: Dist) -> tuple[list[dict], list[dict]]:
+    """Rank 0: every rank's usable records and error records, one per listed sample (a sample with neither gets a
+    "lost output" error record)."""
+    cache = shard.cache
+    done = load_all_ranks(shard.folder, SampleCache(cache.path, cache.model, cache.task), CacheStats(), keys)
+    run_errors: dict[str, dict] = {}
     for r in range(dist.world_size):
-        run_errors.update(json.loads((folder / f"errors.rank{r}.json").read_text()))
+        run_errors.update(json.loads((shard.folder / f"errors.rank{r}.json").read_text()))
     records = [_strip(done[s.id]) for s in samples
                if s.id in done and s.id not in reader_errors]  # now unreadable: an error instead
     errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
@@ -292,22 +337,41 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     accounted = {r["id"] for r in records} | {e["id"] for e in errors}
     errors += [error_record(s.id, "no record was produced for this sample (lost output)")
                for s in samples if s.id not in accounted]
-    warnings = model.output_warnings(task.name, {s.id for s in samples})
-    if stats.warning():
-        warnings = [stats.warning(), *warnings]
-    digest = dataset_sha256([f for s in samples for f in s.files], task.data_root, digests)
+    return records, errors
+
+
+def _score(task: Task, records: list[dict], samples: list[Sample], errors: list[dict], output_dir: Path, *,
+           listed: int, digest: str, warnings: list[str], reused: int) -> TaskOutcome:
+    """The task's items, metrics and side files from the records; a scoring failure makes every record an error
+    record (none is scored) and the task a "scoring error", so the other tasks still run."""
     try:
         items = task.items(records, samples) if records else []
         metrics = task.aggregate(items) if items else {}
         side_files = {output_path(output_dir, name): content
                       for name, content in (task.side_files(records) if items else {}).items()}
-    except Exception as exc:  # e.g. scores in units the task cannot compare: the other tasks still run
+    except Exception as exc:  # e.g. scores in units the task cannot compare
         detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        errors += [error_record(r["id"], f"scoring error: {detail}") for r in records]  # none is scored
+        errors = errors + [error_record(r["id"], f"scoring error: {detail}") for r in records]
         return TaskOutcome({}, [], errors, listed, dataset_sha256=digest, warnings=warnings, status="scoring error",
                            detail=detail, reused=reused)
     return TaskOutcome(metrics, items, errors, listed, dataset_sha256=digest, warnings=warnings, reused=reused,
                        side_files=side_files)
+
+
+def results_entry(outcome: TaskOutcome, seconds: float) -> dict:
+    """A scored task's entry in results.json: its metrics, the scored / listed / error / reused counts and its
+    time, the first error reason and the warnings; a scoring error says so first (every sample then has its error
+    record)."""
+    entry = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records), "listed": outcome.listed,
+             "errors": len(outcome.error_records), "reused": outcome.reused, "seconds": round(seconds, 3)}
+    if outcome.status:
+        entry = {"status": outcome.status, "detail": outcome.detail, **entry}
+    summary = error_summary(outcome.error_records)
+    if summary:
+        entry["first_error"] = summary
+    if outcome.warnings:
+        entry["warnings"] = outcome.warnings
+    return entry
 
 
 def write_side_file(path: Path, content: str | bytes | None) -> None:
@@ -364,18 +428,9 @@ def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: 
             samples_files[output_dir / samples_file] = outcome.items + outcome.error_records
             side_files.update(outcome.side_files)
             n_errors += len(outcome.error_records)
-            entry = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records),
-                     "listed": outcome.listed, "errors": len(outcome.error_records), "reused": outcome.reused,
-                     "seconds": round(time.perf_counter() - started, 3)}
-            if outcome.status:  # scoring error: every sample has its error record, and the task says why
-                entry = {"status": outcome.status, "detail": outcome.detail, **entry}
+            results[task.name] = entry = results_entry(outcome, time.perf_counter() - started)
+            if outcome.status:  # scoring error
                 unsupported.append(task.name)
-            summary = error_summary(outcome.error_records)
-            if summary:
-                entry["first_error"] = summary
-            if outcome.warnings:
-                entry["warnings"] = outcome.warnings
-            results[task.name] = entry
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
                                     "samples_file": samples_file.as_posix(),
                                     "leaderboard": leaderboard_record(task.leaderboard)}

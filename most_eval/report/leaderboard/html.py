@@ -47,8 +47,8 @@ document.documentElement.setAttribute('data-sort-ready','1');
 """.strip()
 
 
-def render_html(tables: list[LeaderboardTable]) -> str:
-    """The static index.html: every family's sortable tables and plot, no external assets."""
+def render_html(tables: list[LeaderboardTable]) -> str:  # long: the page's markup, top to bottom
+    """The static index.html: every paper table's sortable tables and plot, no external assets."""
     e = html.escape
     out = io.StringIO()
     out.write("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
