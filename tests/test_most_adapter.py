@@ -18,7 +18,8 @@ from most_reference.import_weights import CheckpointError
 from most_reference.speech_encoder import LinearQuantizer, SpeechEncoder
 from most_reference.vocoder import UnitVocoder, speechbrain_to_fairseq
 
-from test_most_model import VOCODER_CFG, tiny_hubert, tiny_most
+from test_most_import_weights import VOCODER_CFG, tiny_hubert
+from test_most_model import tiny_most
 
 WORDS = ["<unk>", "<s>", "</s>", "hello", "world", "what", "is", "the", "answer"]
 

@@ -21,7 +21,8 @@ from most_reference.speech_encoder import LinearQuantizer, SpeechEncoder, UnitEx
 from most_reference.vocoder import UnitVocoder, speechbrain_to_fairseq
 
 from test_most_adapter import tiny_tokenizer
-from test_most_model import VOCODER_CFG, tiny_hubert, tiny_most
+from test_most_import_weights import VOCODER_CFG, tiny_hubert
+from test_most_model import tiny_most
 
 MINI = Path(__file__).resolve().parents[1] / "most_eval" / "mini_suite"
 
