@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from most_reference.train import Recipe, SpecSampler, load_config
+from most_reference.train import Recipe, SpecSampler
+from most_reference.train_config import load_config
 
 TINY = Path(__file__).resolve().parents[1] / "reference_impl" / "configs" / "train_tiny.yaml"
 

@@ -1,6 +1,6 @@
 """`most` model adapter: MoST behind the harness's contract (most_eval/core/adapter.py), loaded from `checkpoint=PATH`.
 
-No trained MoST checkpoint has been released (README §1: announced, not released). This adapter runs a checkpoint
+No trained MoST checkpoint has been released (announced with the paper, not released). This adapter runs a checkpoint
 *you* built: DeepSeek-V2-Lite imported with import_weights.py and trained with the paper's two stages (train.py).
 Without `checkpoint=` it loads the bundled *tiny* checkpoint (`checkpoints/tiny`, stage "tiny-mini-suite": a ~0.5 M
 parameter model trained for a few CPU minutes on the mini suite only, see its README.md) and says so: its numbers are

@@ -2,7 +2,7 @@
 
 - `import_deepseek_v2(dir)`: DeepSeek-V2-Lite safetensors -> MoSTForCausalLM, one-to-one. Routed expert j of V2-Lite
   becomes MoST expert j (index partition: 0..31 seed the text experts, 32..63 the audio experts); router rows, shared
-  experts, attention, norms, embeddings and lm_head are copied as they are (README §1). The per-expert tensors are
+  experts, attention, norms, embeddings and lm_head are copied as they are (MoST paper). The per-expert tensors are
   merged into transformers' 3-D layout by the load-time conversion registered in model.py.
 - `import_hubert(path)`: a transformers HubertModel directory, or SpiritLM's converted fairseq dict
   (`model_cfg, task_cfg, model_weight, dictionaries_symbols`) read with `torch.load(weights_only=True)`.

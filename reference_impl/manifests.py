@@ -1,7 +1,7 @@
 """Training manifests for MoST: speech, text and instruction sources read into plain records.
 
 Every speech corpus becomes a list of `Utterance`s (id, audio file, transcript, optional segment), read from the
-layout users have on disk (README §7):
+layout users have on disk (each corpus as its publisher distributes it):
 
     librispeech   LibriSpeech/<split>/<spk>/<chap>/<spk>-<chap>.trans.txt + .flac
     libriheavy    libriheavy_cuts_<subset>.jsonl.gz (lhotse cuts: start, duration, recording.sources[0].source,

@@ -12,7 +12,7 @@ prompt), except the text-LM task whose whole text is the target:
     text_instruction     "<ask>{text}<as_text>"            answer text, eos
                          "<ask>{text}<as_speech>"          boa, answer units, eoa, eos
 
-Special ids come from the model config (README §1, remapped by the tiny config): bos / eos; the unit tokens
+Special ids come from the model config (MoST's layout, remapped by the tiny config): bos / eos; the unit tokens
 `unit_token_offset + k`; the discrete begin / end-of-audio markers, the two ids after the last unit
 (`unit_token_offset + num_units` and `+ 1`: 100502 / 100503 in MoST, 116 / 117 in the tiny config); and the
 continuous-span markers `audio_span_begin_id` / `audio_span_end_id`. `{audio}` becomes a continuous span: the begin
@@ -22,7 +22,7 @@ through the tokenizer (so task tags such as `<asr>` must be tokenizer tokens: th
 them; with the DeepSeek tokenizer use plain-text instructions instead), `{text}` is substituted before tokenizing.
 The templates are written into the exported checkpoint's most.json, so training and evaluation agree by construction.
 
-Mixing (README §1): every micro-batch holds one task, drawn with the stage's mixture weights; examples of a task are
+Mixing (MoST paper): every micro-batch holds one task, drawn with the stage's mixture weights; examples of a task are
 read in a seeded random order, epoch after epoch. `MixturePlan` makes the draw a pure function of (seed, step): the
 same micro-batches in the same order for any number of processes (rank r takes micro-batches r, r+W, ... of a step),
 and resuming at step s replays the cheap index draws up to s, so "data position" is just the step.
@@ -41,7 +41,7 @@ AUDIO_PLACEHOLDER = 0  # id written at continuous-span positions (replaced by fe
 
 TASKS = ("asr", "tts", "text_lm", "speech_instruction", "text_instruction")
 
-# Paper's mixtures (README §1); configs may override.
+# The MoST paper's mixtures (its two training stages); configs may override.
 STAGE_MIXTURES = {
     "stage1": {"asr": 0.4, "tts": 0.4, "text_lm": 0.2},
     "stage2": {"speech_instruction": 0.4, "text_instruction": 0.4, "asr": 0.1, "tts": 0.1},
@@ -118,7 +118,7 @@ def build_char_tokenizer(config):
 
 
 def audio_markers(config) -> tuple[int, int]:
-    """Discrete begin / end-of-audio ids: the two ids after the last unit (README §1: 100502 / 100503)."""
+    """Discrete begin / end-of-audio ids: the two ids after the last unit (100502 / 100503 in MoST)."""
     boa = config.unit_token_offset + config.num_units
     if boa + 1 > config.audio_token_range[1]:
         raise ValueError(f"no room for begin/end-of-audio markers after {config.num_units} units in "

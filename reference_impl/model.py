@@ -14,7 +14,7 @@ shared experts (`DeepseekV2MLP`). What this file adds:
    continuous audio features spliced between span markers, and the balance loss returned as `aux_loss`.
 
 References:
-- MoST paper and release (NUS-HPC-AI-Lab/MoST); facts we rely on: /work/shared/reference/README.md §1.
+- MoST paper and release (NUS-HPC-AI-Lab/MoST): the architecture, token layout, routing and initialisation.
 - DeepSeek-V2 (arXiv:2405.04434) §2.1.3 for the balance loss; transformers'
   `models/deepseek_v2/modeling_deepseek_v2.py` for everything we reuse.
 
@@ -52,7 +52,7 @@ TEXT, AUDIO = 0, 1  # modality marks
 class MoSTConfig(DeepseekV2Config):
     """DeepSeek-V2 config plus the MoST fields (all other fields mean exactly what they mean in DeepSeek-V2).
 
-    The token-id fields default to MoST's real vocabulary layout (README §1); tiny test configs remap them into a
+    The token-id fields default to MoST's real vocabulary layout (MoST release); tiny test configs remap them into a
     small vocabulary. Ranges are inclusive `[first, last]`.
     """
 
@@ -63,13 +63,13 @@ class MoSTConfig(DeepseekV2Config):
     num_text_experts: int | None = None  # routed experts [0, n) are text experts, [n, N) audio; None -> N // 2
     aux_loss_alpha: float = 0.001  # weight of the sequence-level balance loss (DeepSeek-V2's alpha_1); 0 disables
 
-    # --- token layout (README §1) -----------------------------------------------------------------------------------
+    # --- token layout (the MoST release) ----------------------------------------------------------------------------
     audio_token_range: list[int] | tuple[int, int] = (100002, 100503)  # discrete audio tokens, always marked audio
     unit_token_offset: int = 100002  # HuBERT unit k <-> token id unit_token_offset + k
     num_units: int = 500  # HuBERT clusters
     audio_span_begin_id: int = 100504  # begin of a continuous (HuBERT feature) audio span
     audio_span_end_id: int = 100505  # end of that span; positions strictly between the two are audio
-    span_marker_modality: int = TEXT  # the two span markers themselves: README §1 marks only the inside as audio
+    span_marker_modality: int = TEXT  # the two span markers themselves: MoST marks only the inside as audio
 
     # --- speech input (used by speech_encoder.py; kept here so one file describes the whole model) ----------------
     speech_feature_dim: int = 768  # mHuBERT-base hidden size

@@ -10,7 +10,7 @@ them (mixing.Formatter), two sequences per utterance:
 so text tokens, continuous-audio-span tokens and discrete unit tokens all occur. A forward hook on every MoE layer's
 router (`MoSTMoe.gate`, which returns `(router_logits, topk_weights, topk_indices)`) records each token's top-k
 experts and weights; the token's modality is its mark in `lm.routing_state.marks` (0 text, 1 audio: discrete audio
-tokens and span interiors; the span markers are text, README §1). Padding positions (attention mask 0) are left out.
+tokens and span interiors; the span markers are text, as in MoST). Padding positions (attention mask 0) are left out.
 Dense layers (`layer < first_k_dense_replace`) have no router and no entry.
 
 Definitions, per MoE layer, for modality m in {text, audio} (T_m = the tokens marked m, over all sequences;

@@ -1,6 +1,6 @@
 """Speech in: frozen HuBERT features for the LM, and HuBERT units for the unit vocabulary.
 
-MoST hears speech two ways (README §1):
+MoST hears speech two ways (MoST paper and release):
 - continuous: mHuBERT-base (25 Hz, 768-d) last-layer features, linearly projected to the LM's hidden size and placed
   between the begin/end audio-span tokens (`SpeechEncoder`);
 - discrete: layer-11 features quantised into 500 units, runs of equal units collapsed (deduplicated, as the release's
@@ -211,7 +211,7 @@ class UnitExtractor(nn.Module):
 
 
 def units_to_token_ids(units: torch.Tensor, unit_token_offset: int) -> torch.Tensor:
-    """HuBERT unit k -> LM token id `unit_token_offset + k` (README §1: [Hu0] is 100002)."""
+    """HuBERT unit k -> LM token id `unit_token_offset + k` (in MoST, [Hu0] is 100002)."""
     return units + unit_token_offset
 
 

@@ -5,7 +5,7 @@
     python -m most_reference.train --config CONFIG --output DIR [--max-steps N] [--set training.lr=2e-5 ...]
     # several GPUs / nodes: reference_impl/launch/single_node.sh, multi_node.sh (accelerate launch or torchrun)
 
-What one run does (README §1 for the model and the mixtures, mixing.py for the sequence formats):
+What one run does (the MoST paper for the model and the two stages' mixtures, mixing.py for the sequence formats):
 1. setup: builds the model parts (LM from DeepSeek-V2-Lite or a previous export or random; frozen HuBERT and a
    trainable projection; a quantizer for the unit targets), reads the manifests (data.py), extracts the missing
    HuBERT units on the main process (resumable), and resumes from OUTPUT/checkpoints/step_N when one exists.
@@ -39,14 +39,17 @@ What one run does (README §1 for the model and the mixtures, mixing.py for the 
    `most-eval run --model most --model-args checkpoint=OUTPUT/export`.
 
 Config: plain YAML (see configs/train_tiny.yaml, train_stage1.yaml, train_stage2.yaml); relative paths resolve
-against the config file's folder, `$VARS` are expanded, `units` resolves against OUTPUT. `DEFAULTS` below lists every
-key with its meaning; an unknown key is an error.
+against the config file's folder, `$VARS` are expanded, `units` resolves against OUTPUT. `DEFAULTS` (train_config.py)
+lists every key with its meaning; an unknown key is an error.
+
+This file is the recipe itself, read top to bottom; what it runs on lives beside it: the config and the batch
+arithmetic in train_config.py, the trained module (its parts, statistics and export copies) in train_modules.py,
+the run log in train_log.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import math
@@ -59,328 +62,16 @@ from pathlib import Path
 
 import torch
 import yaml
-from torch import nn
 
 from . import data as D
-from .mixing import STAGE_MIXTURES, TEXT_PROMPTS, TINY_PROMPTS, Formatter, MixturePlan, build_char_tokenizer
-from .model import TEXT, MoSTConfig, MoSTForCausalLM, MoSTMoe
+from .mixing import TEXT_PROMPTS, TINY_PROMPTS, Formatter, MixturePlan, build_char_tokenizer
+from .model import MoSTConfig, MoSTForCausalLM
+from .train_config import configure_deepspeed, load_config, lr_at, stage_grad_accum
+from .train_log import TrainLog, step_record
+from .train_modules import (ExpertLoad, SpeechTextLM, export_copies, grad_norm_value, lm_skeleton, speech_encoder,
+                            stage_vocoder)
 
 logger = logging.getLogger("most_reference.train")
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-DEFAULTS = {
-    "seed": 0,
-    "model": {
-        "config": "most_full.json",  # MoSTConfig JSON (relative: to the YAML's folder)
-        "overrides": {},  # MoSTConfig fields on top of it
-        "init": None,  # DeepSeek-V2(-Lite) dir, or an export dir of a previous stage (has most.json); None: random
-        "tokenizer": None,  # tokenizer dir; None: the init dir; "char": the tiny character tokenizer (built here)
-        "hubert": {"path": None, "random": None},  # HuBERT dir / SpiritLM dict, or a HubertConfig dict (random, tiny)
-        "quantizer": {"path": None, "fit_kmeans": None},  # quantizer file, or {k, max_frames, iterations}
-        "vocoder": {"path": None, "random": None},  # generator.pt / .safetensors (+config.json), or a config dict
-        "prompts": "text",  # "text" (plain-text instructions), "tiny" (char tokenizer's tags), or a dict
-        "experts_implementation": None,  # eager / grouped_mm / batched_mm; None: per-device automatic choice
-    },
-    "data": {
-        "speech": [],  # speech sources (data.SPEECH_READERS): ASR inputs and TTS targets
-        "text": [],  # text-LM sources: txt / jsonl / transcripts
-        "instructions": [],  # instruction sources (data.INSTRUCTION_READERS)
-        "units": "units.jsonl",  # units file (relative: to OUTPUT); extracted for what is missing
-        "units_read_glob": None,  # more unit shards to read (e.g. from `python -m most_reference.data extract-units`)
-        "extract_missing_units": True,  # False: utterances without units are not TTS examples
-        "max_audio_s": 30.0,  # longer audio is skipped (logged)
-        "max_len": 4096,  # tokens per sequence (targets truncated)
-        "num_workers": 0,  # DataLoader worker processes per rank
-    },
-    "training": {
-        # [{name, steps, mixture: {task: weight} | "stage1" | "stage2", lr, warmup_steps, min_lr_ratio, global_batch}]
-        "stages": [],
-        "micro_batch_size": 4,  # sequences per micro-batch (release default: per-device batch 4)
-        # sequences per optimizer step over all processes (paper: 512 stage 1, 128 stage 2); a stage's own
-        # global_batch wins; grad accumulation = global_batch / (micro_batch_size x processes)
-        "global_batch": None,
-        "grad_accum": None,  # instead of global_batch: micro-batches per optimizer step per process (release: 8)
-        "weight_decay": 0.0,
-        "betas": [0.9, 0.95],
-        "eps": 1e-8,
-        "grad_clip": 1.0,  # max global grad norm; 0 disables
-        "precision": "auto",  # auto (bf16 on CUDA, fp32 on CPU; an `accelerate launch` config wins), bf16, fp32
-        "activation_checkpointing": False,
-        "reset_optimizer_between_stages": True,
-        "threads": None,  # torch.set_num_threads (CPU runs)
-    },
-    "logging": {"every": 10, "tensorboard": True, "expert_load": True},
-    "checkpointing": {"every": 1000, "keep_last": 2, "resume": "auto"},  # resume: auto | never | a step_N dir
-    "export": {"enabled": True, "dir": "export", "stage": None, "dtype": "bfloat16", "manifest": {}},
-}
-
-
-# -----------------------------------------------------------------------------------------------------------------
-# Config
-
-
-def _merge(defaults: dict, given: dict, where: str) -> dict:
-    out = copy.deepcopy(defaults)
-    for key, value in (given or {}).items():
-        if key not in defaults:
-            raise ValueError(f"unknown config key {where}{key} (known: {', '.join(defaults)})")
-        if isinstance(defaults[key], dict) and defaults[key] and isinstance(value, dict):
-            out[key] = _merge(defaults[key], value, f"{where}{key}.")
-        else:
-            out[key] = value
-    return out
-
-
-def _set(cfg: dict, dotted: str, value) -> None:
-    node = cfg
-    *parents, last = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-
-
-def load_config(path: str | Path, overrides: dict | None = None) -> dict:
-    """YAML -> full config (DEFAULTS merged, paths resolved against the YAML's folder, $VARS expanded)."""
-    path = Path(path).resolve()
-    try:
-        raw = yaml.safe_load(path.read_text())  # plain YAML only: tags such as !!python/object are refused
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not a plain-YAML recipe config ({' '.join(str(exc).split())})") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a recipe config is a mapping, got {type(raw).__name__}")
-    for dotted, value in (overrides or {}).items():
-        _set(raw, dotted, value)
-    try:
-        cfg = _merge(DEFAULTS, raw, "")
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    base = path.parent
-
-    def resolve(p):
-        if p is None or p in ("char",) or isinstance(p, dict):
-            return p
-        p = os.path.expandvars(os.path.expanduser(str(p)))
-        return str((base / p).resolve()) if not os.path.isabs(p) else p
-
-    m = cfg["model"]
-    m["config"] = resolve(m["config"])
-    for key in ("init", "tokenizer"):
-        m[key] = resolve(m[key])
-    for part in ("hubert", "quantizer", "vocoder"):
-        m[part]["path"] = resolve(m[part]["path"])
-    for group in ("speech", "text", "instructions"):
-        for spec in cfg["data"][group]:
-            for key in ("path", "audio_root"):
-                if key in spec:
-                    spec[key] = resolve(spec[key])
-    if not cfg["training"]["stages"]:
-        raise ValueError(f"{path}: training.stages is empty")
-    for i, stage in enumerate(cfg["training"]["stages"]):
-        missing = {"name", "steps", "mixture", "lr"} - set(stage)
-        if missing:
-            raise ValueError(f"{path}: training.stages[{i}] lacks {', '.join(sorted(missing))}")
-        if isinstance(stage["mixture"], str):
-            if stage["mixture"] not in STAGE_MIXTURES:
-                raise ValueError(f"{path}: training.stages[{i}].mixture {stage['mixture']!r}: a mapping or one of "
-                                 f"{', '.join(STAGE_MIXTURES)}")
-            stage["mixture"] = dict(STAGE_MIXTURES[stage["mixture"]])
-    try:
-        _check_batch(cfg["training"])
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    cfg["_path"] = str(path)
-    return cfg
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _check_batch(t: dict) -> None:
-    """One way to size the optimizer step: global_batch (for the run, or per stage) or grad_accum, never both."""
-    mbs = _positive_int(t["micro_batch_size"], "training.micro_batch_size")
-    per_stage = [s.get("global_batch", t["global_batch"]) for s in t["stages"]]
-    if t["grad_accum"] is not None:
-        _positive_int(t["grad_accum"], "training.grad_accum")
-        if any(b is not None for b in per_stage):
-            raise ValueError("training.global_batch (sequences per step, all processes) and training.grad_accum "
-                             "(micro-batches per process) are both set: give one")
-        return
-    for stage, batch in zip(t["stages"], per_stage):
-        if batch is None:
-            raise ValueError(f"stage {stage['name']}: no batch size: set training.global_batch (or the stage's "
-                             "global_batch, or training.grad_accum)")
-        _positive_int(batch, f"stage {stage['name']}: global_batch")
-        if batch % mbs:
-            raise ValueError(f"stage {stage['name']}: global_batch {batch} is not a multiple of "
-                             f"training.micro_batch_size {mbs}")
-
-
-def grad_accum_for(global_batch: int, micro_batch_size: int, world_size: int) -> int:
-    """Micro-batches each process accumulates per optimizer step so that a step holds exactly `global_batch`
-    sequences: global_batch / (micro_batch_size * world_size). ValueError (one line) when that is not a whole number.
-    """
-    per_round = micro_batch_size * world_size
-    if global_batch < per_round or global_batch % per_round:
-        raise ValueError(f"global batch {global_batch} is not a multiple of micro_batch_size {micro_batch_size} x "
-                         f"{world_size} processes = {per_round}: change training.global_batch, "
-                         "training.micro_batch_size or the number of processes")
-    return global_batch // per_round
-
-
-def stage_grad_accum(training: dict, stage: dict, world_size: int) -> int:
-    """Gradient accumulation of one stage on `world_size` processes: from the stage's global batch (its own
-    `global_batch`, else training.global_batch), else training.grad_accum as given."""
-    global_batch = stage.get("global_batch", training["global_batch"])
-    if global_batch is None:
-        return int(training["grad_accum"])
-    try:
-        return grad_accum_for(int(global_batch), int(training["micro_batch_size"]), world_size)
-    except ValueError as exc:
-        raise ValueError(f"stage {stage['name']}: {exc}") from None
-
-
-def configure_deepspeed(ds_config: dict, micro_batch_size: int, grad_accum: int, world_size: int,
-                        grad_clip: float) -> list[str]:
-    """Writes the recipe's step geometry into a DeepSpeed config dict, in place; call before `accelerator.prepare`.
-
-    The dict is accelerate's `AcceleratorState().deepspeed_plugin.deepspeed_config`. accelerate fills
-    `train_micro_batch_size_per_gpu: "auto"` only from a DataLoader given to `prepare` and refuses to prepare without
-    one; the recipe feeds its micro-batches itself, so it sets: train_micro_batch_size_per_gpu (sequences per
-    micro-batch), gradient_accumulation_steps, train_batch_size (= their product x processes, which DeepSpeed checks)
-    and gradient_clipping (DeepSpeed clips inside its step; 0 = off). The recipe's values win over numbers already
-    there (the loop runs the recipe's); returns a line per value that was changed, for the log.
-    """
-    wanted = {"train_micro_batch_size_per_gpu": micro_batch_size, "gradient_accumulation_steps": grad_accum,
-              "train_batch_size": micro_batch_size * grad_accum * world_size, "gradient_clipping": float(grad_clip)}
-    changed = []
-    for key, value in wanted.items():
-        given = ds_config.get(key, "auto")
-        if given not in ("auto", None) and given != value:
-            changed.append(f"{key}: {given} -> {value} (from the recipe)")
-        ds_config[key] = value
-    return changed
-
-
-def grad_norm_value(norm) -> float | None:
-    """A gradient norm returned by `accelerator.clip_grad_norm_` as a float: FSDP2 returns a DTensor (gathered
-    here), DeepSpeed a float, a backend that cannot tell None."""
-    if norm is None:
-        return None
-    if hasattr(norm, "full_tensor"):
-        norm = norm.full_tensor()
-    return float(norm)
-
-
-def materialize_meta_parameters(module: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """Gives every meta-device parameter of `module` uninitialised CPU storage of `dtype`, in place.
-
-    What FSDP's cpu_ram_efficient_loading expects on the ranks that receive rank 0's weights in `prepare`: real,
-    distinct tensors (accelerate maps optimizer parameters by storage address) whose pages are never written
-    before the broadcast, so they cost address space, not memory. Buffers are left as they are (build the module
-    with `init_empty_weights(include_buffers=False)` so the non-persistent ones, such as RoPE's, are real).
-    """
-    done: dict[int, nn.Parameter] = {}
-    for sub in module.modules():
-        for name, param in list(sub._parameters.items()):
-            if param is None or not param.is_meta:
-                continue
-            if id(param) not in done:  # tied parameters stay tied
-                done[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=dtype, device="cpu"),
-                                               requires_grad=param.requires_grad)
-            sub._parameters[name] = done[id(param)]
-    return module
-
-
-def lr_at(step: int, stages: list[dict]) -> float:
-    """Absolute learning rate at global step `step`: per stage, linear warmup then cosine to lr * min_lr_ratio."""
-    start = 0
-    for stage in stages:
-        if step < start + stage["steps"] or stage is stages[-1]:
-            s = min(step - start, stage["steps"])
-            lr, warm = float(stage["lr"]), int(stage.get("warmup_steps", 0))
-            floor = lr * float(stage.get("min_lr_ratio", 0.1))
-            if s < warm:
-                return lr * (s + 1) / warm
-            progress = (s - warm) / max(1, stage["steps"] - warm)
-            return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        start += stage["steps"]
-    raise AssertionError("unreachable")
-
-
-# -----------------------------------------------------------------------------------------------------------------
-# The trained module: frozen HuBERT + projection + LM
-
-
-class SpeechTextLM(nn.Module):
-    """LM + speech encoder as one module (what accelerate wraps). forward(batch) -> the LM's output."""
-
-    def __init__(self, lm: MoSTForCausalLM, encoder):
-        super().__init__()
-        self.lm = lm
-        self.encoder = encoder
-
-    def forward(self, input_ids, attention_mask, labels, waveforms, num_items_in_batch: float | None = None):
-        """The LM's output; with `num_items_in_batch` its LM loss is the sum of token losses / num_items_in_batch
-        (transformers' loss convention), not the micro-batch's own token mean."""
-        extra = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
-        features = None
-        if waveforms:
-            device = self.encoder.proj.weight.device
-            features = torch.cat([self.encoder(w.to(device)[None])[0] for w in waveforms])  # (n_frames, H)
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, labels=labels, audio_features=features,
-                      use_cache=False, **extra)
-        if features is None:  # keep the projection in the graph: DDP expects a gradient for every trained parameter
-            out.loss = out.loss + 0.0 * sum(p.sum() for p in self.encoder.proj.parameters())
-        return out
-
-
-class ExpertLoad:
-    """Counts routed picks per expert for text and audio tokens (padding excluded), from the routers' outputs."""
-
-    def __init__(self, lm: MoSTForCausalLM):
-        self.lm = lm
-        self.n = lm.config.n_routed_experts
-        self.active = False
-        self.valid: torch.Tensor | None = None
-        self.counts = torch.zeros(2, self.n, dtype=torch.float64)
-        for layer in lm.model.layers:
-            if isinstance(layer.mlp, MoSTMoe):
-                layer.mlp.gate.register_forward_hook(self._hook)
-
-    def _hook(self, module, args, output):
-        if not self.active:  # not during activation-checkpoint recomputation or evaluation
-            return
-        indices = output[2].detach()  # (N, k)
-        marks = self.lm.routing_state.marks
-        marks = marks.reshape(-1) if marks is not None else torch.full(indices.shape[:1], TEXT, device=indices.device)
-        keep = self.valid if self.valid is not None and self.valid.numel() == marks.numel() else torch.ones_like(marks, dtype=torch.bool)
-        for modality in (0, 1):
-            picks = indices[(marks == modality) & keep].reshape(-1)
-            self.counts[modality] += torch.bincount(picks, minlength=self.n).double().cpu()
-
-    def summary(self, counts: torch.Tensor) -> dict:
-        """Per modality: each expert's share of that modality's picks, over the experts of its group."""
-        n_text = self.lm.config.num_text_experts
-        out = {}
-        for modality, name, group in ((0, "text", slice(0, n_text)), (1, "audio", slice(n_text, self.n))):
-            c = counts[modality]
-            total = float(c.sum())
-            if total == 0:
-                continue
-            share = (c[group] / total).tolist()
-            out[name] = [round(v, 4) for v in share]
-            out[f"{name}_outside_group"] = round(1 - sum(share), 6)  # > 0 only with modality routing off
-            mean = 1 / len(share)
-            out[f"{name}_max_over_mean"] = round(max(share) / mean, 3)
-        return out
-
 
 # -----------------------------------------------------------------------------------------------------------------
 # The recipe
@@ -406,7 +97,7 @@ class Recipe:
         self.stages = self.t["stages"]
         self.total_steps = sum(s["steps"] for s in self.stages)
         self.global_step = 0
-        self.tb = None
+        self.run_log = TrainLog(self.out)  # train_log.jsonl, TensorBoard, run_info.json (main process)
 
     # ---- setup ---------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -465,10 +156,9 @@ class Recipe:
         self._start_logging()
 
     def _build_model(self) -> None:
-        from transformers import AutoTokenizer, HubertConfig, HubertModel
+        from transformers import AutoTokenizer
 
-        from .import_weights import import_deepseek_v2, import_hubert, import_quantizer
-        from .speech_encoder import SpeechEncoder
+        from .import_weights import import_deepseek_v2, import_quantizer
 
         m = self.cfg["model"]
         torch.manual_seed(self.cfg["seed"])
@@ -476,7 +166,7 @@ class Recipe:
         init = Path(m["init"]) if m["init"] else None
         previous = init is not None and (init / "most.json").is_file()  # an export of an earlier stage
         if self.empty_lm:
-            lm = self._empty_lm(config, init, previous)
+            lm = lm_skeleton(config, init, previous)
         elif previous:
             lm = MoSTForCausalLM.from_pretrained(init, dtype=self.load_dtype, use_safetensors=True)
         elif init is not None:
@@ -497,23 +187,7 @@ class Recipe:
         else:
             raise ValueError("model.tokenizer: give a tokenizer dir (or 'char' for a tiny config)")
 
-        hub = m["hubert"]
-        hubert_path = init / "hubert" if previous else hub["path"]
-        if hubert_path:
-            hubert, normalize = import_hubert(hubert_path)
-        elif hub["random"]:
-            hubert, normalize = HubertModel(HubertConfig(**hub["random"])).eval(), False
-        else:
-            raise ValueError("model.hubert: give path (HuBERT dir or SpiritLM dict) or random (a HubertConfig dict)")
-        if hubert.config.hidden_size != lm.config.speech_feature_dim:
-            raise ValueError(f"HuBERT hidden size {hubert.config.hidden_size} != speech_feature_dim "
-                             f"{lm.config.speech_feature_dim} of the model config")
-        encoder = SpeechEncoder(hubert, lm.config.hidden_size, lm.config.speech_feature_layer,
-                                normalize_waveform=normalize)
-        if previous:
-            from safetensors.torch import load_file
-
-            encoder.proj.load_state_dict(load_file(str(init / "speech_projection.safetensors")))
+        encoder = speech_encoder(m["hubert"], init, previous, lm.config)
         self.quantizer = None
         q = m["quantizer"]
         quant_path = init / "quantizer.safetensors" if previous else q["path"]
@@ -530,21 +204,6 @@ class Recipe:
             self.prompts = {**self.prompts, **json.loads((init / "most.json").read_text()).get("prompts", {})}
         self.init_dir = init if previous else None
         self.expert_load = ExpertLoad(lm) if self.cfg["logging"]["expert_load"] else None
-
-    def _empty_lm(self, config: MoSTConfig, init: Path | None, previous: bool) -> MoSTForCausalLM:
-        """The LM's skeleton on a rank that gets its weights from rank 0 in prepare(): the same architecture as rank
-        0 loads, no weights read, parameters left uninitialised (fp32: what FSDP's upcast makes of rank 0's)."""
-        from accelerate import init_empty_weights
-
-        from .import_weights import most_config_from_deepseek, read_json
-
-        if previous:
-            config = MoSTConfig.from_pretrained(init)
-        elif init is not None:
-            config = most_config_from_deepseek(read_json(init / "config.json"), config, source=init / "config.json")
-        with init_empty_weights(include_buffers=False):
-            lm = MoSTForCausalLM(config)
-        return materialize_meta_parameters(lm, torch.float32)
 
     def _build_data(self) -> None:
         from .speech_encoder import UnitExtractor
@@ -617,36 +276,24 @@ class Recipe:
         return state
 
     def _start_logging(self) -> None:
-        self.log_path = self.out / "train_log.jsonl"
-        if self.accelerator.is_main_process and self.resume_state and self.log_path.is_file():
-            # a crashed run may have logged steps past its last checkpoint: they are about to be redone
-            kept = [line for line in self.log_path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.global_step]
-            self.log_path.write_text("".join(line + "\n" for line in kept))
-        tb_status = "disabled"
-        if self.accelerator.is_main_process and self.cfg["logging"]["tensorboard"]:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(self.out / "tensorboard"))
-                tb_status = f"writing {self.out / 'tensorboard'}"
-            except ImportError:
-                tb_status = "skipped: the tensorboard package is not installed (pip install tensorboard)"
-            logger.info("TensorBoard: %s", tb_status)
-        if self.accelerator.is_main_process:
-            info = {
-                "config": {k: v for k, v in self.cfg.items() if k != "_path"}, "config_path": self.cfg["_path"],
-                "world_size": self.world, "device": str(self.accelerator.device),
-                "mixed_precision": self.accelerator.mixed_precision, "distributed": str(self.accelerator.distributed_type),
-                "tensorboard": tb_status, "examples": self.sizes, "bad_data_items": self.bad.count,
-                "batch": [{"stage": s["name"], "grad_accum": a, "global_batch_micro_batches": self.world * a,
-                           "global_batch_sequences": self.world * a * self.t["micro_batch_size"]}
-                          for s, a in zip(self.stages, self.accum)],
-                "load_dtype": str(self.load_dtype).removeprefix("torch."),
-                "parameters": self.parameter_counts,
-                "resumed_from_step": self.global_step if self.resume_state else None,
-            }
-            (self.out / "run_info.json").write_text(json.dumps(info, indent=2, default=str))
+        if not self.accelerator.is_main_process:  # the run log is the main process's
+            return
+        if self.resume_state:
+            self.run_log.drop_steps_after(self.global_step)
+        tb_status = self.run_log.open_tensorboard() if self.cfg["logging"]["tensorboard"] else "disabled"
+        info = {
+            "config": {k: v for k, v in self.cfg.items() if k != "_path"}, "config_path": self.cfg["_path"],
+            "world_size": self.world, "device": str(self.accelerator.device),
+            "mixed_precision": self.accelerator.mixed_precision, "distributed": str(self.accelerator.distributed_type),
+            "tensorboard": tb_status, "examples": self.sizes, "bad_data_items": self.bad.count,
+            "batch": [{"stage": s["name"], "grad_accum": a, "global_batch_micro_batches": self.world * a,
+                       "global_batch_sequences": self.world * a * self.t["micro_batch_size"]}
+                      for s, a in zip(self.stages, self.accum)],
+            "load_dtype": str(self.load_dtype).removeprefix("torch."),
+            "parameters": self.parameter_counts,
+            "resumed_from_step": self.global_step if self.resume_state else None,
+        }
+        self.run_log.write_run_info(info)
 
     # ---- training ------------------------------------------------------------------------------------------------
     def train(self) -> dict:
@@ -718,7 +365,7 @@ class Recipe:
         else:
             logger.warning("optimizer state not reset between stages (wrapped by %s)", type(base).__name__)
 
-    def _step(self, micro: list[dict]) -> dict:
+    def _step(self, micro: list[dict]) -> dict:  # long: the token-mean loss arithmetic, read in one place
         """One optimizer step over this rank's micro-batches; returns global sums for logging.
 
         The LM loss is the token mean over the step (module docstring): every micro-batch's loss is its sum of token
@@ -782,42 +429,12 @@ class Recipe:
 
     def _log(self, stats: dict, stage: dict, seconds: float) -> dict | None:
         every = self.cfg["logging"]["every"]
-        n, tokens = stats["n"], stats["tokens"]
-        lm_loss = stats["lm"] / tokens if tokens else None
-        aux_loss = stats["aux"] / n if n else None
-        record = {
-            "step": self.global_step,
-            "stage": stage["name"],
-            "loss": lm_loss + aux_loss if n and tokens else None,
-            "lm_loss": lm_loss,
-            "aux_loss": aux_loss,
-            "task_loss": {t: stats[f"task/{t}"] / stats[f"tokens/{t}"] for t in self.sizes if stats.get(f"tokens/{t}")},
-            "task_micro_batches": {t: int(stats[f"count/{t}"]) for t in self.sizes if stats.get(f"count/{t}")},
-            "lr": self.scheduler.get_last_lr()[0],
-            "grad_norm": stats["grad_norm"],
-            "tokens": int(tokens),
-            "seconds": round(seconds, 4),
-        }
-        if self.expert_load:
-            record["expert_load"] = self.expert_load.summary(stats["expert_counts"])
+        record = step_record(stats, self.global_step, stage["name"], self.scheduler.get_last_lr()[0], self.sizes,
+                             seconds, self.expert_load)
         if not self.accelerator.is_main_process:
             return record
         if every and (self.global_step % every == 0 or self.global_step == 1):
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            tasks = " ".join(f"{t}={v:.3f}" for t, v in record["task_loss"].items())
-            logger.info("step %d [%s] loss %.4f (%s) lr %.2e %.2fs", self.global_step, stage["name"],
-                        record["loss"] or float("nan"), tasks, record["lr"], seconds)
-            if self.tb is not None:
-                self.tb.add_scalar("loss", record["loss"] or 0.0, self.global_step)
-                self.tb.add_scalar("lr", record["lr"], self.global_step)
-                if record["grad_norm"] is not None:
-                    self.tb.add_scalar("grad_norm", record["grad_norm"], self.global_step)
-                for t, v in record["task_loss"].items():
-                    self.tb.add_scalar(f"task_loss/{t}", v, self.global_step)
-                for key, value in record.get("expert_load", {}).items():
-                    if key.endswith("max_over_mean"):
-                        self.tb.add_scalar(f"expert_load/{key}", value, self.global_step)
+            self.run_log.write(record, seconds)
         return record
 
     # ---- checkpoints ---------------------------------------------------------------------------------------------
@@ -845,13 +462,7 @@ class Recipe:
 
     def export(self) -> Path | None:
         """The trained model in the adapter's layout (OUTPUT/<export.dir>), safetensors only."""
-        from safetensors.torch import save_file
-        from transformers import HubertModel
-
         from .adapter import save_checkpoint as save_for_adapter
-        from .import_weights import import_vocoder
-        from .speech_encoder import SpeechEncoder
-        from .vocoder import UnitVocoder, speechbrain_to_fairseq
 
         e, acc = self.cfg["export"], self.accelerator
         if not e["enabled"]:
@@ -865,36 +476,8 @@ class Recipe:
         v = self.cfg["model"]["vocoder"]
         staging = self.out / "_vocoder"
         staging.mkdir(exist_ok=True)
-        if self.init_dir is not None and (self.init_dir / "vocoder").is_dir():
-            shutil.copytree(self.init_dir / "vocoder", staging, dirs_exist_ok=True)
-        else:
-            if v["path"]:
-                vocoder = import_vocoder(v["path"])
-            elif v["random"]:
-                torch.manual_seed(self.cfg["seed"])
-                vocoder = UnitVocoder(v["random"]).remove_weight_norm()
-            else:
-                raise ValueError("model.vocoder: give path (SpiritLM generator.pt) or random (a config dict)")
-            (staging / "config.json").write_text(json.dumps(vocoder.cfg))
-            fair = speechbrain_to_fairseq(vocoder.state_dict())
-            save_file({k: t.contiguous() for k, t in fair.items()}, str(staging / "generator.safetensors"))
-        # a fresh LM on the meta device takes the gathered tensors, cast to the export dtype (no second full copy)
-        dtype = getattr(torch, e["dtype"])
-        lm_state = {k[len("lm."):]: t.detach().to("cpu", dtype) for k, t in state.items() if k.startswith("lm.")}
-        export_config = copy.deepcopy(lm.config)
-        export_config.use_cache = True
-        export_config.dtype = e["dtype"]
-        with torch.device("meta"):
-            export_lm = MoSTForCausalLM(export_config)
-        export_lm.load_state_dict(lm_state, assign=True, strict=True)
-        enc_state = {k[len("encoder."):]: t.detach().to("cpu", torch.float32) for k, t in state.items()
-                     if k.startswith("encoder.")}
-        # a fresh encoder skeleton too: under FSDP2 / ZeRO-3 the trained module's parameters are shards
-        trained = acc.unwrap_model(self.model).encoder
-        with torch.device("meta"):
-            encoder = SpeechEncoder(HubertModel(trained.hubert.config), trained.proj.out_features,
-                                    trained.feature_layer, normalize_waveform=trained.normalize_waveform)
-        encoder.load_state_dict(enc_state, assign=True, strict=True)
+        stage_vocoder(staging, v, self.init_dir, self.cfg["seed"])
+        export_lm, encoder = export_copies(state, lm.config, acc.unwrap_model(self.model).encoder, e["dtype"])
         stage_name = e["stage"] or self.stages[-1]["name"]
         save_for_adapter(where, export_lm, self.tokenizer, encoder, self.quantizer, staging, stage=stage_name,
                          prompts=self.prompts)
@@ -910,8 +493,7 @@ class Recipe:
         return where
 
     def cleanup(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        self.run_log.close()
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()  # destroys the process group of a distributed run
         from accelerate.state import AcceleratorState, GradientState

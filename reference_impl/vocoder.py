@@ -1,9 +1,9 @@
 """Speech out: unit HiFi-GAN vocoder (HuBERT units -> 16 kHz waveform) on speechbrain's generator.
 
-MoST speaks through SpiritLM's unit HiFi-GAN (`generator.pt`, key `generator`, fairseq CodeHiFiGAN layout: unit
-embedding `dict`, learned speaker table `spkr`, learned style table `style`, optional duration predictor; README §1).
-The generator network is speechbrain's `UnitHifiganGenerator` (same HiFi-GAN family). What had to differ from a plain
-speechbrain model to reproduce the fairseq network:
+MoST speaks through SpiritLM's unit HiFi-GAN (facebookresearch/spiritlm: `generator.pt`, key `generator`, fairseq
+CodeHiFiGAN layout: unit embedding `dict`, learned speaker table `spkr`, learned style table `style`, optional
+duration predictor). The generator network is speechbrain's `UnitHifiganGenerator` (same HiFi-GAN family). What
+had to differ from a plain speechbrain model to reproduce the fairseq network:
 
 1. padding: speechbrain's Conv1d pads "same" with *reflect* padding; fairseq pads with zeros. We switch every conv
    of the generator to zero ("constant") padding after building it (`_use_zero_padding`).

@@ -144,7 +144,7 @@ def _torch_group_main(workdir: str, earlier: str) -> None:
         "config-train-yaml-not-a-mapping": ("list.yaml", "- seed\n- 0\n"),
     }
     try:
-        from most_reference.train import load_config
+        from most_reference.train_config import load_config
     except Exception as exc:  # the recipe module is missing or broken: say so in every answer
         for key in yamls:
             answers[key] = {"raised": None, "message": f"cannot import most_reference.train.load_config: {exc!r}"}

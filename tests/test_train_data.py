@@ -28,7 +28,7 @@ from most_reference.mixing import (
 )
 from most_reference.model import MoSTConfig
 from most_reference.speech_encoder import SpeechEncoder
-from most_reference.train import DEFAULTS, load_config, lr_at, stage_grad_accum
+from most_reference.train_config import DEFAULTS, load_config, lr_at, stage_grad_accum
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = REPO / "most_eval" / "mini_suite"

@@ -33,15 +33,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from most_reference.train import (
-    Recipe,
-    SpeechTextLM,
-    configure_deepspeed,
-    grad_accum_for,
-    load_config,
-    materialize_meta_parameters,
-    stage_grad_accum,
-)
+from most_reference.train import Recipe
+from most_reference.train_config import configure_deepspeed, grad_accum_for, load_config, stage_grad_accum
+from most_reference.train_modules import SpeechTextLM, materialize_meta_parameters
 from test_train_recipe import SMALL_DATA, TINY
 
 CONFIGS = TINY.parent
@@ -152,7 +146,7 @@ def _micro_batch(n_targets: int, length: int = 24, seed: int = 0) -> dict:
 def test_step_loss_is_the_token_mean_over_the_whole_accumulation_step():
     from accelerate import Accelerator
 
-    from most_reference.train import lr_at
+    from most_reference.train_config import lr_at
 
     module = _tiny_module()
     reference = copy.deepcopy(module)
