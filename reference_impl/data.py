@@ -151,7 +151,7 @@ class MicroBatchDataset(torch.utils.data.Dataset):
 # Command line: manifests and units outside a training run
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> int:  # long: the two subcommands' argument parsers and their dispatch
     """`manifest`: a speech manifest (JSONL) from a corpus layout; `extract-units`: HuBERT units for a manifest
     (appended, resumable, one shard of it per process)."""
     parser = argparse.ArgumentParser(prog="python -m most_reference.data", description=__doc__.split("\n\n")[0])

@@ -223,7 +223,8 @@ def csv_text(rows: list[list[object]]) -> str:
 # --------------------------------------------------------------------------------------------------------------
 # Dataset builders; each returns a short summary for the README
 # --------------------------------------------------------------------------------------------------------------
-def build_librispeech(root: Path) -> str:
+def build_librispeech(root: Path) -> str:  # long: every file of the official layout, in one place
+    """LibriSpeech test-clean / test-other: FLAC + trans.txt per chapter, SPEAKERS.TXT and CHAPTERS.TXT."""
     base = root / "LibriSpeech"
     spk_rows, chap_rows = [], []
     lines = []
