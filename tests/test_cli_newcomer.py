@@ -336,3 +336,24 @@ def test_loading_bars_hidden_by_default_and_shown_with_verbose(tmp_path, libri_r
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "Loading weights" in loud.stderr
     assert "Loading weights" not in quiet.stderr
+
+
+def test_a_broken_command_plugin_never_takes_the_other_commands_down(tmp_path):
+    """A package in the ``most_eval.commands`` entry-point group whose module fails to import is listed, and running
+    it says why in one line (exit 2); one that names a built-in command is left out with a warning."""
+    dist = tmp_path / "broken_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[most_eval.commands]\nbroken = no_such_plugin_module:command\n"
+                                           "run = no_such_plugin_module:run\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    listing = run_cli("--help", env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert "broken" in listing.stdout and "unavailable" in listing.stdout
+    assert "names the built-in command 'run'; left out" in listing.stderr
+    proc = run_cli("broken", env=env)
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: command plugin no_such_plugin_module:command could not be loaded: "
+                               "ModuleNotFoundError")
+    assert run_cli("run", "--help", env=env).returncode == 0  # the built-in command is the one that runs

@@ -364,6 +364,10 @@ def test_compare_refuses_different_sample_sets(tmp_path, synth):
         compare(a, c)
     with pytest.raises(NotComparable, match=r": limit differs: none vs 5; and 1 more problem$"):
         check(a, c)
+    # compare stops at the first problem: a later samples file it would have to read is not opened
+    (c / "samples" / "asr_librispeech-test-clean.jsonl").unlink()
+    with pytest.raises(NotComparable, match=r": limit differs: none vs 5$"):
+        compare(a, c)
 
 
 def test_truncated_and_foreign_files_one_line(tmp_path, synth):

@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 
 import typer
 
+from most_eval.cli.common import fail
 from most_eval.cli.data import data_app
 from most_eval.cli.listing import list_models, list_tasks
 from most_eval.cli.reports import check_command, compare_command, leaderboard_app
@@ -39,13 +40,29 @@ app.command("check")(check_command)
 
 
 def _register_plugin_commands() -> None:
-    """The subcommands of the ``most_eval.commands`` group, in name order; a name clash with a built-in command is
-    an error of the plugin, shown instead of its command."""
+    """The subcommands of the ``most_eval.commands`` group, in name order. A plugin command that fails to load is
+    still listed, and running it says why in one line (exit 2); one that names a built-in command is left out with a
+    one-line warning: a broken plugin never takes the other commands down."""
     builtin = {"run", "list", "data", "leaderboard", "compare", "check"}
     for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         if ep.name in builtin:
-            raise RuntimeError(f"entry point {ep.value} names the built-in command {ep.name!r}")
-        app.command(ep.name)(ep.load())
+            typer.echo(f"warning: entry point {ep.value} names the built-in command {ep.name!r}; left out", err=True)
+            continue
+        try:
+            command = ep.load()
+        except Exception as exc:  # a plugin's import error: shown when its command is asked for
+            command = _broken_command(ep.value, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+        app.command(ep.name)(command)
+
+
+def _broken_command(value: str, reason: str):
+    """A stand-in for a plugin command that could not be loaded: one line naming the entry point and why, exit 2."""
+
+    def broken() -> None:
+        raise fail(f"command plugin {value} could not be loaded: {reason}")
+
+    broken.__doc__ = f"(unavailable: {value} could not be loaded)"
+    return broken
 
 
 _register_plugin_commands()

@@ -23,8 +23,6 @@ from typing import Sequence
 import numpy as np
 
 from most_eval.core.audio import Audio
-from most_eval.models.seedtts_verifier import (SEEDTTS_UNUSED_KEYS, WAVLM_LARGE_CONFIG, _WEIGHT_NORM, seedtts_verifier,
-                                               wavlm_key)
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +187,8 @@ class SeedTTSWavLMEmbedder(SpeakerEmbedder):
     def __init__(self, path: str, device: str = "cpu"):
         from transformers import WavLMConfig
 
+        from most_eval.models.seedtts_verifier import WAVLM_LARGE_CONFIG, seedtts_verifier  # torch: on first use
+
         target = Path(path).expanduser()
         ckpt = target if target.is_file() else target / SEEDTTS_CHECKPOINT
         folder = ckpt.parent
@@ -212,6 +212,8 @@ class SeedTTSWavLMEmbedder(SpeakerEmbedder):
 
     def _load(self, ckpt: Path, upstream: Path) -> dict:  # long: every key of both files is accounted for here
         """Map the official checkpoint (and, for what it lacks, WavLM-Large.pt) onto the model; strict."""
+        from most_eval.models.seedtts_verifier import SEEDTTS_UNUSED_KEYS, _WEIGHT_NORM, wavlm_key
+
         payload = _torch_load_tensors(ckpt)
         if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
             raise ValueError(f"{ckpt}: expected a dict with a 'model' state dict (seed-tts-eval loads "

@@ -79,7 +79,7 @@ def compare_runs(run_a: Run, run_b: Run, *, n_resamples: int = 1000, seed: int =
     tasks_a, tasks_b = set(run_a.scored_tasks()), set(run_b.scored_tasks())
     wanted = sorted(tasks_a | tasks_b) if tasks is None else list(tasks)
     ran_both = [t for t in wanted if (t in tasks_a or t in tasks_b) and run_a.ran(t) and run_b.ran(t)]
-    refuse(run_a, run_b, refusal_problems(run_a, run_b, ran_both)[:1], count_more=False)
+    refuse(run_a, run_b, refusal_problems(run_a, run_b, ran_both, first_only=True), count_more=False)
     deltas, skipped = [], []
     for task in wanted:
         if task not in tasks_a or task not in tasks_b:

@@ -240,13 +240,16 @@ def scored_id_difference(task: str, metric: str, run_a: Run, run_b: Run,
 
 
 def refusal_problems(run_a: Run, run_b: Run, tasks: list[str], *, sides: tuple[str, str] = ("run A", "run B"),
-                     ids: str = "listed") -> list[str]:
+                     ids: str = "listed", first_only: bool = False) -> list[str]:
     """Every reason the runs cannot be compared on ``tasks`` (empty when they can): the limit
     (:func:`limit_difference`) first, then per task: a task run B did not run, :func:`task_difference`, and the
     sample ids -- ``ids="listed"``: every id of the samples files, error records included (:func:`sample_difference`,
-    ``compare``); ``ids="scored"``: the ids scored for each metric (:func:`scored_id_difference`, ``check``)."""
+    ``compare``); ``ids="scored"``: the ids scored for each metric (:func:`scored_id_difference`, ``check``).
+    ``first_only``: stop at the first problem (no later samples file is read)."""
     problems = [p for p in [limit_difference(run_a, run_b)] if p]
     for task in tasks:
+        if first_only and problems:
+            break
         if not run_b.ran(task):
             status = run_b.data["results"].get(task, {}).get("status")
             problems.append(f"{task}: scored in {sides[0]} but " + (f"{status!r} in {sides[1]}" if status
