@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import MINI_SUITE, run_cli
+from conftest import MINI_SUITE, REPO, run_cli
 
 ASR = "asr:librispeech-test-clean"
 TRANSCRIPTS = "asr_librispeech-test-clean.jsonl"
@@ -177,3 +177,37 @@ def test_report_paths_that_cannot_be_written_are_refused(runs, tmp_path):
     # the same paths are refused before a refusal (different protocols) is written into them
     line = refusal("check", "--baseline", runs["base"], "--candidate", runs["seed"], "--junit", folder)
     assert "is a directory" in line and [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
+# ------------------------------------------------------------------------------------------- impossible numbers
+
+@pytest.mark.parametrize("field, value, says", [("wer", -5.0, "wer is -5, below 0"),
+                                                ("scored", -3, "scored is -3, a negative count"),
+                                                ("ref_words", 2.5, "ref_words is 2.5, not a whole count")])
+def test_an_impossible_number_in_results_json_is_refused_naming_the_file(runs, tmp_path, field, value, says):
+    """A WER below 0 or a negative count is no number to compare: every reader of results.json refuses it, with the
+    file named (the one results reader: compare, check, the leaderboard)."""
+    bad = copy_run(runs["again"], tmp_path / "bad", lambda doc: doc["results"][ASR].__setitem__(field, value))
+    for line in both_refuse(runs["base"], bad):
+        assert f"{bad / 'results.json'}: results['{ASR}'].{says}" in line, line
+    board = tmp_path / "board"
+    shutil.copytree(REPO / "leaderboards" / "data" / "paper", board / "paper")
+    (board / "runs" / "bad").mkdir(parents=True)
+    shutil.copy(bad / "results.json", board / "runs" / "bad" / "results.json")
+    line = refusal("leaderboard", "build", "--data", board, "--output", tmp_path / "out")
+    assert f"results['{ASR}'].{says}" in line and "runs/bad/results.json" in line, line
+    assert not (tmp_path / "out" / "index.html").exists()  # nothing written
+
+
+@pytest.mark.parametrize("field, value, says", [("errors", -1000, "errors is -1000, a negative count"),
+                                                ("ref_words", -4, "ref_words is -4, a negative count")])
+def test_an_impossible_count_in_a_samples_file_is_refused_naming_the_file(runs, tmp_path, field, value, says):
+    """Negative edit counts in a sample record would give a candidate a WER below the baseline's (even below 0) and
+    a pass: check and compare refuse the samples file instead, naming its line."""
+    bad = copy_run(runs["again"], tmp_path / "bad")
+    samples = bad / "samples" / TRANSCRIPTS
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    records[2][field] = value
+    samples.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for line in both_refuse(runs["base"], bad):
+        assert f"{samples}: line 3: sample {records[2]['id']!r}: {says}" in line, line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -327,6 +328,39 @@ def test_html_in_run_names_is_escaped_in_markdown_and_page(tmp_path):
     assert f"| {escaped} (run) |" in (out / "spoken_qa.md").read_text()
     page = parse_html((out / "index.html").read_text())  # the page shows the name as text
     assert html_lookup(page, "asr_tts", (f"{evil} (run)", "asr"), "librispeech_clean") == "2.50"
+
+
+def test_markdown_links_and_mathtext_in_run_names_stay_text(tmp_path):
+    """A model name that is a markdown link stays text in the tables (no ``](javascript:`` link), and one in
+    matplotlib's math syntax is drawn as typed: the plot does not crash, every output is written."""
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "paper", data / "paper")
+    link, math_name = "[x](javascript:alert(1))", r"$\undefinedmacro{$"
+    for name, model in (("link", link), ("math", math_name)):
+        write_results(data / "runs" / name / "results.json", model, {"asr:librispeech-test-clean": {"wer": 2.5},
+                                                                     "slm:swuggy-dev": {"accuracy": 75.0}})
+    out = tmp_path / "out"
+    written = build_leaderboard(data, out)
+    assert {p.name for p in written} >= {"asr_tts.md", "spoken_lm.md", "index.html", "asr_tts.png"}
+    asr = (out / "asr_tts.md").read_text()
+    assert not re.search(r"(?<!\\)\]\(javascript:", asr) and r"\[x\](javascript:alert(1)) (run)" in asr
+    assert md_lookup(asr, (r"\[x\](javascript:alert(1)) (run)", "asr"), "librispeech_clean") == "2.50"
+    assert md_lookup(asr, (math_name.replace("\\", "\\\\") + " (run)", "asr"), "librispeech_clean") == "2.50"
+    assert (out / "plots" / "asr_tts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failing_output_writes_none(tmp_path, monkeypatch):
+    """The outputs are rendered first and written together: when one cannot be rendered, no file is written (no page
+    is left stale beside new tables)."""
+    from most_eval.report.leaderboard import build
+
+    def broken(table):
+        raise RuntimeError("plot failed")
+
+    monkeypatch.setattr(build, "render_plot", broken)
+    with pytest.raises(RuntimeError, match="plot failed"):
+        build_leaderboard(data_with_run(tmp_path), tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
 
 
 def test_tasks_declare_each_paper_column_once():

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from most_eval.results.fields import METRICS
+from most_eval.results.fields import METRICS, range_problem
 from most_eval.results.store import ResultsFileError, load_results
+
+
+#: the per-sample fields the metrics are computed from (and the WER's edit counts), range-checked when read
+METRIC_FIELDS = ("errors", "ref_words", "substitutions", "deletions", "insertions", "correct", "sim")
 
 
 def item_of(record: dict[str, Any]) -> str:
@@ -92,6 +96,10 @@ class Run:
                 raise ResultsFileError(path, f"line {lineno}: invalid JSON ({err.msg}); truncated file?") from None
             if not isinstance(rec, dict) or "id" not in rec:
                 raise ResultsFileError(path, f"line {lineno}: not a sample record (no 'id')")
+            problem = next((f"{field} {p}" for field in METRIC_FIELDS if (p := range_problem(field, rec.get(field)))),
+                           None)
+            if problem:  # e.g. a negative edit count, which would lower the WER
+                raise ResultsFileError(path, f"line {lineno}: sample {rec['id']!r}: {problem}")
             records.append(rec)
         ids = [str(r["id"]) for r in records]
         unique = len(set(ids)) == len(ids)

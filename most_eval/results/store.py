@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from most_eval.core.task import LeaderboardSlot, task_file_name
 from most_eval.core.errors import MostEvalError
+from most_eval.results.fields import range_problem
 
 if TYPE_CHECKING:
     from most_eval.core.fingerprints import ContentDigests
@@ -222,6 +223,10 @@ def load_results(path: str | Path) -> dict:
     for task, entry in data["results"].items():
         if not isinstance(entry, dict):
             raise ResultsFileError(path, f"results[{task!r}] is not an object")
+        for field, value in entry.items():  # an impossible number is refused here, for every reader
+            problem = range_problem(field, value)
+            if problem:
+                raise ResultsFileError(path, f"results[{task!r}].{field} {problem}")
     if "tasks" in data and not isinstance(data["tasks"], dict):
         raise ResultsFileError(path, "malformed 'tasks' object")
     for task, info in (data.get("tasks") or {}).items():

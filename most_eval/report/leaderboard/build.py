@@ -41,15 +41,12 @@ def build_leaderboard(data_dir: str | Path, output_dir: str | Path) -> list[Path
     """
     tables = collect(data_dir)  # validates every input before anything is written
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    outputs: dict[Path, bytes] = {}  # every output rendered first: a failure writes nothing, no page goes stale
     for t in tables:
-        md = output_dir / f"{t.paper_table.key}.md"
-        md.write_text(render_markdown(t), encoding="utf-8", newline="\n")
-        png = output_dir / "plots" / f"{t.paper_table.key}.png"
-        render_plot(t, png)
-        written += [md, png]
-    index = output_dir / "index.html"
-    index.write_text(render_html(tables), encoding="utf-8", newline="\n")
-    written.append(index)
-    return sorted(written)
+        outputs[output_dir / f"{t.paper_table.key}.md"] = render_markdown(t).encode("utf-8")
+        outputs[output_dir / "plots" / f"{t.paper_table.key}.png"] = render_plot(t)
+    outputs[output_dir / "index.html"] = render_html(tables).encode("utf-8")
+    for path, content in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return sorted(outputs)

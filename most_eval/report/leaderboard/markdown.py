@@ -30,8 +30,14 @@ def _best(table: LeaderboardTable) -> set[tuple[int, str]]:
 
 def _md_cell(text: str) -> str:
     """A markdown table cell: HTML escaped as on the page (markdown renders inline HTML, so a model name like
-    ``<img onerror=...>`` would otherwise run in a viewer), ``|`` escaped, on one line."""
-    return html.escape(text).replace("|", "\\|").replace("\n", " ")
+    ``<img onerror=...>`` would otherwise run in a viewer), markdown's own syntax escaped (``[x](javascript:...)``
+    stays text, never a link; ``|`` never ends the cell), on one line."""
+    text = html.escape(" ".join(text.splitlines()))
+    return "".join(f"\\{c}" if c in _MARKDOWN_SYNTAX else c for c in text)
+
+
+#: the characters of markdown's syntax that could turn a cell's text into a link or another cell, escaped
+_MARKDOWN_SYNTAX = frozenset("\\[]|")  # no link or image without brackets; ``|`` ends a cell
 
 
 def render_markdown(table: LeaderboardTable) -> str:

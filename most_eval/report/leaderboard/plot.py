@@ -3,8 +3,8 @@ metadata)."""
 
 from __future__ import annotations
 
+import io
 import math
-from pathlib import Path
 
 from most_eval.report.leaderboard.collect import LeaderboardTable, _num
 
@@ -18,6 +18,7 @@ _PLOT_RC = {
     "savefig.dpi": 100,
     "path.simplify": False,
     "svg.hashsalt": "most-eval",
+    "text.parse_math": False,  # a model name is text: "$\\macro{$" is drawn as typed, never parsed as mathtext
 }
 
 
@@ -48,8 +49,8 @@ def _panels(table: LeaderboardTable) -> list[tuple[str, list[tuple[str, float, s
     return panels
 
 
-def render_plot(table: LeaderboardTable, path: Path) -> None:
-    """One PNG per family: a horizontal bar panel per column. Byte-reproducible (fixed rc, no metadata)."""
+def render_plot(table: LeaderboardTable) -> bytes:
+    """One PNG per paper table: a horizontal bar panel per column. Byte-reproducible (fixed rc, no metadata)."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -81,5 +82,6 @@ def render_plot(table: LeaderboardTable, path: Path) -> None:
         fig.suptitle(f"{f.title} ({direction}); blue = MoST (paper), orange = runs, "
                      f"light grey = runs not comparable with the paper")
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", metadata={"Software": None}, dpi=100)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", metadata={"Software": None}, dpi=100)
+    return png.getvalue()
