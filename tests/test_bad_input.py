@@ -105,3 +105,20 @@ def test_unsupported_capability_is_reported_and_strict_fails(tmp_path):
     assert doc["results"]["sqa:llama-questions-s2t"] == {"status": "not supported", "capability": "respond"}
     assert "not supported" in proc.stdout
     assert run_cli(*args, "--strict").returncode == 1
+
+
+def test_a_bootstrap_that_cannot_finish_is_refused_before_the_model_loads(tmp_path):
+    """``--task-args bootstrap=10**12`` would resample for days: refused (exit 2, one line) with the bound, before any
+    model is built; the bound itself is accepted. ``compare --resamples`` has the same bound."""
+    from most_eval.scoring.bootstrap import MAX_RESAMPLES
+
+    huge = run_cli("run", "--model", "most", "--tasks", "asr:librispeech-test-clean", "--task-args",
+                   "bootstrap=1000000000000", "--output", str(tmp_path / "o"), "--no-progress")
+    assert huge.returncode == 2 and huge.stderr.strip().count("\n") == 0, huge.stderr
+    assert f"bootstrap must be 0 to {MAX_RESAMPLES:,} resamples, got 1000000000000" in huge.stderr
+    assert "bundled TINY checkpoint" not in huge.stderr  # refused before the model was built
+    ok = run_cli("run", "--model", "dummy", "--tasks", "asr:librispeech-test-clean", "--task-args",
+                 f"bootstrap={MAX_RESAMPLES}", "--limit", "2", "--output", str(tmp_path / "ok"), "--no-progress")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    compare = run_cli("compare", str(tmp_path / "ok"), str(tmp_path / "ok"), "--resamples", str(MAX_RESAMPLES + 1))
+    assert compare.returncode == 2 and f"less than or equal to {MAX_RESAMPLES}" in compare.stderr

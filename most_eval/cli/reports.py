@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from most_eval.cli.common import fail, os_error_line, path_problem, wide_console
+from most_eval.scoring.bootstrap import MAX_RESAMPLES
 from most_eval.report.leaderboard.build import build_leaderboard
 from most_eval.results.store import ResultsFileError
 from most_eval.report.comparison import NotComparable
@@ -65,7 +66,7 @@ def compare_command(
     b: Annotated[Path, typer.Argument(help="Run B: results folder or results.json")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON",
                                            show_default="off: a table")] = False,
-    resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap resamples")] = 1000,
+    resamples: Annotated[int, typer.Option("--resamples", min=1, max=MAX_RESAMPLES, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
 ) -> None:
     """Per-task deltas B - A with paired bootstrap 95% intervals over the sample ids both runs scored; exit 2 when the
@@ -93,7 +94,7 @@ def check_command(
                                                   show_default="not written")] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a markdown summary here",
                                                      show_default="not written")] = None,
-    resamples: Annotated[int, typer.Option("--resamples", min=1, help="Bootstrap resamples")] = 1000,
+    resamples: Annotated[int, typer.Option("--resamples", min=1, max=MAX_RESAMPLES, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
 ) -> None:
     """Fail (exit 1) when the candidate is significantly worse than the baseline beyond the tolerance; exit 2 when

@@ -11,6 +11,7 @@ from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval.data.speech_corpora import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,
                                          read_hf_utterances, read_librispeech, read_voxpopuli)
+from most_eval.scoring.bootstrap import check_resamples
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,7 @@ class ASROptions:
     def __post_init__(self):
         if self.protocol not in NORMALIZERS:
             raise ValueError(f"unknown WER protocol {self.protocol!r}; known: {', '.join(NORMALIZERS)}")
-        if self.bootstrap < 0:
-            raise ValueError(f"bootstrap must be 0 or more resamples, got {self.bootstrap}")
+        check_resamples(self.bootstrap)
 
 
 class ASRTask(Task):

@@ -37,6 +37,7 @@ from most_eval.core.errors import DatasetError
 from most_eval_tasks.asr.task import hf_utterances
 from most_eval.data.speech_corpora import (common_voice_corpus, find_common_voice, read_common_voice, read_librispeech,
                                          read_voxpopuli)
+from most_eval.scoring.bootstrap import check_resamples
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,7 @@ class TTSOptions:
         if kind not in ("resemblyzer", "ecapa", "wavlm", "seedtts-wavlm") or (kind != "resemblyzer" and not path):
             raise ValueError(f"unknown speaker embedder {self.embedder!r}; use resemblyzer, ecapa:PATH, wavlm:PATH "
                              f"or seedtts-wavlm:PATH")
-        if self.bootstrap < 0:
-            raise ValueError(f"bootstrap must be 0 or more resamples, got {self.bootstrap}")
+        check_resamples(self.bootstrap)
 
 
 @dataclass(frozen=True)
