@@ -230,7 +230,7 @@ def test_a_dataset_error_fails_under_fail_on_error(tmp_path):
     (["--batch-size", "0"], "--batch-size 0"),
     (["--embedder", "ecapa:/no/such/ecapa"], "/no/such/ecapa"),
     (["--judge", "no-such-judge"], "no-such-judge"),
-    (["--task-args", "bootstrap=-5"], "bootstrap must be 0 or more resamples, got -5"),
+    (["--task-args", "bootstrap=-5"], "bootstrap must be 0 to 100,000 resamples, got -5"),
 ])
 def test_bad_values_are_refused_in_one_line_before_the_model_loads(tmp_path, extra, named):
     # the model's checkpoint does not exist either: the option must be the reason given, not the checkpoint
