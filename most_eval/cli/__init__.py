@@ -1,5 +1,5 @@
 """The ``most-eval`` command line (:mod:`most_eval.cli.app`); library code never imports it."""
 
-from most_eval.cli.app import app, main
+from .app import app, main
 
 __all__ = ["app", "main"]

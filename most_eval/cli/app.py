@@ -16,11 +16,11 @@ from importlib.metadata import entry_points
 
 import typer
 
-from most_eval.cli.common import fail
-from most_eval.cli.data import data_app
-from most_eval.cli.listing import list_models, list_tasks
-from most_eval.cli.reports import check_command, compare_command, leaderboard_app
-from most_eval.cli.run import run
+from .common import fail
+from .data import data_app
+from .listing import list_models, list_tasks
+from .reports import check_command, compare_command, leaderboard_app
+from .run import run
 
 #: entry-point group of subcommands added by other packages
 COMMAND_GROUP = "most_eval.commands"
@@ -43,7 +43,8 @@ def _register_plugin_commands() -> None:
     """The subcommands of the ``most_eval.commands`` group, in name order. A plugin command that fails to load is
     still listed, and running it says why in one line (exit 2); one that names a built-in command is left out with a
     one-line warning: a broken plugin never takes the other commands down."""
-    builtin = {"run", "list", "data", "leaderboard", "compare", "check"}
+    builtin = {c.name or c.callback.__name__ for c in app.registered_commands} | {
+        g.name for g in app.registered_groups}
     for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         if ep.name in builtin:
             typer.echo(f"warning: entry point {ep.value} names the built-in command {ep.name!r}; left out", err=True)

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from most_eval.cli.common import fail, os_error_line, path_problem
+from .common import fail, os_error_line, path_problem
 from most_eval.data.catalog import (CATALOG_ENV, DatasetDownloadError, ManualDatasetError, dataset_status,
                                     get_dataset, human_size, instructions, load_catalog, catalog_path)
 from most_eval.data.download import DEFAULT_RETRIES, DEFAULT_TIMEOUT, download_dataset

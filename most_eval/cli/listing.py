@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from most_eval.cli.common import console
+from .common import console
 from most_eval.registry import families, model_info, model_names
 
 

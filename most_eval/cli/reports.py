@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from most_eval.cli.common import fail, os_error_line, path_problem, wide_console
+from .common import fail, os_error_line, path_problem, wide_console
 from most_eval.scoring.bootstrap import MAX_RESAMPLES
 from most_eval.report.leaderboard.build import build_leaderboard
 from most_eval.results.store import ResultsFileError

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from most_eval.cli.common import console, err_console
+from .common import console, err_console
 from most_eval.core.errors import DatasetError
 from most_eval.core.options import OptionError
 from most_eval.registry import UnknownNameError, resolve_tasks

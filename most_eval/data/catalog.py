@@ -226,22 +226,6 @@ def instructions(spec: DatasetSpec, root: str | os.PathLike | None = None) -> st
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Download
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Safe extraction
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Verification of an extracted tree
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The whole download
-
-
 def dataset_status(spec: DatasetSpec, root: str | os.PathLike) -> str:
     """A one-word status for ``list --root``: present / partial / missing."""
     root = Path(root).expanduser()
