@@ -30,7 +30,8 @@ def evaluate(model: str | Model, tasks: str | list[str], *, model_args: str | di
     transcribes generated speech (``"paper"``: each task's reference judge).
 
     ``options`` are the other ``most-eval run`` options under their Python names: ``judge_args``, ``embedder``,
-    ``task_args``, ``num_fewshot``, ``device`` (``"cpu"``), ``use_cache`` (True), ``show_progress`` (False),
+    ``task_args``, ``num_fewshot``, ``device`` (``"cpu"``), ``use_cache`` (True), ``max_audio_seconds`` (600),
+    ``show_progress`` (False),
     ``verbose`` (False), ``console`` (a rich Console for progress), ``command`` (recorded in results.json) and
     ``note`` (a callable given each advisory line, e.g. which default judge was used).
 

@@ -62,23 +62,35 @@ def _rec(sid: str, v: int, model: str = "m1", task: str = "t1") -> str:
     return json.dumps({"id": sid, "v": v, "cache": {"model": model, "task": task, "input": "k"}}) + "\n"
 
 
-def test_cache_skips_torn_foreign_and_malformed_lines_and_later_record_wins(tmp_path):
+def test_cache_skips_torn_foreign_and_malformed_lines_and_the_first_usable_record_wins(tmp_path):
+    from most_eval.run.cache import CacheStats, choose_records
+
     path = tmp_path / "c.jsonl"
-    content = (_rec("a", 1) + _rec("b", 2) + _rec("a", 3)
+    content = (_rec("a", 1) + _rec("b", 2) + _rec("a", 3) + _rec("b", 2)  # a conflicting and an identical duplicate
                + _rec("x", 9, model="other-model") + _rec("y", 9, task="other-task")  # another model / task config
                + '{"not": "a record"}\n' + '[1, 2]\n' + 'garbage\n'  # valid JSON that is no record, and junk
                + '{"id": "c", "v"')  # torn tail of a killed write
     path.write_text(content)
     cache = SampleCache(path, model="m1", task="t1")
     records = cache.load()
-    assert {k: r["v"] for k, r in records.items()} == {"a": 3, "b": 2}
+    assert [(r["id"], r["v"]) for r in records] == [("a", 1), ("b", 2), ("a", 3), ("b", 2)]  # in file order
     assert (cache.stats.malformed, cache.stats.foreign, cache.stats.torn) == (3, 2, 1)
     assert "3 malformed line(s) and 2 record(s) of another model" in cache.stats.warning()
+    stats = CacheStats()
+    chosen = choose_records(records, {"a": "k", "b": "k"}, lambda r: None, stats)
+    assert {k: r["v"] for k, r in chosen.items()} == {"a": 1, "b": 2} and stats.conflicts == 1
+    assert "cache: 1 conflicting record(s) ignored" in stats.warnings()
+    # an unusable first record does not win: the next usable one does, and the unusable one is counted
+    stats = CacheStats()
+    chosen = choose_records(records, {"a": "k"}, lambda r: "v must be 3" if r["v"] != 3 else None, stats)
+    assert chosen["a"]["v"] == 3 and stats.invalid == 1 and stats.conflicts == 0
+    assert stats.warnings() == ["cache: 1 record(s) with an unusable output run again (first: a: v must be 3)"]
+    assert choose_records(records, {"a": "other input"}, lambda r: None, CacheStats()) == {}  # stale input
     assert path.read_text() == content  # never truncated: a concurrent appender's lines would be cut
     cache.append([{"id": "c", "v": 4, "cache": cache.stamp("k")}])
     cache.close()
     again = SampleCache(path, model="m1", task="t1")
-    assert again.load()["c"]["v"] == 4  # the new record starts on its own line after the torn one
+    assert again.load()[-1]["v"] == 4  # the new record starts on its own line after the torn one
     assert (again.stats.malformed, again.stats.torn) == (3, 1)  # the closed-off torn line is still known as torn
 
 

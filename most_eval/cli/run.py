@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from .common import console, err_console
+from most_eval.core.audio import DEFAULT_MAX_SECONDS
 from most_eval.core.errors import DatasetError
 from most_eval.core.options import OptionError
 from most_eval.registry import UnknownNameError, resolve_tasks
@@ -57,6 +58,9 @@ def run(
                                        show_default="off"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every sample instead of reusing cached records.",
                                   show_default="off: cached records are reused"),
+    max_audio_seconds: float = typer.Option(DEFAULT_MAX_SECONDS, "--max-audio-seconds",
+                                            help="Longest input or prompt audio read; a longer file is an error "
+                                                 "record, checked from its header before it is decoded."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     log_samples: bool = typer.Option(False, "--log-samples", "--log_samples",
                                      help="Accepted for lm-eval compatibility; per-sample records are always written "
@@ -72,6 +76,7 @@ def run(
             model, tasks, model_args=model_args, output=output, limit=limit, batch_size=batch_size,
             data_root=data_root, judge=judge, seed=seed, judge_args=judge_args, embedder=embedder,
             task_args=task_args, num_fewshot=num_fewshot, device=device, use_cache=not no_cache,
+            max_audio_seconds=max_audio_seconds,
             show_progress=progress, verbose=verbose, console=err_console, note=_note,
             command="most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     except (UnknownNameError, OptionError, DatasetError, RunSetupError) as exc:

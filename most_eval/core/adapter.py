@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -141,6 +142,15 @@ class Model:
         raise NotImplementedError
 
     # ---- machinery ---------------------------------------------------------------------------------------
+    def transcribe_timed(self, audios: Sequence[Audio]) -> tuple[list[str], list[float]]:
+        """:meth:`transcribe`, with each transcript's share of the call's time (by duration): what a task that uses
+        this model as its judge reports as the judge's real-time factor."""
+        started = time.perf_counter()
+        texts = self.transcribe(audios)
+        spent = time.perf_counter() - started
+        total = sum(a.duration for a in audios) or 1.0
+        return texts, [spent * a.duration / total for a in audios]
+
     @classmethod
     def capabilities(cls) -> frozenset[str]:
         """The capability methods this class overrides."""

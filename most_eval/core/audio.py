@@ -20,6 +20,9 @@ from most_eval.core.errors import MostEvalError
 
 # Most speech models in this field consume 16 kHz mono; it is the default target rate.
 DEFAULT_SAMPLE_RATE = 16_000
+#: the longest audio file read by default (seconds): a few kilobytes of compressed audio can claim hours of samples,
+#: which would fill the memory once decoded and resampled; ``--max-audio-seconds`` raises it
+DEFAULT_MAX_SECONDS = 600.0
 
 
 class AudioError(MostEvalError):
@@ -58,11 +61,13 @@ def to_mono_float32(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE_RATE) -> Audio:
+def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
+               max_seconds: float = DEFAULT_MAX_SECONDS) -> Audio:
     """Read an audio file as mono float32, resampled to ``sample_rate`` (None keeps the file's rate).
 
-    Raises AudioError for a missing, non-regular (directory, FIFO, device), unreadable, empty or non-finite file;
-    a FIFO is never opened, so it cannot block the run.
+    Raises AudioError for a missing, non-regular (directory, FIFO, device), unreadable, empty or non-finite file, and
+    for one longer than ``max_seconds`` (checked from the header, before anything is decoded); a FIFO is never
+    opened, so it cannot block the run.
     """
     path = Path(path)
     try:  # opened without blocking and checked to be a regular file: a FIFO named like audio cannot hang the run
@@ -75,7 +80,15 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = DEFAULT_SAMPLE
         raise AudioError(path, "not a regular file (directory, FIFO or device)")
     with os.fdopen(fd, "rb") as fh:
         try:
-            data, rate = sf.read(fh, dtype="float32", always_2d=True)
+            with sf.SoundFile(fh) as sound:
+                seconds = sound.frames / sound.samplerate if sound.samplerate > 0 else float("inf")
+                if seconds > max_seconds:
+                    raise AudioError(path, f"audio is {seconds:,.0f} s long ({sound.frames:,} frames at "
+                                           f"{sound.samplerate} Hz), over the {max_seconds:g} s limit "
+                                           f"(--max-audio-seconds raises it)")
+                data, rate = sound.read(dtype="float32", always_2d=True), sound.samplerate
+        except AudioError:
+            raise
         except OSError as exc:  # permission denied, I/O error
             raise AudioError(path, f"cannot read ({exc.strerror or exc})") from None
         except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError for bad files

@@ -7,7 +7,8 @@ A task is a small class:
   returned, with ``error`` set: nothing is dropped silently.
 * each sample carries a :class:`~most_eval.core.adapter.Request` naming the capability it needs.
 * :meth:`Task.score` turns a batch of model outputs into per-request records (plain JSON-able dicts with ``id``).
-  Records are cached, so a killed run resumes where it stopped.
+  The runner caches the outputs (most_eval.data.model_outputs), never the records, so a killed run resumes where it
+  stopped and every run scores again with the current code.
 * :meth:`Task.items` groups request records into scored items (one item per record, or per pair for sLM tasks);
   :meth:`Task.aggregate` turns items into the metrics of ``results.json`` (WER and accuracy in percent) from its
   argument alone (and the task's options): no state kept from ``items``, no file written, so a resumed or merged
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 from most_eval.core.adapter import Request
+from most_eval.core.audio import DEFAULT_MAX_SECONDS
 from most_eval.core.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -58,6 +60,8 @@ class TaskContext:
     device: str = "cpu"
     batch_size: int = 8
     seed: int = 0
+    #: the longest input or prompt audio read (seconds; ``--max-audio-seconds``): longer files are error records
+    max_audio_seconds: float = DEFAULT_MAX_SECONDS
     judge: "Model | None" = None  # transcribe-capable model used by TTS and speech->speech QA
     llm_judge: "Model | None" = None  # score_text-capable model for spoken QA's optional LLM-judge scorer
     #: speaker embedder for TTS SIM (``similarity(a, b) -> list[float]`` and ``name``), built from the task's
@@ -67,6 +71,9 @@ class TaskContext:
     #: the cache folder's key of (model, task config), set by the runner: generated audio goes under
     #: ``audio/<task>/<cache_key>/`` so another model's run into the same output never overwrites what records cite
     cache_key: str = ""
+    #: the cache folder itself, set by the runner: tasks whose outputs another tool caches (lm-eval's responses for
+    #: text benchmarks) keep that cache there, under the same model and task config
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ A task with no file in PATH is "not supported"; an id missing from the file is a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -139,16 +140,30 @@ class PrecomputedModel(Model):
         if key not in entry:
             return SampleFailure(f"{path}: entry for id {p.id} has no '{key}' field")
         value = entry[key]
-        if key == "audio":
+        where = f"{path}: entry for id {p.id}"
+        if key == "audio":  # a path: exactly a JSON string
+            if type(value) is not str or not value.strip():
+                return SampleFailure(f"{where}: 'audio' must be a path (a JSON string), got {_json_type(value)}")
             audio_path = Path(value) if Path(value).is_absolute() else self.args.dir / value
             try:
                 return load_audio(audio_path, None)
             except AudioError as exc:
                 return SampleFailure(str(exc))
-        if key == "score":
-            try:
-                score = float(value)
-            except (TypeError, ValueError):
-                return SampleFailure(f"{path}: score for id {p.id} is not a number: {value!r}")
-            return score if score == score else SampleFailure(f"{path}: score for id {p.id} is NaN")
-        return str(value)
+        if key == "score":  # exactly a JSON number: no bool, no numeric text
+            if type(value) not in (int, float):
+                return SampleFailure(f"{where}: 'score' is not a number: {_json_type(value)}")
+            return float(value) if math.isfinite(value) else SampleFailure(f"{where}: 'score' is {value}, not finite")
+        if type(value) is not str:  # exactly a JSON string: never the text of a null, list, object or bool
+            return SampleFailure(f"{where}: 'text' must be a JSON string, got {_json_type(value)}")
+        return value
+
+
+def _json_type(value) -> str:
+    """How JSON names a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a bool ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    return {list: "an array", dict: "an object"}.get(type(value), f"a number ({value!r})")

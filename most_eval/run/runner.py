@@ -1,9 +1,11 @@
 """The evaluation loop: samples -> length-bucketed batches -> model -> per-sample records -> metrics -> results.json.
 
-Per task: read the samples, skip those already in the cache (resume), sort the rest by length and cut them into
-batches, load each batch's audio once at the model's sample rate, call the model, score, append the records to the
-cache, show progress. A sample that fails (unreadable audio, reader error, model failure) becomes an error record
-naming the file and the reason; the run goes on. Finally the task aggregates its items and the run writes
+Per task: read the samples, skip those whose output is already in the cache (resume), sort the rest by length and cut
+them into batches, load each batch's audio once at the model's sample rate, call the model, append its outputs to the
+cache, show progress. Then every output, cached or new, is scored with the current task code: the cache holds what
+the model said, never a number derived from it. A sample that fails (unreadable audio, reader error, model failure,
+an output of the wrong type) becomes an error record naming the file and the reason; the run goes on. Finally the
+task aggregates its items and the run writes
 ``samples/<task>.jsonl``, the task's side files (:meth:`Task.side_files`) and ``results.json`` atomically.
 """
 
@@ -16,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -25,9 +27,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from most_eval.core.adapter import Model, Prepared, SampleFailure
-from most_eval.core.audio import Audio, AudioError, load_audio
+from most_eval.core.audio import DEFAULT_MAX_SECONDS, Audio, AudioError, load_audio
 from most_eval.scoring.comparability import assess
-from most_eval.run.cache import STAMP, CacheStats, SampleCache, read_records
+from most_eval.data.model_outputs import SPEECH, OutputError, encode_output, output_kind, read_output, speech_file
+from most_eval.run.cache import STAMP, CacheStats, SampleCache, choose_records, read_records
+from most_eval.run.judge_cache import CachedJudge
 from most_eval.data.files import output_path
 from most_eval.run.distributed import Dist
 from most_eval.results.efficiency import TaskMeter
@@ -86,14 +90,17 @@ def error_record(sample_id: str, reason: str) -> dict:
     return {"id": sample_id, "error": reason}
 
 
-def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[list[Sample], list[Prepared], list[dict]]:
-    """Load each sample's audio at the model's rate; failures become error records."""
+def prepare(model: Model, task_name: str, samples: Sequence[Sample],
+            max_seconds: float = DEFAULT_MAX_SECONDS) -> tuple[list[Sample], list[Prepared], list[dict]]:
+    """Load each sample's audio at the model's rate (files over ``max_seconds`` refused); failures become error
+    records."""
     ready, prepared, errors = [], [], []
+    rate = model.sample_rate
     for sample in samples:
         req = sample.request
         try:
-            audio = load_audio(req.audio, model.sample_rate) if (req.audio and model.needs_audio) else None
-            prompt = load_audio(req.prompt, model.sample_rate) if (req.prompt and model.needs_audio) else None
+            audio = load_audio(req.audio, rate, max_seconds) if (req.audio and model.needs_audio) else None
+            prompt = load_audio(req.prompt, rate, max_seconds) if (req.prompt and model.needs_audio) else None
         except AudioError as exc:
             errors.append(error_record(sample.id, str(exc)))
             continue
@@ -102,11 +109,13 @@ def prepare(model: Model, task_name: str, samples: Sequence[Sample]) -> tuple[li
     return ready, prepared, errors
 
 
-def process_batch(model: Model, task: Task, samples: list[Sample], meter: TaskMeter | None = None) -> list[dict]:
-    """Records (successes and error records) for one batch; the model's time and audio go to ``meter``."""
-    ready, prepared, records = prepare(model, task.name, samples)
+def model_outputs(model: Model, task: Task, samples: list[Sample],
+                  meter: TaskMeter | None = None) -> tuple[list[tuple[Sample, object]], list[dict]]:
+    """What the model said for one batch: (sample, output) pairs and error records (unreadable audio, a model
+    failure, a :class:`SampleFailure`); the model's time and audio go to ``meter``."""
+    ready, prepared, errors = prepare(model, task.name, samples, task.context.max_audio_seconds)
     if not prepared:
-        return records
+        return [], errors
     started = time.perf_counter()
     try:
         outputs = list(task.predict(model, prepared))
@@ -116,24 +125,26 @@ def process_batch(model: Model, task: Task, samples: list[Sample], meter: TaskMe
             meter.model_call(time.perf_counter() - started, len(prepared), audio)
     except Exception as exc:  # a model failure fails this batch's samples, not the run
         reason = f"model error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        return records + [error_record(s.id, reason) for s in ready]
+        return [], errors + [error_record(s.id, reason) for s in ready]
     if len(outputs) != len(ready):
         reason = f"model returned {len(outputs)} outputs for {len(ready)} inputs"
-        return records + [error_record(s.id, reason) for s in ready]
-    ok_samples, ok_outputs = [], []
+        return [], errors + [error_record(s.id, reason) for s in ready]
+    said = []
     for sample, output in zip(ready, outputs):
         if isinstance(output, SampleFailure):
-            records.append(error_record(sample.id, output.reason))
+            errors.append(error_record(sample.id, output.reason))
         else:
-            ok_samples.append(sample)
-            ok_outputs.append(output)
-    if ok_samples:
-        try:
-            records.extend(task.score(ok_samples, ok_outputs))
-        except Exception as exc:
-            reason = f"scoring error: {type(exc).__name__}: {exc}"
-            records.extend(error_record(s.id, reason) for s in ok_samples)
-    return records
+            said.append((sample, output))
+    return said, errors
+
+
+def score_batch(task: Task, samples: list[Sample], outputs: list) -> list[dict]:
+    """The task's records of one batch of outputs; a scoring failure makes each an error record naming it."""
+    try:
+        return task.score(samples, outputs)
+    except Exception as exc:
+        reason = f"scoring error: {type(exc).__name__}: {exc}"
+        return [error_record(s.id, reason) for s in samples]
 
 
 def input_key(sample: Sample, digests: ContentDigests) -> str:
@@ -191,37 +202,44 @@ def task_cache_key(task: Task) -> str:
 def cache_dir(output_dir: Path, model: Model, task: Task) -> Path:
     """Cache folder of (model fingerprint, task config): a different model or task config never reuses records.
 
-    It holds ``rank<r>.jsonl`` per process (one in a plain run) and ``errors.rank<r>.json`` of the last run.
+    It holds ``rank<r>.jsonl`` per process (one in a plain run: the model's outputs) and ``scored.rank<r>.json``,
+    the records and error records of the last run's scoring.
     """
     key = json.dumps({"model": model.fingerprint(), "task": task.cache_config()}, sort_keys=True, default=str)
     return output_dir / "cache" / task_file_name(task.name) / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def load_all_ranks(folder: Path, own: SampleCache, stats: CacheStats, keys: dict[str, str]) -> dict[str, dict]:
-    """Usable records of every rank's file whose input digest still matches ``keys`` (this rank's file through its
-    own cache); skipped lines counted in stats. Filtering each file before merging makes every rank agree on what
-    is done, whichever file it reads last."""
-    def current(records: dict[str, dict]) -> dict[str, dict]:
-        return {i: r for i, r in records.items() if r[STAMP].get("input") == keys.get(i)}
-
-    records = {}
+def load_all_ranks(folder: Path, own: SampleCache, stats: CacheStats, keys: dict[str, str],
+                   problem: Callable[[dict], str | None] = lambda record: None) -> dict[str, dict]:
+    """Per id, the first usable record of every rank's file whose input digest still matches ``keys``
+    (:func:`~most_eval.run.cache.choose_records`; this rank's file read through its own cache); skipped lines,
+    unusable outputs and conflicts counted in stats. Every rank reads the files in the same order, so every rank
+    agrees on what is done."""
+    records = []
     for path in sorted(folder.glob("rank*.jsonl")):
-        if path != own.path:
-            records.update(current(read_records(path, own.model, own.task, stats)[0]))
-    records.update(current(own.load()))
+        records += own.load() if path == own.path else read_records(path, own.model, own.task, stats)[0]
     stats.add(own.stats)
-    return records
+    return choose_records(records, keys, problem, stats)
+
+
+def output_problem(kinds: dict[str, str | None], output_dir: Path) -> Callable[[dict], str | None]:
+    """Why a cached record cannot stand for its sample's output (wrong type, audio missing or changed), or None."""
+    def problem(record: dict) -> str | None:
+        kind = kinds.get(record["id"])
+        if kind is None:
+            return "not a cached kind of output"
+        try:
+            read_output(kind, record, output_dir)
+        except OutputError as exc:
+            return str(exc)
+        return None
+    return problem
 
 
 def _clear_cache(folder: Path) -> None:
-    """``--no-cache``: forget every earlier record of this model and task config."""
-    for path in folder.glob("rank*.jsonl"):
+    """``--no-cache``: forget every earlier output of this model and task config (lm-eval's response cache too)."""
+    for path in [*folder.glob("rank*.jsonl"), *folder.glob("lm_eval_rank*.db")]:
         path.unlink(missing_ok=True)
-
-
-def _strip(record: dict) -> dict:
-    """A record as the samples file shows it: without the cache stamp."""
-    return {k: v for k, v in record.items() if k != STAMP}
 
 
 def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
@@ -230,9 +248,9 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     """Run one task with resume; returns its metrics, items and error records (None on ranks other than 0).
 
     Every listed sample ends as a scored record or an error record, whatever fails later (aggregation included):
-    the samples are listed (:func:`_listed`), this rank's shard of the pending ones runs through the model into the
-    cache (:func:`_run_shard`), rank 0 gathers every rank's records (:func:`_gather`) and scores them
-    (:func:`_score`).
+    the samples are listed, this rank's shard of the pending ones runs through the model into the cache and this
+    rank scores its share of every output, cached or new (:func:`_run_shard`), rank 0 gathers every rank's records
+    (:func:`_gather`) and aggregates them (:func:`_aggregate`).
     """
     refusal = _refusal(model, task)
     if refusal is not None:
@@ -252,13 +270,11 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
                        progress=progress, dist=dist, use_cache=use_cache, meter=meter)
     if not dist.is_main:
         return None
-    records, errors = _gather(shard, samples, keys, reader_errors, duplicate_errors, dist)
-    warnings = model.output_warnings(task.name, {s.id for s in samples})
-    if shard.stats.warning():
-        warnings = [shard.stats.warning(), *warnings]
+    records, errors = _gather(shard.folder, samples, reader_errors, duplicate_errors, dist)
+    warnings = [*shard.stats.warnings(), *model.output_warnings(task.name, {s.id for s in samples})]
     digest = dataset_sha256([f for s in samples for f in s.files], task.data_root, digests)
-    return _score(task, records, samples, errors, output_dir, listed=listed, digest=digest, warnings=warnings,
-                  reused=shard.reused)
+    return _aggregate(task, records, samples, errors, output_dir, listed=listed, digest=digest, warnings=warnings,
+                      reused=shard.reused)
 
 
 def _refusal(model: Model, task: Task) -> TaskOutcome | None:
@@ -277,10 +293,9 @@ def _refusal(model: Model, task: Task) -> TaskOutcome | None:
 
 @dataclass
 class _Shard:
-    """What this rank's pass over its shard leaves for rank 0: the cache folder and file, the counts."""
+    """What this rank's pass leaves for rank 0: the cache folder (holding ``scored.rank<r>.json``), the counts."""
 
     folder: Path
-    cache: SampleCache
     stats: CacheStats
     reused: int
 
@@ -289,58 +304,111 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
                output_dir: Path, *, batch_size: int, progress: Progress | None, dist: Dist, use_cache: bool,
                meter: TaskMeter | None) -> _Shard:
     """Read every rank's cache, run this rank's shard of the pending samples through the model in length buckets,
-    append each batch's records to this rank's cache file and its error records to ``errors.rank<r>.json``."""
+    append each batch's outputs to this rank's cache file, then score this rank's share of every output and write
+    the records and error records to ``scored.rank<r>.json``."""
     folder = cache_dir(output_dir, model, task)
-    task.context.cache_key = folder.name
+    task.context.cache_key, task.context.cache_dir = folder.name, folder
     cache = SampleCache(folder / f"rank{dist.rank}.jsonl", model=model.fingerprint(), task=task_cache_key(task))
     if not use_cache and dist.is_main:
         _clear_cache(folder)
     dist.barrier()  # the cache is cleared (--no-cache) before any rank reads it
+    kinds = {s.id: output_kind(s.request) for s in samples if s.request is not None}
     stats = CacheStats()
-    done = load_all_ranks(folder, cache, stats, keys)
+    done = load_all_ranks(folder, cache, stats, keys, output_problem(kinds, output_dir))
     dist.barrier()  # every rank has read the same cache before any appends: the shards agree
-    pending = [s for s in samples if s.id not in done and s.id not in reader_errors]
-    reused = sum(1 for s in samples if s.id in done and s.id not in reader_errors)
-    run_errors: dict[str, dict] = {}
+    usable = [s for s in samples if s.id not in reader_errors]
+    pending = [s for s in usable if s.id not in done]
+    reused = [s for s in usable if s.id in done]
     # rank 0's bar stands for the job: its own progress times the number of ranks
     bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(pending)) \
         if progress else None
+    failed: dict[str, dict] = {}
+    stored: dict[str, dict] = {}  # this run's new cache records
+    fresh: list[tuple[Sample, object]] = []  # outputs the cache does not keep (text benchmarks: lm-eval does)
     try:
         for batch in length_buckets(dist.shard(pending), batch_size):
-            records = process_batch(model, task, batch, meter)
-            for r in records:
-                r[STAMP] = cache.stamp(keys[r["id"]])
-            cache.append([r for r in records if "error" not in r])
-            run_errors.update((r["id"], _strip(r)) for r in records if "error" in r)
+            said, errors = model_outputs(model, task, batch, meter)
+            new = []
+            for sample, output in said:
+                kind = kinds[sample.id]
+                if kind is None:
+                    fresh.append((sample, output))
+                    continue
+                try:
+                    place = speech_file(task.name, folder.name, sample.id) if kind == SPEECH else None
+                    new.append({"id": sample.id, **encode_output(kind, output, output_dir, place),
+                                STAMP: cache.stamp(keys[sample.id])})
+                except (OutputError, ValueError) as exc:
+                    where = sample.request.audio or sample.id
+                    errors.append(error_record(sample.id, f"{where}: model output: {exc}"))
+            cache.append(new)
+            stored.update((r["id"], r) for r in new)
+            failed.update((r["id"], r) for r in errors)
             if progress is not None:
                 progress.advance(bar, len(batch) * dist.world_size)
     finally:
         cache.close()
-    atomic_write_text(folder / f"errors.rank{dist.rank}.json", json.dumps(run_errors))
-    dist.barrier()  # every shard is finished and flushed
-    return _Shard(folder, cache, stats, reused)
+    mine = [(s, done[s.id]) for s in dist.shard(reused)] + [(s, stored[s.id]) for s in pending if s.id in stored]
+    records = score_outputs(task, mine, fresh, kinds, output_dir, batch_size=batch_size, rank=dist.rank)
+    failed.update((r["id"], r) for r in records if "error" in r)
+    scored = [r for r in records if "error" not in r]
+    atomic_write_text(folder / f"scored.rank{dist.rank}.json", json.dumps({"records": scored, "errors": failed},
+                                                                          ensure_ascii=False))
+    dist.barrier()  # every shard is scored and written
+    return _Shard(folder, stats, len(reused))
 
 
-def _gather(shard: _Shard, samples: list[Sample], keys: dict[str, str], reader_errors: dict,
-            duplicate_errors: list[dict], dist: Dist) -> tuple[list[dict], list[dict]]:
-    """Rank 0: every rank's usable records and error records, one per listed sample (a sample with neither gets a
-    "lost output" error record)."""
-    cache = shard.cache
-    done = load_all_ranks(shard.folder, SampleCache(cache.path, cache.model, cache.task), CacheStats(), keys)
-    run_errors: dict[str, dict] = {}
+def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tuple[Sample, object]],
+                  kinds: dict[str, str | None], output_dir: Path, *, batch_size: int = 8, rank: int = 0) -> list[dict]:
+    """Score outputs with the current task code: cached records read back with their exact types (in batches,
+    longest first) and outputs kept in memory. The task's judge is lent through :class:`CachedJudge`, so its
+    transcripts of generated speech are cached under its own fingerprint."""
+    judge = task.context.judge
+    cached_judge = CachedJudge(judge, output_dir, rank) if judge is not None and "judge" in task.needs else None
+    if cached_judge is not None:
+        task.context.judge = cached_judge
+    records: list[dict] = []
+    try:
+        ordered = sorted(stored, key=lambda pair: pair[0].length, reverse=True)
+        for i in range(0, len(ordered), batch_size):
+            samples, outputs = [], []
+            for sample, record in ordered[i:i + batch_size]:
+                try:
+                    outputs.append(read_output(kinds[sample.id], record, output_dir))
+                    samples.append(sample)
+                except OutputError as exc:  # changed since the cache was read
+                    records.append(error_record(sample.id, f"cached output: {exc}"))
+            if samples:
+                records += score_batch(task, samples, outputs)
+        if fresh:
+            records += score_batch(task, [s for s, _ in fresh], [o for _, o in fresh])
+    finally:
+        if cached_judge is not None:
+            task.context.judge = judge
+            cached_judge.close()
+    return records
+
+
+def _gather(folder: Path, samples: list[Sample], reader_errors: dict, duplicate_errors: list[dict],
+            dist: Dist) -> tuple[list[dict], list[dict]]:
+    """Rank 0: every rank's records and error records, one per listed sample in the samples' order (a sample with
+    neither gets a "lost output" error record)."""
+    scored: dict[str, dict] = {}
+    failed: dict[str, dict] = {}
     for r in range(dist.world_size):
-        run_errors.update(json.loads((shard.folder / f"errors.rank{r}.json").read_text()))
-    records = [_strip(done[s.id]) for s in samples
-               if s.id in done and s.id not in reader_errors]  # now unreadable: an error instead
-    errors = [reader_errors.get(s.id) or run_errors[s.id] for s in samples
-              if s.id in reader_errors or (s.id in run_errors and s.id not in done)] + duplicate_errors
+        part = json.loads((folder / f"scored.rank{r}.json").read_text(encoding="utf-8"))
+        scored.update((record["id"], record) for record in part["records"])
+        failed.update(part["errors"])
+    records = [scored[s.id] for s in samples if s.id in scored and s.id not in reader_errors]
+    errors = [reader_errors.get(s.id) or failed[s.id] for s in samples
+              if s.id in reader_errors or (s.id in failed and s.id not in scored)] + duplicate_errors
     accounted = {r["id"] for r in records} | {e["id"] for e in errors}
     errors += [error_record(s.id, "no record was produced for this sample (lost output)")
                for s in samples if s.id not in accounted]
     return records, errors
 
 
-def _score(task: Task, records: list[dict], samples: list[Sample], errors: list[dict], output_dir: Path, *,
+def _aggregate(task: Task, records: list[dict], samples: list[Sample], errors: list[dict], output_dir: Path, *,
            listed: int, digest: str, warnings: list[str], reused: int) -> TaskOutcome:
     """The task's items, metrics and side files from the records; a scoring failure makes every record an error
     record (none is scored) and the task a "scoring error", so the other tasks still run."""

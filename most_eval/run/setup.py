@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from most_eval.core.adapter import Model
+from most_eval.core.audio import DEFAULT_MAX_SECONDS
 from most_eval.core.errors import MostEvalError
 from most_eval.core.options import OptionError, parse_options, split_pairs
 from most_eval.core.task import Task, TaskContext
@@ -125,6 +126,10 @@ def check_run_paths(output: Path, data_root: Path, task_classes: list[type[Task]
         raise RunSetupError(f"--output {output}: cannot create the folder ({exc.strerror or exc})") from None
     if not os.access(output, os.W_OK | os.X_OK):
         raise RunSetupError(f"--output {output}: folder is not writable")
+    link = output_symlink(output)
+    if link is not None:
+        raise RunSetupError(f"--output {output}: {link} is a symbolic link; a run writes only inside its output "
+                            f"folder (remove the link)")
     if any(c.dataset_folder for c in task_classes) and not data_root.is_dir():
         raise RunSetupError(f"--data-root {data_root}: " + ("is not a folder" if data_root.exists() else "not found"))
     kind, _, path = (embedder or "").partition(":")
@@ -132,8 +137,29 @@ def check_run_paths(output: Path, data_root: Path, task_classes: list[type[Task]
         raise RunSetupError(f"--embedder {embedder}: {path} not found (a local {kind} model folder is needed)")
 
 
-def check_numbers(limit: int | None, batch_size: int, seed: int) -> None:
+#: the folders a run writes under its output folder
+OUTPUT_FOLDERS = ("samples", "cache", "audio", "zerospeech", "data")
+
+
+def output_symlink(output: Path) -> Path | None:
+    """The first symbolic link at or under the folders a run writes into (:data:`OUTPUT_FOLDERS`), else None: a link
+    there would lead the run's writes (cache appends, generated audio, extracted data) out of ``output``."""
+    for name in OUTPUT_FOLDERS:
+        top = output / name
+        if top.is_symlink():
+            return top
+        for folder, subfolders, files in os.walk(top):
+            for entry in (*subfolders, *files):
+                if os.path.islink(os.path.join(folder, entry)):
+                    return Path(folder) / entry
+    return None
+
+
+def check_numbers(limit: int | None, batch_size: int, seed: int,
+                  max_audio_seconds: float = DEFAULT_MAX_SECONDS) -> None:
     """Numeric options in range, before anything loads; RunSetupError (one line) otherwise."""
+    if not max_audio_seconds > 0 or max_audio_seconds == float("inf"):
+        raise RunSetupError(f"--max-audio-seconds {max_audio_seconds}: must be a positive number of seconds")
     if limit is not None and limit < 1:
         raise RunSetupError(f"--limit {limit}: must be at least 1")
     if batch_size < 1:
@@ -217,6 +243,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
                    batch_size: int = 8, device: str = "cpu", seed: int = 0, judge: str | None = None,
                    judge_args: str | None = None, embedder: str | None = None, task_args: str | None = None,
                    num_fewshot: int | None = None, use_cache: bool = True, show_progress: bool = False,
+                   max_audio_seconds: float = DEFAULT_MAX_SECONDS,
                    verbose: bool = False, console=None, command: str | None = None,
                    note: Note | None = None) -> RunOutcome | None:
     """Check every input, build the helpers and the model, run the tasks (see the module docstring); the outcome,
@@ -235,7 +262,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
     lock = OutputLock(output)
     dist = None
     try:
-        check_numbers(limit, batch_size, seed)
+        check_numbers(limit, batch_size, seed, max_audio_seconds)
         dist, device = distributed.init_distributed(device)
         hf_loading.configure_output(verbose=verbose and dist.is_main)  # before any model (and transformers) import
         task_classes = resolve_tasks(tasks)
@@ -244,7 +271,8 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
         elif model_args is not None:
             raise RunSetupError("model_args: only for a model given by name, not a built Model")
         plan = plan_judges(task_classes, tasks, judge, judge_args)
-        context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed)
+        context = TaskContext(output_dir=output, device=device, batch_size=batch_size, seed=seed,
+                              max_audio_seconds=max_audio_seconds)
         task_objs = build_tasks(tasks, data_root, task_args, context, embedder, num_fewshot=num_fewshot)
         refusal = None
         if dist.is_main:  # rank 0 checks and locks; every rank learns the verdict (none is left waiting)

@@ -52,7 +52,7 @@ class ASRTask(Task):
                        u.duration, u.files) for u in self.all_utterances()]
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
-        return wer_records([s.id for s in samples], [s.reference for s in samples], [str(o) for o in outputs],
+        return wer_records([s.id for s in samples], [s.reference for s in samples], list(outputs),
                            self.options.protocol)
 
     def aggregate(self, items: list[dict]) -> dict:

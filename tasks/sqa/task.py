@@ -10,8 +10,9 @@ A response is correct when any reference answer occurs in it under the DPR "has 
 
 The sample id is the question wav's stem. A record without answers is an error record; the run goes on. Fields are
 typed (:mod:`most_eval.data.files`): a number answer is its text ("1984"); a bool or null answer, a non-text audio
-path or question is an error record naming the line. The S->S task keeps each spoken answer under
-``OUTPUT/audio/<task>/<cache key>/<name>.wav`` (one folder per model and task config; ``<name>``: the id made a safe file name; the record's ``audio`` field).
+path or question is an error record naming the line. The runner keeps each spoken answer of the S->S tasks under
+``OUTPUT/audio/<task>/<cache key>/<name>.wav`` (:func:`~most_eval.data.model_outputs.speech_file`; the record's
+``audio`` field), and the judge's transcript of it is what the has-answer rule reads.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.core.adapter import RESPOND, Request
-from most_eval.core.audio import Audio, audio_duration, save_audio
-from most_eval.data.files import file_problem, manifest_path, output_name, read_bytes, text_field, text_list
+from most_eval.core.audio import audio_duration
+from most_eval.data.files import file_problem, manifest_path, read_bytes, text_field, text_list
+from most_eval.data.model_outputs import speech_file
 from most_eval.data.tables import BadLine, read_jsonl, read_table
 from most_eval.scoring.comparability import judge_difference
 from most_eval.data.hf_source import audio_file
@@ -145,23 +147,17 @@ class SpokenQATask(Task):
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         if self.modality == "speech":
             judge = self.context.judge
-            relative = "/".join(filter(None, ("audio", task_file_name(self.name), self.context.cache_key)))
-            names = [output_name(s.id, ".wav") for s in samples]  # an id like "../../x" must not name the file
-            for s, name, audio in zip(samples, names, outputs):
-                if not isinstance(audio, Audio):
-                    raise TypeError(f"speech answer expected for {s.id}, got {type(audio).__name__}")
-                save_audio(self.context.output_dir / relative / name, audio)
             texts = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
         else:
-            texts = [str(o) for o in outputs]
+            texts = list(outputs)
         records = []
         for s, text in zip(samples, texts):
             match = matching_answer(s.reference["answers"], text)
             records.append({"id": s.id, "question": s.reference["question"], "answers": s.reference["answers"],
                             "response": text, "matched": match, "correct": 1.0 if match is not None else 0.0})
         if self.modality == "speech":
-            for name, r in zip(names, records):
-                r["audio"] = f"{relative}/{name}"
+            for s, r in zip(samples, records):
+                r["audio"] = speech_file(self.name, self.context.cache_key, s.id)
         if self.options.scorer == "llm-judge":
             if self.context.llm_judge is None:
                 raise RuntimeError("scorer=llm-judge: no LLM judge was lent to the task (TaskContext.llm_judge)")

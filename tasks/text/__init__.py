@@ -44,9 +44,13 @@ class TextBenchmark(Task):
         from most_eval.core.lm_eval_bridge import MostEvalLM
 
         manager = TaskManager(include_path=self.options.include_path) if self.options.include_path else TaskManager()
+        # lm-eval caches the model's responses (log-likelihoods, generations) itself, in the runner's cache folder
+        # of this model and task config, and scores them again on every run
+        cache = self.context.cache_dir
         out = simple_evaluate(model=MostEvalLM(model), tasks=[self.lm_eval_task], task_manager=manager,
                               num_fewshot=self.options.num_fewshot, log_samples=True, bootstrap_iters=0,
-                              random_seed=self.context.seed)
+                              random_seed=self.context.seed,
+                              use_cache=str(cache / "lm_eval") if cache is not None else None)
         return [out]
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:

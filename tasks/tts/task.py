@@ -7,15 +7,14 @@ speaker embedding of the generated speech with that of the prompt utterance (SIM
 * ``tts:seed-tts-eval-en``: Seed-TTS-eval's English list (``seedtts_testset/en/meta.lst``) under its own protocol:
   its normalisation, mean of per-utterance WERs and SIM, 3 decimals. A missing audio file is an error record.
 
-Generated audio is kept under ``OUTPUT/audio/<task>/<cache key>/<name>.wav``, ``<name>`` being the id made a safe file name
-(:func:`~most_eval.data.files.output_name`; the record's ``audio`` field holds the path written); results name the
-judge and the embedder.
+The runner keeps the generated audio under ``OUTPUT/audio/<task>/<cache key>/<name>.wav``, ``<name>`` being the id made a
+safe file name (:func:`~most_eval.data.model_outputs.speech_file`; the record's ``audio`` field holds that path);
+scoring reads it back from there on every run. Results name the judge and the embedder.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from most_eval.core.adapter import SYNTHESIZE, Request
-from most_eval.core.audio import load_audio, save_audio
-from most_eval.data.files import file_problem, manifest_path, output_name, safe_path, text_field
+from most_eval.core.audio import load_audio
+from most_eval.data.files import file_problem, manifest_path, safe_path, text_field
+from most_eval.data.model_outputs import speech_file
 from most_eval.data.hf_source import read_source, row_audio
 from most_eval.data.tables import BadLine, read_lines
 from most_eval.scoring.wer import aggregate_wer, wer_records
@@ -84,29 +84,23 @@ class TTSTask(Task):
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         judge = self.context.judge
-        relative = "/".join(filter(None, ("audio", task_file_name(self.name), self.context.cache_key)))
-        names = [output_name(s.id, ".wav") for s in samples]  # an id like "../../x" must not name the file
-        for name, audio in zip(names, outputs):
-            save_audio(self.context.output_dir / relative / name, audio)
-        started = time.perf_counter()
-        hyps = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
-        judge_seconds = time.perf_counter() - started
-        audio_seconds = sum(a.duration for a in outputs) or 1.0
+        hyps, judge_seconds = judge.transcribe_timed([a.resampled(judge.sample_rate) for a in outputs])
         records = wer_records([s.id for s in samples], [s.reference for s in samples], hyps, self.protocol)
-        for r, a in zip(records, outputs):  # the batch's judge time, shared out by duration
+        for r, a, spent in zip(records, outputs, judge_seconds):  # the judge's time, its share by duration
             r["audio_seconds"] = round(a.duration, 4)
-            r["judge_seconds"] = round(judge_seconds * a.duration / audio_seconds, 6)
+            r["judge_seconds"] = round(spent, 6)
         with_prompt = [i for i, s in enumerate(samples) if s.request.prompt]
         if with_prompt:
-            prompts = [load_audio(samples[i].request.prompt, None) for i in with_prompt]
+            prompts = [load_audio(samples[i].request.prompt, None, self.context.max_audio_seconds)
+                       for i in with_prompt]
             sims = self.context.embedder.similarity(prompts, [outputs[i] for i in with_prompt])
             for i, sim in zip(with_prompt, sims):
                 if math.isfinite(sim):
                     records[i]["sim"] = round(sim, 6)
                 else:  # e.g. a clip shorter than one embedder frame: left out of SIM, as seed-tts-eval skips it
                     records[i]["sim_skipped"] = "no speaker embedding (clip too short)"
-        for name, r in zip(names, records):
-            r["audio"] = f"{relative}/{name}"
+        for s, r in zip(samples, records):
+            r["audio"] = speech_file(self.name, self.context.cache_key, s.id)
         return records
 
     def aggregate(self, items: list[dict]) -> dict:
