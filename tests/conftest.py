@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 # weight digests remembered across runs go to a folder of this test session, not the user's ~/.cache
 os.environ["MOST_EVAL_CACHE"] = tempfile.mkdtemp(prefix="most-eval-cache-")
 MINI_SUITE = REPO / "most_eval" / "mini_suite"
+TEXT_TASKS = Path(__file__).parent / "data" / "text_tasks"  # local lm-eval task YAMLs (tiny_mc, tiny_ppl)
 
 SENTENCES = [
     "HE HOPED THERE WOULD BE STEW FOR DINNER",

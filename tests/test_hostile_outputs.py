@@ -74,7 +74,7 @@ def test_max_audio_seconds_lowers_and_raises_the_cap(tmp_path):
     args = ["run", "--model", "dummy", "--tasks", ASR, "--data-root", str(data), "--output", str(out), "--no-progress"]
     proc = run_cli(*args, "--max-audio-seconds", "0.5")
     res = json.loads((out / "results.json").read_text())["results"][ASR]
-    assert proc.returncode == 0 and res["errors"] == res["listed"] and res["scored"] == 0
+    assert proc.returncode == 1 and res["errors"] == res["listed"] and res["scored"] == 0
     for bad in ("0", "-3", "inf", "nan"):
         proc = run_cli(*args, "--max-audio-seconds", bad)
         assert proc.returncode == 2 and "--max-audio-seconds" in proc.stderr, (bad, proc.stderr)

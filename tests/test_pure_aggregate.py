@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import MINI_SUITE, read_jsonl
+from conftest import MINI_SUITE, TEXT_TASKS, read_jsonl
 from test_zerospeech_scoring import make_lexical, make_syntactic
 
 from most_eval.data.files import output_path
@@ -142,18 +142,19 @@ def test_storycloze_aggregate_is_pure(cls, reduction, with_tokens, tmp_path):
 
 
 def test_text_aggregate_reads_lm_evals_metrics_from_its_argument(tmp_path):
-    cls = text_task("text:tiny_mc")
+    cls = text_task("text:most_tiny_mc")
     record = {"id": "tiny_mc", "lm_eval_metrics": {"acc": 0.625, "acc_norm": 0.5, "f1": 0.3},
               "lm_eval": {"lm_eval_version": "1.0", "n_shot": 0, "lm_eval_config": {"task": "tiny_mc"}},
               "docs": [{"id": str(i), "target": "a", "correct": float(i % 2)} for i in range(8)]}
     out = tmp_path / "out"
-    task = cls(tmp_path, context=TaskContext(output_dir=out))
+    options = cls.Options(include_path=str(TEXT_TASKS))  # where lm-eval finds the task's YAML
+    task = cls(tmp_path, options, context=TaskContext(output_dir=out))
     items = task.items([record], [])
     metrics = task.aggregate(items)
     assert metrics == {"accuracy": 62.5, "accuracy_norm": 50.0, "f1": 0.3, "documents": 8, "harness": "lm-eval",
                        "lm_eval_version": "1.0", "n_shot": 0, "lm_eval_config": {"task": "tiny_mc"}}
     assert task.aggregate(items) == metrics
-    fresh = cls(tmp_path, context=TaskContext(output_dir=out))
+    fresh = cls(tmp_path, options, context=TaskContext(output_dir=out))
     assert fresh.aggregate(fresh.items(_round_trip([record]), [])) == metrics
     assert list(items) == record["docs"]  # the samples file holds the documents alone
     with pytest.raises(TypeError, match="LmEvalDocs"):

@@ -242,7 +242,8 @@ def test_strict_exits_1_on_a_dataset_error(tmp_path):
     args = ("run", "--model", "dummy", "--model-args", "text=the", "--tasks", f"{LIBRI},asr:voxpopuli-en",
             "--data-root", str(data), "--no-progress")
     plain = run_cli(*args, "--output", str(tmp_path / "plain"))
-    assert plain.returncode == 0, plain.stderr  # reported, not fatal without the flag
+    assert plain.returncode == 1, plain.stderr  # a task that measured nothing exits 1 without the flag too
+    assert "1 task(s) measured nothing: asr:voxpopuli-en: dataset error" in plain.stderr
     strict = run_cli(*args, "--output", str(tmp_path / "strict"), "--strict")
     assert strict.returncode == 1, strict.stderr
     assert "dataset error" in strict.stderr and "asr:voxpopuli-en" in strict.stderr

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import transformers
-from conftest import read_jsonl, run_cli
+from conftest import TEXT_TASKS, read_jsonl, run_cli
 
 WORDS = "<unk> <eos> the cat dog sat ran on a mat log is red blue sky grass green what color".split()
 DOCS = [
@@ -73,10 +73,10 @@ def test_lm_eval_task_through_the_bridge_matches_direct_scoring(tmp_path):
 
 
 def test_text_task_on_a_model_without_text_capabilities_is_not_supported(tmp_path):
-    proc = run_cli("run", "--model", "offline-baseline", "--tasks", "text:tiny_mc", "--output", str(tmp_path),
-                   "--no-progress")
+    proc = run_cli("run", "--model", "offline-baseline", "--tasks", "text:most_tiny_mc", "--output", str(tmp_path),
+                   "--task-args", f"include_path={TEXT_TASKS}", "--no-progress")
     assert proc.returncode == 0
-    res = json.loads((tmp_path / "results.json").read_text())["results"]["text:tiny_mc"]
+    res = json.loads((tmp_path / "results.json").read_text())["results"]["text:most_tiny_mc"]
     assert res == {"status": "not supported", "capability": "score_text"}
 
 

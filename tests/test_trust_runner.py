@@ -202,7 +202,8 @@ def test_a_task_whose_every_sample_is_unusable_fails_under_fail_on_error(tmp_pat
     for wav in (data / "spoken-storycloze" / "sSC").glob("*.wav"):
         wav.write_bytes(b"RIFF....WAVEjunk")
     plain = _run(data, out)
-    assert plain.returncode == 0  # without the flag a broken dataset is reported, not fatal
+    assert plain.returncode == 1  # a task that measured nothing exits 1, even without the flag
+    assert "1 task(s) measured nothing: slm:sstorycloze: no sample was scored (6 error record(s))" in plain.stderr
     res = _result(out)
     assert (res["scored"], res["errors"]) == (0, 6)
     assert len(read_jsonl(out / CLOZE_SAMPLES)) == 6

@@ -21,11 +21,12 @@ from most_eval.core.errors import DatasetError
 from most_eval.core.options import OptionError
 from most_eval.registry import UnknownNameError, resolve_tasks
 from most_eval.results.table import print_results
-from most_eval.run.setup import MINI_SUITE, RunSetupError, failed_tasks
+from most_eval.run.setup import MINI_SUITE, RunSetupError, failed_tasks, unmeasured_tasks
 from most_eval.scoring.comparability import summary_line
 
 
 def run(
+    ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Model name (see `most-eval list models`)."),
     tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task or family names, e.g. asr,slm:swuggy-dev."),
     model_args: Optional[str] = typer.Option(None, "--model-args", "--model_args", "-a",
@@ -71,6 +72,11 @@ def run(
     """Evaluate MODEL on TASKS; writes OUTPUT/results.json and OUTPUT/samples/<task>.jsonl, resumable."""
     from most_eval.api import evaluate
 
+    repeated = repeated_option(sys.argv[1:], ctx.command.params)
+    if repeated:
+        err_console.print(f"[red]error:[/] {escape(repeated)} given: give the option once", highlight=False)
+        raise typer.Exit(2)
+
     try:
         document = evaluate(
             model, tasks, model_args=model_args, output=output, limit=limit, batch_size=batch_size,
@@ -88,13 +94,41 @@ def run(
                strict=strict)
 
 
+def repeated_option(argv: list[str], params) -> str | None:
+    """``"--output and --output_path"`` (or ``"--seed twice"``) for the first option that ``argv`` gives more than
+    once after its ``run`` command, where click would silently keep the last value; None when each is given once, or
+    when ``argv`` is not a ``run`` command line (an in-process runner's)."""
+    if "run" not in argv:
+        return None
+    options: dict[str, tuple[str, bool]] = {}
+    for param in params:
+        if param.param_type_name == "option":
+            options.update((opt, (param.name, bool(param.is_flag or param.count))) for opt in param.opts)
+            options.update((opt, (param.name, True)) for opt in param.secondary_opts)
+    seen: dict[str, str] = {}
+    args = iter(argv[argv.index("run") + 1:])
+    for arg in args:
+        if arg == "--":
+            break
+        flag = arg.split("=", 1)[0]
+        if flag not in options:
+            continue
+        name, is_flag = options[flag]
+        if name in seen:
+            return f"{flag} twice" if seen[name] == flag else f"{seen[name]} and {flag}"
+        seen[name] = flag
+        if not is_flag and "=" not in arg:
+            next(args, None)  # its value, whatever it looks like
+    return None
+
+
 def _note(text: str) -> None:
     err_console.print(f"[yellow]note:[/] {text}", highlight=False)
 
 
 def report_run(document: dict, output: Path, *, tasks: list, fail_on_error: bool, strict: bool) -> None:
-    """The results table, warnings, comparability and not-supported lines; exit 1 under ``--fail-on-error`` /
-    ``--strict`` when tasks failed (or, with ``--strict``, were not run)."""
+    """The results table, warnings, comparability and not-supported lines; exit 1 when a task measured nothing, and
+    under ``--fail-on-error`` / ``--strict`` when tasks failed (or, with ``--strict``, were not run)."""
     print_results(document, console)
     console.print(f"results: {output / 'results.json'}")
     for name, res in document["results"].items():
@@ -117,6 +151,11 @@ def report_run(document: dict, output: Path, *, tasks: list, fail_on_error: bool
         err_console.print(f"[red]{len(failed)} task(s) failed[/]: "
                           + escape("; ".join(f"{t}: {why}" for t, why in failed))
                           + f" ({errors} sample(s) had errors; see samples/*.jsonl)")
+        raise typer.Exit(1)
+    nothing = unmeasured_tasks(document, names)
+    if nothing:
+        err_console.print(f"[red]{len(nothing)} task(s) measured nothing[/]: "
+                          + escape("; ".join(f"{t}: {why}" for t, why in nothing)) + " (see samples/*.jsonl)")
         raise typer.Exit(1)
     if strict and unsupported:
         err_console.print(f"[red]--strict:[/] {len(unsupported)} task(s) not run")

@@ -74,7 +74,12 @@ class HFWhisper(_HFASR):
         extra = {"truncation": False, "padding": "longest"} if long_form else {}
         feats = self.processor.feature_extractor([a.samples for a in audios], sampling_rate=self.sample_rate,
                                                  return_tensors="pt", return_attention_mask=True, **extra)
-        kwargs = {"task": "transcribe", "num_beams": self.args.num_beams, "max_new_tokens": self.args.max_new_tokens}
+        # the decoder's window holds the 4 prompt tokens (start, language, task, no-timestamps) and the transcript: a
+        # longer max_new_tokens is refused by generate, so it is capped to the window (448 - 4 for every released
+        # Whisper, above the 440 default)
+        window = getattr(self.model.config, "max_target_positions", None)
+        max_new = min(self.args.max_new_tokens, window - 4) if window else self.args.max_new_tokens
+        kwargs = {"task": "transcribe", "num_beams": self.args.num_beams, "max_new_tokens": max_new}
         if long_form:
             kwargs["return_timestamps"] = True  # transformers' long-form generation needs timestamp tokens
         if self.args.language:

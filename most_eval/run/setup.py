@@ -183,6 +183,22 @@ def failed_tasks(document: dict) -> list[tuple[str, str]]:
     return failed
 
 
+def unmeasured_tasks(document: dict, names: list[str]) -> list[tuple[str, str]]:
+    """(task, why) for each of this run's ``names`` that ran and measured nothing: a dataset or scoring error, or
+    not one sample scored (every sample an error record). The run then exits 1 whatever its flags; a task the model
+    does not support is not among them (``--strict`` is about those)."""
+    out = []
+    for name in names:
+        res = document["results"].get(name, {})
+        if res.get("status") == "not supported":
+            continue
+        if res.get("status"):
+            out.append((name, f"{res['status']}: {res.get('detail', '')}"))
+        elif not res.get("scored"):
+            out.append((name, f"no sample was scored ({res.get('errors', 0)} error record(s))"))
+    return out
+
+
 @dataclasses.dataclass
 class JudgePlan:
     """Which judge ASR the tasks get: each task's reference judge (``paper``), one named judge, or the default."""

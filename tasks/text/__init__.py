@@ -8,11 +8,14 @@ Besides lm-eval's metrics, results.json records what makes the number comparable
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from most_eval.core.adapter import SCORE_TEXT, Request
+from most_eval.core.options import OptionError
 from most_eval.core.task import TaskFamily, Sample, Task
 
 
@@ -24,12 +27,32 @@ class TextOptions:
     num_fewshot: int | None = None  # lm-eval's few-shot count (None: the task's default)
 
 
+@functools.lru_cache(maxsize=4)
+def task_manager(include_path: str | None):
+    """lm-eval's task index (with the local task YAMLs of ``include_path``), built once per folder: it reads every
+    task definition lm-eval ships, a few seconds."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path) if include_path else TaskManager()
+
+
 class TextBenchmark(Task):
     """One lm-eval task, run as a single unit through :class:`most_eval.core.lm_eval_bridge.MostEvalLM`."""
 
     capability = SCORE_TEXT
     Options = TextOptions
     lm_eval_task = ""
+
+    def __init__(self, *args, **kwargs):
+        """The task, refused (OptionError, one line) when lm-eval has no task of that name: before any model loads."""
+        super().__init__(*args, **kwargs)
+        known = task_manager(self.options.include_path).all_tasks
+        if self.lm_eval_task not in known:
+            close = difflib.get_close_matches(self.lm_eval_task, known, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            where = f" (nor in --task-args include_path={self.options.include_path})" if self.options.include_path \
+                else " (local task YAMLs: --task-args include_path=DIR)"
+            raise OptionError(f"{self.name}: lm-eval has no task {self.lm_eval_task!r}{where}{hint}")
 
     def samples(self) -> list[Sample]:
         local = self.options.include_path
@@ -39,11 +62,10 @@ class TextBenchmark(Task):
     def predict(self, model, prepared) -> list:
         """lm-eval drives the model itself: one output (lm-eval's results for this task) per sample."""
         from lm_eval import simple_evaluate
-        from lm_eval.tasks import TaskManager
 
         from most_eval.core.lm_eval_bridge import MostEvalLM
 
-        manager = TaskManager(include_path=self.options.include_path) if self.options.include_path else TaskManager()
+        manager = task_manager(self.options.include_path)
         # lm-eval caches the model's responses (log-likelihoods, generations) itself, in the runner's cache folder
         # of this model and task config, and scores them again on every run
         cache = self.context.cache_dir
