@@ -211,3 +211,34 @@ def test_an_impossible_count_in_a_samples_file_is_refused_naming_the_file(runs, 
     samples.write_text("".join(json.dumps(r) + "\n" for r in records))
     for line in both_refuse(runs["base"], bad):
         assert f"{samples}: line 3: sample {records[2]['id']!r}: {says}" in line, line
+
+
+@pytest.mark.parametrize("field, delta, says", [
+    ("substitutions", 1, "substitutions sum to {new} in the samples, {old} in results.json"),
+    ("ref_words", -3, "ref_words sum to {new} in the samples, {old} in results.json"),
+])
+def test_samples_that_disagree_with_results_json_are_refused(runs, tmp_path, field, delta, says):
+    """Plausible numbers that do not add up to what results.json says: which one would the gate believe? Neither."""
+    bad = copy_run(runs["again"], tmp_path / "bad")
+    samples = bad / "samples" / TRANSCRIPTS
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    old = json.loads((bad / "results.json").read_text())["results"][ASR][field]
+    records[1][field] += delta
+    samples.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for line in both_refuse(runs["base"], bad):
+        assert f"{samples}: disagrees with results.json: {says.format(new=old + delta, old=old)}" in line, line
+
+
+def test_an_error_count_that_disagrees_is_refused(runs, tmp_path):
+    bad = copy_run(runs["again"], tmp_path / "bad", lambda doc: doc["results"][ASR].update(errors=2))
+    for line in both_refuse(runs["base"], bad):
+        assert "disagrees with results.json: 0 error record(s) in the samples, 2 in results.json" in line, line
+
+
+def test_a_task_name_with_a_newline_is_refused(runs, tmp_path):
+    def edit(doc):
+        doc["results"]["asr:x\n| injected |"] = doc["results"][ASR]
+
+    bad = copy_run(runs["again"], tmp_path / "bad", edit)
+    for line in both_refuse(runs["base"], bad):
+        assert "task name 'asr:x\\n| injected |' contains a control character" in line, line

@@ -116,8 +116,25 @@ class Run:
                 errors.add(key)
             else:
                 scored[key] = rec
+        disagreement = self._disagreement(task, records)
+        if disagreement:
+            raise ResultsFileError(path, f"disagrees with {self.results_path.name}: {disagreement}")
         self._samples[task] = (scored, errors)
         return scored, errors
+
+    def _disagreement(self, task: str, records: list[dict]) -> str | None:
+        """How the samples file and results.json disagree on what they both state (the error count, the WER's
+        edit and word totals), or None: a number is never compared when its two sources differ."""
+        entry = self.data["results"].get(task, {})
+        errors = sum(1 for r in records if "error" in r)
+        if isinstance(entry.get("errors"), int) and entry["errors"] != errors:
+            return f"{errors} error record(s) in the samples, {entry['errors']} in results.json"
+        for field in ("substitutions", "deletions", "insertions", "ref_words"):
+            if isinstance(entry.get(field), int):
+                total = sum(r.get(field, 0) for r in records if "error" not in r)
+                if total != entry[field]:
+                    return f"{field} sum to {total} in the samples, {entry[field]} in results.json"
+        return None
 
     def metric_ids(self, task: str, metric: str) -> set[str]:
         """Ids whose records carry the fields of ``metric``."""

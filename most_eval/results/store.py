@@ -220,6 +220,9 @@ def load_results(path: str | Path) -> dict:
         raise ResultsFileError(path, "missing model.name")
     if not isinstance(data.get("results"), dict):
         raise ResultsFileError(path, "missing or malformed 'results' object")
+    for task in [*data["results"], *(data.get("tasks") or {} if isinstance(data.get("tasks"), dict) else {})]:
+        if any(ord(c) < 32 or ord(c) == 127 for c in task):  # a newline would break every table row it names
+            raise ResultsFileError(path, f"task name {task!r} contains a control character")
     for task, entry in data["results"].items():
         if not isinstance(entry, dict):
             raise ResultsFileError(path, f"results[{task!r}] is not an object")
