@@ -71,6 +71,9 @@ if [ "$GPU" = 1 ] && ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.version
 fi
 install --no-deps "${TORCHAUDIO_SPEC:-torchaudio==2.11.0}"
 if [ "$TEST" = 1 ]; then install -e '.[test]'; else install -e .; fi
+# the tests compare whisper-normalizer with openai-whisper's own English normaliser (normalizer=openai-whisper);
+# only its pure-Python normaliser files are read, so none of its dependencies (torch, numba, tiktoken) is needed
+if [ "$TEST" = 1 ]; then install --no-deps "openai-whisper==20250625"; fi
 
 # torchaudio 2.11 is a CUDA build: on a CPU machine its compiled libraries fail to load; move them aside.
 if ! "$VPY" -c "import torchaudio" >/dev/null 2>&1; then

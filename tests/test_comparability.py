@@ -91,7 +91,12 @@ def test_a_full_size_librispeech_scored_by_precomputed_is_comparable(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = _doc(out)
     assert doc["results"][LIBRI]["scored"] == 2620 and doc["results"][LIBRI]["wer"] == 0.0
-    assert doc["comparability"][LIBRI] == {"paper_comparable": True, "reasons": [], "notes": []}
+    assert doc["comparability"][LIBRI] == {
+        "paper_comparable": True, "reasons": [],
+        "notes": ["official sample count 2,620: LibriSpeech test-clean: 2,620 utterances (OpenSLR SLR12; Panayotov "
+                  "et al. 2015, Table 1)"],
+        "metrics": {"wer": {"paper_comparable": True, "reasons": []}}}
+    assert doc["results"][LIBRI]["normalizer"].startswith("whisper-normalizer ")  # with the installed version
     assert "not comparable" not in proc.stderr
 
     # the same run with --limit is not

@@ -157,6 +157,8 @@ def test_seed_tts_eval_needs_its_own_embedder_and_judge_to_be_comparable(tmp_pat
 
     cls = resolve_tasks("tts:seed-tts-eval-en")[0]
     task = cls(tmp_path, context=TaskContext(output_dir=tmp_path, judge=DummyModel()))
-    assert task.protocol_differences() == [
+    # WER and SIM have their own verdicts: the judge makes the WER's, the judge and the embedder the SIM's
+    assert task.protocol_differences() == ["judge dummy, not the official scorer's judge whisper-large-v3"]
+    assert task.metric_differences() == {"sim": [
         "judge dummy, not the official scorer's judge whisper-large-v3",
-        "SIM embedder resemblyzer, not seed-tts-eval's WavLM-large verification model (seedtts-wavlm:PATH)"]
+        "SIM embedder resemblyzer, not seed-tts-eval's WavLM-large verification model (seedtts-wavlm:PATH)"]}

@@ -174,6 +174,11 @@ class Model:
             return self.respond([p.audio for p in batch], batch[0].request.modality)
         raise ValueError(f"unknown request kind {kind!r}")
 
+    def uses_speaker_prompt(self) -> bool:
+        """Whether :meth:`synthesize` conditions its speech on the ``prompts`` it is given (False: it speaks in its
+        own voice, and TTS SIM says how close that voice happens to be)."""
+        return False
+
     def output_warnings(self, task: str, sample_ids: set[str]) -> list[str]:
         """Problems with this model's outputs for ``task`` that belong to no single sample (e.g. precomputed
         entries for ids the task does not list); reported in results.json and on the terminal."""

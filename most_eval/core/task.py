@@ -68,6 +68,8 @@ class TaskContext:
     #: ``embedder`` option by the CLI (most_eval.models.speaker_embedders); tasks never build helper models
     embedder: Any = None
     score_reduction: str = "sum"  # how the model's plain-float score_audio values are reduced (set by the runner)
+    #: whether the model conditions its speech on the speaker prompt (set by the runner from the model)
+    model_uses_speaker_prompt: bool = False
     #: the cache folder's key of (model, task config), set by the runner: generated audio goes under
     #: ``audio/<task>/<cache_key>/`` so another model's run into the same output never overwrites what records cite
     cache_key: str = ""
@@ -108,6 +110,8 @@ class Task:
     #: where an official submission layout keeps this task's per-file scores (ZeroSpeech: ``lexical/dev.txt``); the
     #: ``precomputed`` model reads a user's submission from there (:func:`submission_file`)
     submission_file: ClassVar[str | None] = None
+    #: the metric the paper's cell holds and ``paper_comparable`` speaks for
+    headline_metric: ClassVar[str] = "accuracy"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -175,8 +179,20 @@ class Task:
         return sample.id
 
     def protocol_differences(self) -> list[str]:
-        """How this task, as configured, departs from the paper's or the official scorer's protocol (empty: not at
-        all): a task names its own facts (judge, embedder, reduction, normalisation). See most_eval.scoring.comparability."""
+        """How this task, as configured, departs from the paper's or the official scorer's protocol for its headline
+        metric (empty: not at all): a task names its own facts (judge, embedder, reduction, normalisation). See
+        most_eval.scoring.comparability."""
+        return []
+
+    def metric_differences(self) -> dict[str, list[str]]:
+        """For metrics besides the headline (:attr:`headline_metric`) that have a verdict of their own, how each
+        departs from the protocol its number would stand beside (TTS SIM: the embedder, or the paper reporting no
+        SIM at all). The common reasons (limit, sample count, errors) apply to every metric."""
+        return {}
+
+    def protocol_notes(self) -> list[str]:
+        """What a reader must know to read the number, without making it incomparable: whose convention a rule is
+        where the paper does not state it, which of the official scorer's numbers fills the paper's cell."""
         return []
 
     def require_root(self) -> Path:

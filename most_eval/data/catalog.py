@@ -97,6 +97,7 @@ class DatasetSpec:
     layout: tuple[str, ...] = ()  # what ROOT must hold, one line per path
     #: samples each task lists on the complete official set (known exactly); a run with fewer is not comparable
     official_samples: dict[str, int] = field(default_factory=dict)
+    official_samples_source: str | None = None  # where the official counts were published
 
     @property
     def downloadable(self) -> bool:
@@ -168,7 +169,8 @@ def _spec(name: str, raw: dict) -> DatasetSpec:
     return DatasetSpec(name=name, description=raw.get("description", ""), folder=_relative(raw["folder"], "folder"),
                        tasks=tuple(raw.get("tasks") or ()), archives=archives,
                        checks=tuple(_check(name, c) for c in raw.get("checks") or ()),
-                       manual=raw.get("manual"), layout=tuple(raw.get("layout") or ()), official_samples=official)
+                       manual=raw.get("manual"), layout=tuple(raw.get("layout") or ()), official_samples=official,
+                       official_samples_source=raw.get("official_samples_source"))
 
 
 def catalog_path(manifest: str | os.PathLike | None = None) -> Path:
@@ -202,6 +204,14 @@ def official_sample_count(task: str, manifest: str | os.PathLike | None = None) 
     for spec in load_catalog(manifest).values():
         if task in spec.official_samples:
             return spec.official_samples[task]
+    return None
+
+
+def official_sample_source(task: str, manifest: str | os.PathLike | None = None) -> str | None:
+    """Where ``task``'s official sample count was published, as the manifest records it, else None."""
+    for spec in load_catalog(manifest).values():
+        if task in spec.official_samples:
+            return spec.official_samples_source
     return None
 
 

@@ -202,6 +202,10 @@ class HFTTS(Model):
     def identity(self) -> dict:
         return {**super().identity(), "model_type": self.model_type, "sample_rate": self.sample_rate}
 
+    def uses_speaker_prompt(self) -> bool:
+        """Only CSM conditions on the prompt (a context turn); the other families ignore it."""
+        return self.model_type == "csm"
+
     def synthesize(self, texts: Sequence[str], prompts: Sequence[Audio | None] | None = None) -> list[Audio]:
         import torch
 

@@ -129,11 +129,11 @@ class Run:
         errors = sum(1 for r in records if "error" in r)
         if isinstance(entry.get("errors"), int) and entry["errors"] != errors:
             return f"{errors} error record(s) in the samples, {entry['errors']} in results.json"
-        for field in ("substitutions", "deletions", "insertions", "ref_words"):
-            if isinstance(entry.get(field), int):
-                total = sum(r.get(field, 0) for r in records if "error" not in r)
-                if total != entry[field]:
-                    return f"{field} sum to {total} in the samples, {entry[field]} in results.json"
+        for name in ("substitutions", "deletions", "insertions", "ref_words"):
+            if isinstance(entry.get(name), int):
+                total = sum(r.get(name, 0) for r in records if "error" not in r)
+                if total != entry[name]:
+                    return f"{name} sum to {total} in the samples, {entry[name]} in results.json"
         return None
 
     def metric_ids(self, task: str, metric: str) -> set[str]:

@@ -283,6 +283,7 @@ def _refusal(model: Model, task: Task) -> TaskOutcome | None:
     if not model.supports(task.name, task.capability):
         return TaskOutcome({}, [], [], 0, status="not supported", capability=task.capability)
     task.context.score_reduction = model.score_reduction
+    task.context.model_uses_speaker_prompt = model.uses_speaker_prompt()
     judge = task.context.judge
     if "judge" in task.needs and (judge is None or not judge.supports(task.name, "transcribe")):
         return TaskOutcome({}, [], [], 0, status="not supported", capability="judge:transcribe")

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 
 def assess(task: "Task", result: dict, limit: int | None) -> dict:
-    """``{"paper_comparable": bool, "reasons": [...], "notes": [...]}`` for one task's results entry."""
-    from most_eval.data.catalog import DatasetDownloadError, official_sample_count
+    """``{"paper_comparable": bool, "reasons": [...], "notes": [...], "metrics": {metric: {"paper_comparable",
+    "reasons"}}}`` for one task's results entry: the headline verdict (the paper's cell) and one per metric that has
+    its own (:meth:`~most_eval.core.task.Task.metric_differences`)."""
+    from most_eval.data.catalog import DatasetDownloadError, official_sample_count, official_sample_source
 
     reasons: list[str] = []
     notes: list[str] = []
@@ -31,6 +33,8 @@ def assess(task: "Task", result: dict, limit: int | None) -> dict:
     except DatasetDownloadError as exc:  # a broken custom manifest: say so rather than guess
         official, notes = None, [f"dataset manifest unreadable ({exc})"]
     listed = int(result.get("listed", 0))
+    if official is not None and official_sample_source(task.name):
+        notes.append(f"official sample count {official:,}: {official_sample_source(task.name)}")
     if official is None:
         reasons.append("the official sample count is not in the dataset manifest (official_samples), so "
                        "completeness cannot be checked")
@@ -40,8 +44,14 @@ def assess(task: "Task", result: dict, limit: int | None) -> dict:
         reasons.append(f"{listed:,} samples listed, more than the official {official:,}")
     if result.get("errors"):
         reasons.append(f"{result['errors']} error record(s)")
+    common = list(reasons)
     reasons += task.protocol_differences()
-    return {"paper_comparable": not reasons, "reasons": reasons, "notes": notes}
+    metrics = {task.headline_metric: {"paper_comparable": not reasons, "reasons": reasons}}
+    for metric, differences in task.metric_differences().items():
+        if metric in result:
+            metrics[metric] = {"paper_comparable": not (common + differences), "reasons": common + differences}
+    return {"paper_comparable": not reasons, "reasons": reasons, "notes": notes + task.protocol_notes(),
+            "metrics": metrics}
 
 
 def summary_line(task: str, entry: dict) -> str | None:
@@ -51,14 +61,17 @@ def summary_line(task: str, entry: dict) -> str | None:
     return f"{task}: not comparable with the paper: {'; '.join(entry['reasons'])}"
 
 
-def judge_difference(judge, adapter: str, folder: str, role: str) -> str | None:
+def judge_difference(judge, adapter: str, folder: str, role: str, args: tuple = ()) -> str | None:
     """None when ``judge`` is the reference judge (registry name ``adapter`` loaded from a folder named ``folder``,
-    e.g. hf-whisper from ``.../whisper-large-v3``), else the reason in words. ``role`` says whose reference it is."""
+    e.g. hf-whisper from ``.../whisper-large-v3``, run with the generation settings ``args``: ``(name, value)``
+    pairs of its ``--judge-args``), else the reason in words. ``role`` says whose reference it is."""
     if judge is None:
         return f"no judge ASR (the {role} is {folder})"
     path = str(getattr(judge.args, "path", "") or "")
     name = path.rstrip("/").rsplit("/", 1)[-1] if path else ""
     if judge.name == adapter and name == folder:
-        return None
+        changed = [f"{key}={getattr(judge.args, key, None)!r} (the reference's {value!r})" for key, value in args
+                   if getattr(judge.args, key, value) != value]
+        return f"judge {judge.name}:{name} run with {', '.join(changed)}" if changed else None
     shown = f"{judge.name}:{name}" if name else judge.name
     return f"judge {shown}, not the {role} {folder}"

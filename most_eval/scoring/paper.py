@@ -80,6 +80,9 @@ class ReferenceJudge:
     what: str  # words for messages
     basis: str  # "paper" (the MoST release names it), "official scorer", or "convention" (peers use it)
     hub_id: str  # where to download it, for the message
+    #: the generation settings its protocol runs it with, as the adapter's ``--judge-args`` name them: part of the
+    #: judge's identity, checked beside the folder name
+    args: tuple[tuple[str, object], ...] = ()
 
     def describe(self) -> str:
         """Role in words, e.g. ``the paper's judge hubert-large-ls960-ft``."""
@@ -87,16 +90,20 @@ class ReferenceJudge:
             self.basis, "conventional judge (UltraEval-Audio)")
 
 
+#: Seed-TTS-eval's ``run_wer.py`` loads Whisper-large-v3 in float32 and calls ``generate`` with English forced and
+#: no other argument: greedy (one beam), the generation config's length limit (448 tokens, 444 after the prompt)
+WHISPER_GREEDY_EN = (("dtype", "float32"), ("language", "en"), ("num_beams", 1))
+
 REFERENCE_JUDGES: dict[str, ReferenceJudge] = {
     "hubert-large-ls960-ft": ReferenceJudge(
         "hf-ctc", "hubert-large-ls960-ft", "HuBERT-Large CTC fine-tuned on LibriSpeech 960 h (MoST release's TTS judge)",
-        "paper", "facebook/hubert-large-ls960-ft"),
+        "paper", "facebook/hubert-large-ls960-ft", (("dtype", "float32"),)),
     "whisper-large-v3": ReferenceJudge(
         "hf-whisper", "whisper-large-v3", "Whisper-large-v3 (Seed-TTS-eval's judge)", "official scorer",
-        "openai/whisper-large-v3"),
+        "openai/whisper-large-v3", WHISPER_GREEDY_EN),
     "whisper-large-v3-convention": ReferenceJudge(
         "hf-whisper", "whisper-large-v3", "Whisper-large-v3 (UltraEval-Audio's speech-to-text step; the MoST release "
-        "names no S->S QA judge)", "convention", "openai/whisper-large-v3"),
+        "names no S->S QA judge)", "convention", "openai/whisper-large-v3", WHISPER_GREEDY_EN),
 }
 
 

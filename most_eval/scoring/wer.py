@@ -19,10 +19,13 @@ stops; an empty hypothesis is all deletions there too.)
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import string
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import jiwer
@@ -43,6 +46,39 @@ def _english_normalizer():
 def whisper_normalize(text: str) -> str:
     """Whisper's English text normaliser (``whisper_normalizer.english.EnglishTextNormalizer``), memoised."""
     return _english_normalizer()(text)
+
+
+@lru_cache(maxsize=1)
+def _openai_whisper_normalizer():
+    """openai-whisper's own ``EnglishTextNormalizer`` (the Open ASR Leaderboard's), read from the installed package's
+    ``whisper/normalizers/`` without importing ``whisper`` itself, whose package import loads torch, numba and
+    tiktoken. ValueError when the package is not installed."""
+    spec = importlib.util.find_spec("whisper")  # a top-level package: found, not imported
+    folder = Path(spec.submodule_search_locations[0]) / "normalizers" if spec and spec.submodule_search_locations \
+        else None
+    if folder is None or not (folder / "english.py").is_file():
+        raise ValueError("normalizer=openai-whisper needs the openai-whisper package "
+                         "(pip install --no-deps openai-whisper: only its normaliser files are read)")
+    name = "_most_eval_openai_whisper_normalizers"
+    if name not in sys.modules:
+        package = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                         submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(package)
+        sys.modules[name] = module
+        package.loader.exec_module(module)
+    return sys.modules[name].EnglishTextNormalizer()
+
+
+@lru_cache(maxsize=65536)
+def openai_whisper_normalize(text: str) -> str:
+    """openai-whisper's English text normaliser, memoised. It differs from whisper-normalizer's copy by four rules
+    that only whisper-normalizer has: "kinda" -> "kind of", "sorta" -> "sort of", "dunno" -> "do not know" and
+    "cause" -> "because" (so "'cause" stays "cause" here)."""
+    return _openai_whisper_normalizer()(text)
+
+
+#: the implementations of Whisper's English normaliser a ``whisper``-protocol WER can use
+WHISPER_NORMALIZERS = {"whisper-normalizer": whisper_normalize, "openai-whisper": openai_whisper_normalize}
 
 
 # run_wer.py: ``punctuation_all = zhon.hanzi.punctuation + string.punctuation``; it skips only the ASCII apostrophe
@@ -67,6 +103,33 @@ def seed_tts_normalize(text: str) -> str:
 
 
 NORMALIZERS = {"whisper": whisper_normalize, "seed-tts-eval": seed_tts_normalize, "none": lambda t: t.strip()}
+#: what each protocol's normalisation is, and the package (with its installed version) that defines it
+NORMALIZER_SOURCES = {"whisper": ("whisper-normalizer", "EnglishTextNormalizer"),
+                      "openai-whisper": ("openai-whisper", "EnglishTextNormalizer"),
+                      "seed-tts-eval": ("zhon", "seed-tts-eval run_wer.py punctuation (zhon.hanzi + ASCII)"),
+                      "none": (None, "none (whitespace stripped)")}
+
+
+def normalizer(protocol: str, implementation: str = "whisper-normalizer"):
+    """The text normaliser of a protocol (``implementation`` picks whose copy of Whisper's, for ``whisper``)."""
+    return WHISPER_NORMALIZERS[implementation] if protocol == "whisper" else NORMALIZERS[protocol]
+
+
+@lru_cache(maxsize=None)
+def normalizer_label(protocol: str, implementation: str = "whisper-normalizer") -> str:
+    """The normaliser a WER was computed after, with its package and version, e.g.
+    ``whisper-normalizer 0.1.15: EnglishTextNormalizer``: an upgrade that changes a transcript's normal form is then
+    visible in every result."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    package, what = NORMALIZER_SOURCES["openai-whisper" if protocol == "whisper" and implementation == "openai-whisper"
+                                       else protocol]
+    if package is None:
+        return what
+    try:
+        return f"{package} {version(package)}: {what}"
+    except PackageNotFoundError:
+        return f"{package} (version unknown): {what}"
 
 
 @dataclass(frozen=True)
@@ -147,9 +210,11 @@ def bootstrap_ci(errors: np.ndarray, ref_words: np.ndarray, *, resamples: int = 
     return (round(lo, 4), round(hi, 4))
 
 
-def wer_records(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str], protocol: str = "whisper") -> list[dict]:
-    """Per-utterance records (normalised texts and S/D/I/N) under the named protocol."""
-    norm = NORMALIZERS[protocol]
+def wer_records(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str], protocol: str = "whisper",
+                implementation: str = "whisper-normalizer") -> list[dict]:
+    """Per-utterance records (normalised texts and S/D/I/N) under the named protocol (``implementation``: whose copy
+    of Whisper's normaliser, for ``whisper``)."""
+    norm = normalizer(protocol, implementation)
     nrefs = [norm(r) for r in refs]
     nhyps = [norm(h) for h in hyps]
     records = []
@@ -160,7 +225,8 @@ def wer_records(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str], pr
     return records
 
 
-def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples: int = 1000, seed: int = 0) -> dict:
+def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples: int = 1000, seed: int = 0,
+                  implementation: str = "whisper-normalizer") -> dict:
     """Metrics from per-utterance records: ``wer`` (percent), its 95 % bootstrap CI (left out for ``resamples=0``),
     and the edit totals."""
     counts = [EditCounts(r["substitutions"], r["deletions"], r["insertions"], r["ref_words"]) for r in items]
@@ -178,6 +244,6 @@ def aggregate_wer(items: Sequence[dict], protocol: str = "whisper", *, resamples
         wer = round(corpus_wer(counts), 4)
         ci = bootstrap_ci(errors, words, resamples=resamples, seed=seed)
     return {"wer": wer, **({"wer_ci95": list(ci)} if resamples > 0 else {}),  # bootstrap=0: no interval
-            "wer_protocol": protocol, "substitutions": int(sum(c.substitutions for c in counts)),
+            "wer_protocol": protocol, "normalizer": normalizer_label(protocol, implementation), "substitutions": int(sum(c.substitutions for c in counts)),
             "deletions": int(sum(c.deletions for c in counts)), "insertions": int(sum(c.insertions for c in counts)),
             "ref_words": int(words.sum())}

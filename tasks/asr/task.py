@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from most_eval.core.adapter import TRANSCRIBE, Request
-from most_eval.scoring.wer import NORMALIZERS, aggregate_wer, wer_records
+from most_eval.scoring.wer import NORMALIZERS, WHISPER_NORMALIZERS, aggregate_wer, wer_records
 from most_eval.core.task import LeaderboardSlot, Sample, Task, task_file_name
 
 from most_eval.data.speech_corpora import (Utterance, common_voice_corpus, find_common_voice, read_common_voice,
@@ -21,10 +21,19 @@ class ASROptions:
     protocol: str = "whisper"  # text normalisation + WER definition: "whisper" (corpus WER) or "seed-tts-eval"
     bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the 95 % CI of WER (0: none)
     source: str | None = None  # the split in Hugging Face form (save_to_disk folder or parquet), not the folder layout
+    # whose copy of Whisper's English normaliser (protocol whisper): whisper-normalizer, or openai-whisper's own (the
+    # Open ASR Leaderboard's; the package must be installed)
+    normalizer: str = field(default="whisper-normalizer", metadata={"scoring": True})
 
     def __post_init__(self):
         if self.protocol not in NORMALIZERS:
             raise ValueError(f"unknown WER protocol {self.protocol!r}; known: {', '.join(NORMALIZERS)}")
+        if self.normalizer not in WHISPER_NORMALIZERS:
+            raise ValueError(f"unknown normalizer {self.normalizer!r}; use {' or '.join(WHISPER_NORMALIZERS)}")
+        if self.normalizer != "whisper-normalizer":
+            if self.protocol != "whisper":
+                raise ValueError(f"normalizer={self.normalizer} is a copy of Whisper's normaliser: protocol whisper only")
+            WHISPER_NORMALIZERS[self.normalizer]("")  # not installed: refused here, before any model loads
         check_resamples(self.bootstrap)
 
 
@@ -34,6 +43,7 @@ class ASRTask(Task):
 
     capability = TRANSCRIBE
     Options = ASROptions
+    headline_metric = "wer"
     hf_columns: tuple[str, str] = ("id", "text")
     hf_id_is_path = False
 
@@ -53,11 +63,11 @@ class ASRTask(Task):
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         return wer_records([s.id for s in samples], [s.reference for s in samples], list(outputs),
-                           self.options.protocol)
+                           self.options.protocol, self.options.normalizer)
 
     def aggregate(self, items: list[dict]) -> dict:
         return aggregate_wer(items, self.options.protocol, resamples=self.options.bootstrap,
-                             seed=self.context.seed)
+                             seed=self.context.seed, implementation=self.options.normalizer)
 
     def protocol_differences(self) -> list[str]:
         if self.options.protocol != "whisper":

@@ -214,6 +214,21 @@ class ZeroSpeechTask(Task):
             return [f"reduction {self.options.reduction}, not the ZeroSpeech convention (summed log-likelihood)"]
         return []
 
+    def metric_differences(self) -> dict[str, list[str]]:
+        """sWUGGY: the official scorer's in-vocabulary accuracy is not the number that fills the paper's cell."""
+        if self.kind != zr.LEXICAL:
+            return {}
+        return {"accuracy_in_vocab": ["the paper's cell holds the all-pairs accuracy ('accuracy'), not the "
+                                      "in-vocabulary one"]}
+
+    def protocol_notes(self) -> list[str]:
+        reduction = f"a wav's score is its {'summed' if self.options.reduction == cloze.SUM else 'per-token mean'} " \
+                    f"log-likelihood (reduction={self.options.reduction})"
+        if self.kind == zr.LEXICAL:
+            return ["the official scorer reports both the all-pairs and the in-vocabulary accuracy; the all-pairs one "
+                    "('accuracy', lexical all) fills the paper's cell", reduction]
+        return [reduction]
+
 
 def _percent(fraction):
     """A band score (a fraction, rounded to 4 decimals as the official leaderboard rounds it) in percent."""
@@ -363,6 +378,10 @@ class StoryClozeTask(Task):
         if self.options.reduction != cloze.MEAN:
             return [f"reduction {self.options.reduction}, not slamkit's per-token mean"]
         return []
+
+    def protocol_notes(self) -> list[str]:
+        return ["the paper does not state its reduction; the per-token mean is slamkit's default (the reference "
+                f"scorer's), and this run used reduction={self.options.reduction}"]
 
 
 class SStoryCloze(StoryClozeTask):

@@ -180,9 +180,18 @@ class SpokenQATask(Task):
             reasons.append(f"scorer {self.options.scorer}, not the has-answer rule (UltraEval-Audio, DPR)")
         if self.modality == "speech":
             ref = REFERENCE_JUDGES[self.reference_judge]
-            why = judge_difference(self.context.judge, ref.adapter, ref.folder, ref.describe())
+            why = judge_difference(self.context.judge, ref.adapter, ref.folder, ref.describe(), ref.args)
             reasons += [why] if why else []
         return reasons
+
+    def protocol_notes(self) -> list[str]:
+        """Whose conventions these are: the paper does not state its answer-matching rule nor, for S->S, its judge."""
+        notes = ["the has-answer rule (DPR's, as UltraEval-Audio applies it) is UltraEval-Audio's convention; the "
+                 "paper does not state its matching rule, so this is comparable with UltraEval-Audio's protocol"]
+        if self.modality == "speech":
+            notes.append("the Whisper-large-v3 judge of the spoken answers is UltraEval-Audio's convention; the MoST "
+                         "release names no speech-to-speech judge")
+        return notes
 
     def aggregate(self, items: list[dict]) -> dict:
         metrics = {"accuracy": round(100 * sum(r["correct"] for r in items) / len(items), 4),

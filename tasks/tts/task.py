@@ -80,6 +80,7 @@ class TTSTask(Task):
     needs = frozenset({"judge", "embedder"})  # both lent by the CLI through TaskContext (built from the options)
     protocol = "whisper"
     digits = 4
+    headline_metric = "wer"
     reference_judge = "hubert-large-ls960-ft"  # the MoST release's TTS judge (most_eval.scoring.paper)
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
@@ -112,6 +113,7 @@ class TTSTask(Task):
         path = getattr(judge.args, "path", "")
         metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
         metrics["embedder"] = self.context.embedder.name if sims else None
+        metrics["speaker_prompt"] = self.options.prompt  # other / same / none: what SIM compares with
         skipped = sum(1 for r in items if "sim_skipped" in r)
         if skipped:
             metrics["sim_skipped"] = skipped
@@ -131,9 +133,24 @@ class TTSTask(Task):
                 "embedder_stamp": stamp_digest(path) if path else None}
 
     def protocol_differences(self) -> list[str]:
+        """The judge, and a speaker-prompt mode other than the task's own (the WER's verdict)."""
         ref = REFERENCE_JUDGES[self.reference_judge]
-        why = judge_difference(self.context.judge, ref.adapter, ref.folder, ref.describe())
-        return [why] if why else []
+        why = judge_difference(self.context.judge, ref.adapter, ref.folder, ref.describe(), ref.args)
+        reasons = [why] if why else []
+        default = type(self.options)().prompt
+        if self.options.prompt != default:
+            reasons.append(f"speaker prompt {self.options.prompt}, not the protocol's {default}")
+        return reasons
+
+    def metric_differences(self) -> dict[str, list[str]]:
+        """SIM has its own verdict: the paper reports no SIM for these sets (only WER)."""
+        return {"sim": ["the paper reports no SIM for this test set (its TTS table is WER only)"]}
+
+    def protocol_notes(self) -> list[str]:
+        notes = [f"speaker prompt: {self.options.prompt}"]
+        if self.options.prompt != "none" and not self.context.model_uses_speaker_prompt:
+            notes.append("the model ignores the speaker prompt: SIM compares its own voice with the prompt's")
+        return notes
 
 
 class LibriSpeechTTS(TTSTask):
@@ -232,12 +249,14 @@ class SeedTTSEvalEN(TTSTask):
     protocol = "seed-tts-eval"
     reference_judge = "whisper-large-v3"
 
-    def protocol_differences(self) -> list[str]:
-        reasons = super().protocol_differences()
+    def metric_differences(self) -> dict[str, list[str]]:
+        """SIM's own verdict: seed-tts-eval's WavLM-large verification model is its embedder; WER does not depend
+        on it."""
+        reasons = super().protocol_differences()  # the judge and the prompt mode shape the audio SIM is taken on
         if not self.options.embedder.startswith("seedtts-wavlm:"):
             reasons.append(f"SIM embedder {self.options.embedder.partition(':')[0]}, not seed-tts-eval's WavLM-large "
                            f"verification model (seedtts-wavlm:PATH)")
-        return reasons
+        return {"sim": reasons}
 
     #: the Hugging Face form (``source=PATH``): meta.lst's fields as columns, one row per line; the prompt audio in
     #: ``prompt_audio`` (embedded ``{"bytes", "path"}`` or a path) or else in ``prompt_wav`` (a path inside the
