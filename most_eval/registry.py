@@ -79,10 +79,22 @@ def model_names() -> list[str]:
     return sorted(set(_models) | set(_entry_points(MODEL_GROUP)))
 
 
+def canonical_name(name: str, known) -> str:
+    """``name`` as registered when it differs only in case from exactly one known name (``MoST`` -> ``most``,
+    ``ASR`` -> ``asr``), else ``name`` itself."""
+    if name in known:
+        return name
+    matches = [k for k in known if k.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else name
+
+
 def get_model_class(name: str) -> type[Model]:
-    """The model class registered as ``name`` (imports its module on first use)."""
+    """The model class registered as ``name``, whatever its case (imports its module on first use)."""
     if name not in _models:
         eps = _entry_points(MODEL_GROUP)
+        name = canonical_name(name, list(eps))
+        if name in _models:
+            return _models[name]
         if name not in eps:
             raise UnknownNameError("model", name, model_names())
         cls = eps[name].load()
@@ -223,7 +235,16 @@ def resolve_tasks(spec: str | list[str]) -> list[type[Task]]:
     fams = families()
     all_tasks = {name: cls for fam in fams.values() for name, cls in fam.tasks.items()}
     chosen: dict[str, type[Task]] = {}
+    known = [*fams, *all_tasks, *groups]
     for part in parts:
+        family, colon, rest = part.partition(":")
+        if colon and family.lower() in fams and fams[family.lower()].dynamic and f"{family}:{rest}" not in all_tasks:
+            part = f"{family.lower()}:{rest}"  # text:<lm-eval task>: the family in any case, lm-eval's name as it is
+        part = canonical_name(part, known)
+        if part in groups:  # a paper group named in another case
+            for name in groups[part]:
+                chosen.setdefault(name, all_tasks[name])
+            continue
         if part in fams:
             for name in fams[part].defaults:
                 chosen.setdefault(name, fams[part].tasks[name])

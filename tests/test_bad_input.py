@@ -91,11 +91,11 @@ def test_unknown_names_and_options_are_one_line_errors(tmp_path):
     assert bad_arg.returncode == 2 and "unknown --model-args key for dummy 'txt'" in bad_arg.stderr
     missing = run_cli("run", "--model", "dummy", "--tasks", "asr:voxpopuli-en", "--data-root", str(tmp_path),
                       "--output", str(tmp_path / "o"), "--no-progress")
-    assert missing.returncode == 1  # a missing dataset is reported per task; a task that measured nothing exits 1
-    assert "dataset error" in missing.stdout
-    dataset_line, nothing_line = missing.stderr.strip().splitlines()
-    assert "voxpopuli: dataset folder not found" in dataset_line
-    assert nothing_line.startswith("1 task(s) measured nothing: asr:voxpopuli-en: dataset error")
+    # a data root with none of the selected datasets: said before any model loads, exit 1 (nothing measurable)
+    assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0
+    assert f"--data-root {tmp_path} holds none of the selected tasks' datasets (expected voxpopuli/)" \
+        in missing.stderr and "most-eval data download" in missing.stderr
+    assert not (tmp_path / "o" / "results.json").exists()
 
 
 def test_unsupported_capability_is_reported_and_strict_fails(tmp_path):

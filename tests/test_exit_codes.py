@@ -80,3 +80,75 @@ def test_a_value_that_looks_like_an_option_is_not_counted_as_one(tmp_path):
     """``--task-args`` takes the next word whatever it looks like; click does the same."""
     err = _refused(tmp_path, "--tasks", ASR, "--judge-args", "--seed")
     assert "given: give the option once" not in err
+
+
+def test_ctrl_c_says_what_is_saved_and_how_to_resume(libri_root, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    args = ["run", "--model", "offline-baseline", "--tasks", ASR, "--data-root", str(libri_root), "--batch-size", "1",
+            "--output", str(out), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "most_eval", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    cache = out / "cache" / "asr_librispeech-test-clean"
+    while time.time() < deadline and proc.poll() is None and \
+            sum(len(p.read_text().splitlines()) for p in cache.glob("*/rank0.jsonl")) < 2:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    (line,) = [line for line in err.splitlines() if line.startswith("interrupted:")]
+    saved = int(line.split()[1])
+    assert 2 <= saved < 12 and line == (f"interrupted: {saved} of 12 samples of {ASR} saved; re-run the same "
+                                        f"command to resume")
+    assert "Traceback" not in err and not (out / "results.json").exists()
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    res = json.loads((out / "results.json").read_text())["results"][ASR]
+    assert res["reused"] >= saved and res["scored"] == 12
+
+
+def test_names_are_case_insensitive(tmp_path):
+    proc = run_cli("run", "--model", "Dummy", "--tasks", "ASR:LibriSpeech-Test-Clean", "--output",
+                   str(tmp_path / "out"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["model"]["name"] == "dummy" and list(doc["results"]) == [ASR]
+
+
+def test_cuda_on_a_cpu_torch_is_one_line_with_the_way_out(tmp_path):
+    import torch
+
+    if torch.version.cuda:  # this torch has CUDA: what is checked is the other branch, on a CPU wheel
+        err = _refused(tmp_path, "--tasks", ASR, "--device", "cuda:99")
+        assert "CUDA GPU(s) visible" in err
+    else:
+        err = _refused(tmp_path, "--tasks", ASR, "--device", "cuda")
+        assert f"--device cuda: this torch ({torch.__version__}) is built without CUDA; install a CUDA build with " \
+               "`bash install.sh --gpu`" in err
+    assert "--device gpu: use cpu, cuda, cuda:N or mps" in _refused(tmp_path, "--tasks", ASR, "--device", "gpu")
+
+
+def test_results_files_take_the_umask_mode(tmp_path):
+    """results.json and the samples files are written through a private temp file; they must still get the mode
+    the umask gives any new file (027 here: 640), like the audio files beside them."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "most_eval", "run", "--model", "dummy", "--tasks", "asr,tts",
+                           "--judge", "dummy", "--output", str(out), "--no-progress"],
+                          capture_output=True, text=True, preexec_fn=lambda: os.umask(0o027), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    written = [out / "results.json", *sorted((out / "samples").glob("*.jsonl")), *sorted((out / "audio").rglob("*.wav"))]
+    assert len(written) > 3
+    for path in written:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o640, path

@@ -217,7 +217,8 @@ def test_a_task_whose_every_sample_is_unusable_fails_under_fail_on_error(tmp_pat
 
 def test_a_dataset_error_fails_under_fail_on_error(tmp_path):
     out = tmp_path / "out"
-    proc = _run(tmp_path, out, "--fail-on-error", tasks="asr:voxpopuli-en")  # no voxpopuli/ folder here
+    (tmp_path / "voxpopuli").mkdir()  # the folder, without its asr_test.tsv
+    proc = _run(tmp_path, out, "--fail-on-error", tasks="asr:voxpopuli-en")
     assert proc.returncode == 1 and "dataset error" in proc.stderr
 
 

@@ -21,7 +21,8 @@ from most_eval.core.errors import DatasetError
 from most_eval.core.options import OptionError
 from most_eval.registry import UnknownNameError, resolve_tasks
 from most_eval.results.table import print_results
-from most_eval.run.setup import MINI_SUITE, RunSetupError, failed_tasks, unmeasured_tasks
+from most_eval.run.runner import RunInterrupted
+from most_eval.run.setup import MINI_SUITE, NoDatasetsError, RunSetupError, failed_tasks, unmeasured_tasks
 from most_eval.scoring.comparability import summary_line
 
 
@@ -88,6 +89,16 @@ def run(
     except (UnknownNameError, OptionError, DatasetError, RunSetupError) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
+    except RunInterrupted as exc:
+        err_console.print(f"[yellow]interrupted:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(130)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted:[/] the outputs already cached are kept; re-run the same command to "
+                          "resume", highlight=False)
+        raise typer.Exit(130)
+    except NoDatasetsError as exc:  # nothing could be measured: exit 1, as for a task that measured nothing
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1)
     if document is None:  # a rank other than 0: its shard is in the cache, rank 0 reports
         return
     report_run(document, output or Path("runs") / model, tasks=resolve_tasks(tasks), fail_on_error=fail_on_error,

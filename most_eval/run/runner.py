@@ -39,7 +39,7 @@ from most_eval.core.fingerprints import ContentDigests
 from most_eval.results.store import (atomic_write_bytes, atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
                                results_document, task_file_name, write_jsonl)
 from most_eval.core.task import Sample, Task
-from most_eval.core.errors import DatasetError
+from most_eval.core.errors import DatasetError, MostEvalError
 
 
 class SamplesPerSecond(ProgressColumn):
@@ -48,6 +48,14 @@ class SamplesPerSecond(ProgressColumn):
     def render(self, task) -> Text:
         speed = task.finished_speed or task.speed
         return Text(f"{speed:.1f} samples/s" if speed else "", style="cyan")
+
+
+class RunInterrupted(MostEvalError):
+    """Ctrl-C (SIGINT) during a task's model pass: what is saved, and how to go on; one line."""
+
+    def __init__(self, task: str, saved: int, total: int):
+        self.task, self.saved, self.total = task, saved, total
+        super().__init__(f"{saved} of {total} samples of {task} saved; re-run the same command to resume")
 
 
 @dataclass
@@ -347,6 +355,8 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
             failed.update((r["id"], r) for r in errors)
             if progress is not None:
                 progress.advance(bar, len(batch) * dist.world_size)
+    except KeyboardInterrupt:  # every appended batch is flushed: say what is kept
+        raise RunInterrupted(task.name, len(reused) + len(stored), len(usable)) from None
     finally:
         cache.close()
     mine = [(s, done[s.id]) for s in dist.shard(reused)] + [(s, stored[s.id]) for s in pending if s.id in stored]

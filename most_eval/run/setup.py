@@ -35,6 +35,34 @@ class RunSetupError(MostEvalError):
     """A bad run input found while setting up (a path, a number, a judge, a helper model); one line."""
 
 
+class NoDatasetsError(MostEvalError):
+    """The data root holds none of the selected tasks' datasets: nothing could be measured, so no model is loaded."""
+
+
+def has_dataset(task: Task) -> bool:
+    """Whether the task's dataset is where it reads it from (its ``source=PATH``, else its folder under the data
+    root); a task without a dataset folder (text benchmarks) always has one."""
+    source = getattr(task.options, "source", None)
+    if source:
+        return Path(source).exists()
+    if not task.dataset_folder:
+        return True
+    try:
+        return task.root.is_dir()
+    except MostEvalError:  # e.g. no cv-corpus-* folder at all
+        return False
+
+
+def check_datasets(tasks: list[Task], data_root: Path) -> None:
+    """NoDatasetsError when not one selected task finds its dataset (a typo'd or empty --data-root): said before
+    the model loads. Some missing is not an error here: those tasks report a dataset error and the others run."""
+    if tasks and not any(has_dataset(t) for t in tasks):
+        folders = ", ".join(dict.fromkeys(f"{t.dataset_folder}/" for t in tasks if t.dataset_folder))
+        raise NoDatasetsError(f"--data-root {data_root} holds none of the selected tasks' datasets (expected "
+                              f"{folders}): fetch them with `most-eval data download NAME` (`most-eval data list`) "
+                              f"or see docs/datasets.md for each layout")
+
+
 def build_model(name: str, args: str | dict | None, device: str = "cpu", seed: int = 0) -> Model:
     """:func:`most_eval.registry.build_model`, its build failures as a RunSetupError (one line)."""
     from most_eval.registry import ModelBuildError, build_model as build
@@ -155,6 +183,29 @@ def output_symlink(output: Path) -> Path | None:
     return None
 
 
+def check_device(device: str) -> None:
+    """``--device`` names a device this torch can use (cpu, cuda[:N], mps); RunSetupError (one line) otherwise,
+    before anything loads: a CPU build asked for CUDA says how to install one, not torch's AssertionError."""
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (kind != "cuda" and index):
+        raise RunSetupError(f"--device {device}: use cpu, cuda, cuda:N or mps")
+    if kind == "cpu":
+        return
+    import torch
+
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise RunSetupError(f"--device mps: this machine or this torch ({torch.__version__}) has no MPS")
+        return
+    if not torch.version.cuda:
+        raise RunSetupError(f"--device {device}: this torch ({torch.__version__}) is built without CUDA; install a "
+                            f"CUDA build with `bash install.sh --gpu` (docs/install.md)")
+    count = torch.cuda.device_count()
+    if count == 0 or (index and int(index) >= count):
+        raise RunSetupError(f"--device {device}: {count} CUDA GPU(s) visible to torch {torch.__version__} (CUDA "
+                            f"{torch.version.cuda}); check the driver and CUDA_VISIBLE_DEVICES")
+
+
 def check_numbers(limit: int | None, batch_size: int, seed: int,
                   max_audio_seconds: float = DEFAULT_MAX_SECONDS) -> None:
     """Numeric options in range, before anything loads; RunSetupError (one line) otherwise."""
@@ -216,7 +267,7 @@ def plan_judges(task_classes: list[type[Task]], tasks: str | list[str], judge: s
     names = tasks.split(",") if isinstance(tasks, str) else list(tasks)
     needed = any("judge" in c.needs for c in task_classes)
     paper = needed and (judge == "paper" or (  # a paper group implies --judge paper
-        judge is None and any(p.strip() in PAPER_GROUP_NAMES for p in names)))
+        judge is None and any(p.strip().lower() in PAPER_GROUP_NAMES for p in names)))
     folders = paper_judge_folders(task_classes, judge_args) if paper else {}
     if judge_args and not judge and not paper:
         raise RunSetupError("--judge-args needs --judge NAME: the default judge (offline-baseline, or hf-whisper "
@@ -279,6 +330,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
     dist = None
     try:
         check_numbers(limit, batch_size, seed, max_audio_seconds)
+        check_device(device)
         dist, device = distributed.init_distributed(device)
         hf_loading.configure_output(verbose=verbose and dist.is_main)  # before any model (and transformers) import
         task_classes = resolve_tasks(tasks)
@@ -299,6 +351,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
                 refusal = str(exc)
         if not dist.all_agree(refusal is None):
             raise RunSetupError(refusal or f"{output}: rank 0 could not take the output folder")
+        check_datasets(task_objs, data_root)
         lend_helpers(task_objs, context, plan, device, seed, note)
         the_model = build_model(model, model_args, device, seed) if isinstance(model, str) else model
         return runner.run_tasks(the_model, task_objs, output, batch_size=batch_size, limit=limit, seed=seed,
