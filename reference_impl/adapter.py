@@ -81,6 +81,16 @@ NO_CHECKPOINT = (
 )
 
 
+def training_export(folder: Path) -> Path | None:
+    """The exported model of the `most-eval train` run that ``folder`` is (its output folder), or is inside of
+    (``checkpoints/step_N``), when that export exists (``export/most.json``); else None."""
+    for run in (folder, *folder.parents[:2]):
+        if (run / "train_log.jsonl").is_file() or (run / "checkpoints").is_dir():
+            export = run / "export"
+            return export if (export / "most.json").is_file() else None
+    return None
+
+
 @dataclass(frozen=True)
 class MoSTArgs:
     """`--model-args` of the MoST adapter."""
@@ -124,6 +134,10 @@ class MoSTModel(CausalTextLM, Model):
             raise CheckpointError(self.args.checkpoint or "checkpoint=", NO_CHECKPOINT.format(where=""))
         manifest = self.root / "most.json"
         if not manifest.is_file():
+            export = training_export(self.root)
+            if export is not None:  # a training output folder, or one of its step checkpoints
+                raise CheckpointError(manifest, f"{self.root} is a training run's folder, not its exported model: "
+                                                f"pass checkpoint={export}")
             raise CheckpointError(manifest, NO_CHECKPOINT.format(where=" here (most.json is missing)"))
         self.manifest = read_json(manifest)
         read_json(self.root / "config.json")  # without it from_pretrained would build the full-size default model

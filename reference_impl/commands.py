@@ -31,7 +31,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one l
 def train_command(
     config: Path = typer.Option(..., "--config", "-c", help="Training recipe YAML (e.g. reference_impl/configs/train_tiny.yaml)."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: checkpoints, train_log.jsonl, the exported model."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (resume by re-running).",
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps, with a checkpoint and an export (resume by re-running).",
                                             show_default="the recipe's total steps"),
 ):
     """Train MoST with the reference recipe (launch under accelerate/torchrun for several processes)."""

@@ -36,7 +36,8 @@ What one run does (the MoST paper for the model and the two stages' mixtures, mi
    scheduler) + recipe_state.json (stage, step, data position). Resuming replays the data plan to that step, so a
    resumed run continues with exactly the losses of an uninterrupted one.
 5. export: OUTPUT/export/ in the adapter's checkpoint layout (adapter.save_checkpoint), loadable with
-   `most-eval run --model most --model-args checkpoint=OUTPUT/export`.
+   `most-eval run --model most --model-args checkpoint=OUTPUT/export`; written by every run that ends, a
+   `--max-steps` one included (most.json's `training.steps` says how far it got).
 
 Config: plain YAML (see configs/train_tiny.yaml, train_stage1.yaml, train_stage2.yaml); relative paths resolve
 against the config file's folder, `$VARS` are expanded, `units` resolves against OUTPUT. `DEFAULTS` (train_config.py)
@@ -509,8 +510,10 @@ class Recipe:
 def main(config_path, output_dir, max_steps: int | None = None, *, overrides: dict | None = None) -> dict:
     """Runs the recipe: setup, train (up to `max_steps` global steps in all), save, export, cleanup.
 
-    Returns {"output", "steps", "last" (the last logged record), "export" (path or None)}. A run with `max_steps`
-    below the configured total stops with a checkpoint (resume by running again) and no export.
+    Returns {"output", "steps", "last" (the last logged record), "export" (path or None)}. Every run that ends
+    writes its export (unless ``export.enabled`` is false): one stopped by `max_steps` below the configured total
+    exports the model as it stands (``most.json`` records its steps) beside its checkpoint, and a later run that
+    resumes and finishes exports again over it.
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -520,7 +523,7 @@ def main(config_path, output_dir, max_steps: int | None = None, *, overrides: di
     recipe.setup()
     try:
         result = recipe.train()
-        exported = recipe.export() if recipe.global_step >= recipe.total_steps else None
+        exported = recipe.export()
     finally:
         recipe.cleanup()
     return {"output": str(Path(output_dir)), "steps": result["steps"], "last": result["last"],
@@ -531,7 +534,7 @@ def cli(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m most_reference.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="recipe YAML (configs/train_*.yaml)")
     parser.add_argument("--output", required=True, help="output folder (checkpoints, logs, export); resumes there")
-    parser.add_argument("--max-steps", type=int, help="stop after this many global steps (checkpoint, no export)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many global steps (checkpoint and export)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. training.global_batch=256 (value parsed as YAML)")
     args = parser.parse_args(argv)

@@ -107,7 +107,9 @@ def test_resume_from_mid_run_checkpoints_reproduces_the_uninterrupted_run(tmp_pa
     # 2. a run stopped with --max-steps 10 (inside stage 2), then started again
     interrupted = tmp_path / "interrupted"
     copy_run_state(full, interrupted, 5)
-    assert main(TINY, interrupted, max_steps=10, overrides=common)["export"] is None
+    short = main(TINY, interrupted, max_steps=10, overrides=common)["export"]  # a short run exports what it has
+    assert short == str(interrupted / "export")
+    assert json.loads((interrupted / "export" / "most.json").read_text())["training"]["steps"] == 10
     assert (interrupted / "checkpoints" / "step_10" / "recipe_state.json").is_file()
     main(TINY, interrupted, overrides=common)
 
@@ -154,3 +156,20 @@ def test_bad_data_is_logged_and_skipped(tmp_path):
     assert any(rec["loss"] is None for rec in log.values())  # a micro-batch of only the corrupt file: skipped
     assert all(math.isfinite(rec["loss"]) for rec in log.values() if rec["loss"] is not None)
     assert json.loads((out / "run_info.json").read_text())["examples"]["asr"] == 5  # 4 good + corrupt (found late)
+
+
+def test_a_training_folder_given_as_checkpoint_names_its_export(tmp_path):
+    """A new user passes the training output folder (or a step checkpoint) as checkpoint=: the one-line error says
+    which folder to pass instead."""
+    from conftest import run_cli
+
+    run = tmp_path / "train-short"
+    (run / "checkpoints" / "step_60").mkdir(parents=True)
+    (run / "train_log.jsonl").write_text("")
+    shutil.copytree(REPO / "reference_impl" / "checkpoints" / "tiny", run / "export")
+    for given in (run, run / "checkpoints" / "step_60"):
+        proc = run_cli("run", "--model", "most", "--model-args", f"checkpoint={given}", "--tasks", "asr",
+                       "--output", str(tmp_path / "out"), "--no-progress")
+        assert proc.returncode == 2, proc.stderr
+        assert f"{given} is a training run's folder, not its exported model: pass checkpoint={run / 'export'}" \
+            in proc.stderr and proc.stderr.strip().count("\n") == 0
