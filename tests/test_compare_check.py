@@ -317,8 +317,22 @@ def test_check_refuses_missing_task(tmp_path, synth):
     _, ref, base_err = synth
     base = write_run(tmp_path / "base", {ASR: wer_records(base_err, ref), SLM: acc_records(np.ones(10))})
     cand = write_run(tmp_path / "cand", {ASR: wer_records(base_err, ref)})
-    with pytest.raises(NotComparable, match="slm:swuggy-dev: scored in the baseline but missing from the candidate"):
-        check(base, cand)
+    report = check(base, cand)  # the shared task is checked; the one the candidate lacks fails the gate
+    assert not report.passed and report.missing == [SLM] and [r.delta.task for r in report.rows] == [ASR]
+    assert report.verdict == "FAIL (1 baseline task missing from the candidate)"
+    assert f"{SLM}: scored in the baseline, not in the candidate; fails the gate (--allow-missing accepts it)" \
+        in report.notes
+    allowed = check(base, cand, allow_missing=True)
+    assert allowed.passed and f"{SLM}: scored in the baseline, not in the candidate; allowed by --allow-missing" \
+        in allowed.notes
+    assert check(base, cand, tasks=[ASR]).passed and not check(base, cand, tasks=[ASR]).notes
+    with pytest.raises(NotComparable, match="--tasks tts:nowhere: scored in neither"):
+        check(base, cand, tasks=["tts:nowhere"])
+    res = CliRunner().invoke(make_cli(), ["check", "--baseline", str(base), "--candidate", str(cand)])
+    assert res.exit_code == 1 and "FAIL (1 baseline task missing from the candidate)" in res.stdout
+    res = CliRunner().invoke(make_cli(), ["check", "--baseline", str(base), "--candidate", str(cand),
+                                          "--allow-missing"])
+    assert res.exit_code == 0, res.stdout
 
 
 def test_different_setups_are_refused_by_check_and_compare(tmp_path, synth):
@@ -362,8 +376,9 @@ def test_compare_refuses_different_sample_sets(tmp_path, synth):
     c = write_run(tmp_path / "c", {ASR: recs[:5]}, limit=5)
     with pytest.raises(NotComparable, match=r": limit differs: none vs 5$"):
         compare(a, c)
-    with pytest.raises(NotComparable, match=r": limit differs: none vs 5; and 1 more problem$"):
-        check(a, c)
+    with pytest.raises(NotComparable, match=r": limit differs: none vs 5; asr:librispeech-test-clean: scored sample ids "
+                                            r"differ \(baseline 500, candidate 5; "):
+        check(a, c)  # check lists every problem
     # compare stops at the first problem: a later samples file it would have to read is not opened
     (c / "samples" / "asr_librispeech-test-clean.jsonl").unlink()
     with pytest.raises(NotComparable, match=r": limit differs: none vs 5$"):

@@ -61,6 +61,11 @@ def build_command(
         typer.echo(str(path))
 
 
+def _task_list(tasks: str | None) -> list[str] | None:
+    """``--tasks a,b`` as a list (None: the default selection)."""
+    return [t.strip() for t in tasks.split(",") if t.strip()] or None if tasks else None
+
+
 def compare_command(
     a: Annotated[Path, typer.Argument(help="Run A: results folder or results.json")],
     b: Annotated[Path, typer.Argument(help="Run B: results folder or results.json")],
@@ -68,11 +73,13 @@ def compare_command(
                                            show_default="off: a table")] = False,
     resamples: Annotated[int, typer.Option("--resamples", min=1, max=MAX_RESAMPLES, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated tasks to compare",
+                                                 show_default="the tasks both runs scored")] = None,
 ) -> None:
     """Per-task deltas B - A with paired bootstrap 95% intervals over the sample ids both runs scored; exit 2 when the
     runs are not comparable (limit, task config, dataset or sample ids differ; a NaN metric) or a file is unreadable."""
     try:
-        comp = compare(a, b, n_resamples=resamples, seed=seed)
+        comp = compare(a, b, n_resamples=resamples, seed=seed, tasks=_task_list(tasks))
     except (NotComparable, ResultsFileError, ValueError) as err:
         raise fail(str(err)) from None
     if json_out:
@@ -96,6 +103,11 @@ def check_command(
                                                      show_default="not written")] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=1, max=MAX_RESAMPLES, help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed")] = 0,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated tasks to check",
+                                                 show_default="every task either run scored")] = None,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="A task the baseline scored and the "
+                                                "candidate did not is a note, not a failure",
+                                                show_default="off: it fails the gate")] = False,
 ) -> None:
     """Fail (exit 1) when the candidate is significantly worse than the baseline beyond the tolerance; exit 2 when
     the runs are not comparable (limit, task config, dataset or sample ids differ; a NaN metric), a file is
@@ -109,7 +121,8 @@ def check_command(
         raise fail(problem)
     try:
         report = check(baseline, candidate, tol, n_resamples=resamples, seed=seed, markdown_path=markdown,
-                       junit_path=junit, console=wide_console())
+                       junit_path=junit, console=wide_console(), tasks=_task_list(tasks),
+                       allow_missing=allow_missing)
     except (NotComparable, ResultsFileError) as err:
         try:
             write_refusal(str(err), markdown, junit)

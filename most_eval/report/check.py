@@ -93,6 +93,8 @@ class CheckReport:
     confidence: float
     rows: list[CheckRow]
     notes: list[str] = field(default_factory=list)  # tasks only in the candidate, skipped tasks
+    #: tasks the baseline scored that the candidate did not: each fails the gate (unless --allow-missing)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[CheckRow]:
@@ -101,14 +103,18 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        """No row fails (warnings pass)."""
-        return not self.failures
+        """No row fails (warnings pass) and no baseline task is missing from the candidate."""
+        return not self.failures and not self.missing
 
     @property
     def verdict(self) -> str:
-        """``PASS`` or ``FAIL (<n> significant regressions beyond tolerance)``."""
-        n = len(self.failures)
-        return "PASS" if n == 0 else f"FAIL ({n} significant regression{'s' if n != 1 else ''} beyond tolerance)"
+        """``PASS``, or ``FAIL (<n> significant regressions beyond tolerance[, <k> baseline tasks missing])``."""
+        n, k = len(self.failures), len(self.missing)
+        if not n and not k:
+            return "PASS"
+        parts = [f"{n} significant regression{'s' if n != 1 else ''} beyond tolerance"] if n else []
+        parts += [f"{k} baseline task{'s' if k != 1 else ''} missing from the candidate"] if k else []
+        return f"FAIL ({', '.join(parts)})"
 
     # ---------------------------------------------------------------------------------------------------- markdown
     def to_markdown(self) -> str:
@@ -147,6 +153,8 @@ class CheckReport:
                       ("n_resamples", str(self.n_resamples)), ("seed", str(self.seed)))
         cases = [(f"most_eval.check.{r.delta.task}", r.delta.metric,
                   {"fail": "failure", "warn": "warning"}.get(r.status), r.reason) for r in self.rows]
+        cases += [(f"most_eval.check.{task}", "scored", "failure",
+                   f"{task}: scored in the baseline, not in the candidate") for task in self.missing]
         return junit_xml(cases, properties)
 
     # -------------------------------------------------------------------------------------------------------- rich
@@ -204,37 +212,72 @@ def grade(delta: MetricDelta, tolerance: float) -> CheckRow:
     return CheckRow(delta, tolerance, "pass", detail)
 
 
-def validate_pair(base: Run, cand: Run) -> list[str]:
-    """Every reason the runs cannot be checked against each other (empty when they can), the limit first: the shared
-    gate (:func:`~most_eval.report.comparison.refusal_problems`) over the tasks the baseline scored, and those the
-    candidate scored that the baseline ran without a metric, comparing scored ids per metric."""
-    tasks = set(base.scored_tasks()) | {t for t in cand.scored_tasks() if base.ran(t)}
+def validate_pair(base: Run, cand: Run, tasks: list[str] | None = None) -> list[str]:
+    """Every reason the runs cannot be checked against each other on ``tasks`` (default: the tasks both scored;
+    empty when they can), the limit first: the shared gate (:func:`~most_eval.report.comparison.refusal_problems`),
+    comparing scored ids per metric."""
+    if tasks is None:
+        tasks = shared_tasks(base, cand)
     return refusal_problems(base, cand, sorted(tasks), sides=("the baseline", "the candidate"), ids="scored")
+
+
+def shared_tasks(base: Run, cand: Run, wanted: list[str] | None = None) -> list[str]:
+    """The tasks of ``wanted`` (default: every task either run scored) that one run scored and the other ran (so a
+    metric missing from one of them is refused, not skipped)."""
+    scored_a, scored_b = base.scored_tasks(), cand.scored_tasks()
+    names = sorted(set(scored_a) | set(scored_b)) if wanted is None else wanted
+    return [t for t in names if (t in scored_a and cand.ran(t)) or (t in scored_b and base.ran(t))]
+
+
+def task_selection(base: Run, cand: Run, tasks: list[str] | None) -> tuple[list[str], list[str], list[str]]:
+    """(shared, baseline only, candidate only) among ``tasks`` (default: every task either run scored). A task
+    named in ``tasks`` that neither run scored is refused (NotComparable)."""
+    from most_eval.report.comparison import NotComparable
+
+    scored_a, scored_b = base.scored_tasks(), cand.scored_tasks()
+    wanted = list(dict.fromkeys(tasks)) if tasks else sorted(set(scored_a) | set(scored_b))
+    unknown = [t for t in wanted if t not in scored_a and t not in scored_b]
+    if unknown:
+        raise NotComparable(f"--tasks {', '.join(unknown)}: scored in neither {base.results_path} nor "
+                            f"{cand.results_path}")
+    shared = shared_tasks(base, cand, wanted)
+    only_base = [t for t in wanted if t in scored_a and t not in shared]
+    only_cand = [t for t in wanted if t in scored_b and t not in shared]
+    return shared, only_base, only_cand
 
 
 def check(baseline: str | Path, candidate: str | Path, tolerance: dict[str, float] | None = None, *,
           n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95, markdown_path: str | Path | None = None,
-          junit_path: str | Path | None = None, console: Any = None) -> CheckReport:
+          junit_path: str | Path | None = None, console: Any = None, tasks: list[str] | None = None,
+          allow_missing: bool = False) -> CheckReport:
     """Check ``candidate`` against ``baseline`` (results folders or ``results.json`` paths); see the module docstring
     for the rule. ``tolerance`` updates :data:`DEFAULT_TOLERANCE` (``{"wer": 0.3, "accuracy": 1.0, "sim": 0.01}``).
+    ``tasks``: only these (default: every task either run scored). The tasks both runs have are checked; one the
+    baseline scored that the candidate did not fails the gate (a note instead with ``allow_missing``); one only the
+    candidate has is a note.
 
     Writes the markdown summary / JUnit XML when paths are given and prints a rich table when ``console`` is given.
     Raises :class:`~most_eval.report.comparison.NotComparable` when the runs are not comparable and :class:`ResultsFileError` for unreadable files
     (both one-line messages)."""
     tol = parse_tolerance(tolerance)
     base, cand = load_run(baseline), load_run(candidate)
-    refuse(base, cand, validate_pair(base, cand), count_more=True)
+    shared, only_base, only_cand = task_selection(base, cand, tasks)
+    refuse(base, cand, validate_pair(base, cand, shared), count_more=True)
     rows, notes = [], []
-    for task, metric, d in metric_deltas(base, cand, base.scored_tasks(), n_resamples=n_resamples, seed=seed,
+    for task, metric, d in metric_deltas(base, cand, shared, n_resamples=n_resamples, seed=seed,
                                          confidence=confidence):
         if d is None:
             notes.append(f"{task} {metric}: no scored samples; not checked")
         else:
             rows.append(grade(d, tol[metric]))
-    for task in sorted(set(cand.scored_tasks()) - set(base.scored_tasks())):
+    for task in only_base:
+        notes.append(f"{task}: scored in the baseline, not in the candidate"
+                     + ("; allowed by --allow-missing" if allow_missing else "; fails the gate (--allow-missing "
+                                                                             "accepts it)"))
+    for task in only_cand:
         notes.append(f"{task}: only in the candidate; not checked")
     report = CheckReport(str(base.results_path), str(cand.results_path), base.model, cand.model, tol, n_resamples,
-                         seed, confidence, rows, notes)
+                         seed, confidence, rows, notes, missing=[] if allow_missing else only_base)
     if markdown_path is not None:
         _write(markdown_path, report.to_markdown())
     if junit_path is not None:

@@ -267,13 +267,12 @@ def refusal_problems(run_a: Run, run_b: Run, tasks: list[str], *, sides: tuple[s
 
 
 def refuse(run_a: Run, run_b: Run, problems: list[str], *, count_more: bool) -> None:
-    """Raise :class:`NotComparable` naming the first problem (and, with ``count_more``, how many others there are);
-    nothing when ``problems`` is empty."""
+    """Raise :class:`NotComparable` naming the problems (every one with ``count_more``, else the first), on one
+    line; nothing when ``problems`` is empty."""
     if not problems:
         return
-    more = len(problems) - 1
-    tail = f"; and {more} more problem{'s' if more > 1 else ''}" if count_more and more else ""
-    raise NotComparable(f"refused to compare {run_a.results_path} with {run_b.results_path}: {problems[0]}{tail}",
+    shown = problems if count_more else problems[:1]
+    raise NotComparable(f"refused to compare {run_a.results_path} with {run_b.results_path}: {'; '.join(shown)}",
                         problems)
 
 
