@@ -14,7 +14,7 @@ from most_eval.registry import families
 
 LIBRI = "asr:librispeech-test-clean"
 #: what differs between two runs of the same inputs: when and how they were started, and how long they took
-VOLATILE_TOP = {"created", "command", "efficiency"}
+VOLATILE_TOP = {"created", "command", "efficiency", "run_name"}  # run_name: the output folders differ
 VOLATILE_ENTRY = {"seconds", "created", "judge_rtf"}
 
 

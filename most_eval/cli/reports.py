@@ -43,6 +43,11 @@ def build_command(
                                                  show_default="the repo's leaderboards/data")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="Output folder for *.md, index.html, plots/",
                                                    show_default="the repo's leaderboards/")] = None,
+    runs: Annotated[Optional[list[str]], typer.Option("--runs", help="Run folders (or results.json files) to add, "
+                                                      "e.g. --runs runs/* (a shell glob, or a quoted one)",
+                                                      show_default="only the runs under --data")] = None,
+    more_runs: Annotated[Optional[list[str]], typer.Argument(
+        help="More run folders: what a shell glob after --runs expands to", show_default=False)] = None,
 ) -> None:
     """Write the markdown tables, index.html and plots (byte-identical for identical inputs)."""
     root = default_leaderboard_dir()
@@ -52,13 +57,30 @@ def build_command(
     if problem:
         raise fail(problem)
     try:
-        written = build_leaderboard(data, output)
+        written = build_leaderboard(data, output, run_folders([*(runs or []), *(more_runs or [])]))
     except (ResultsFileError, FileNotFoundError, ValueError) as err:
         raise fail(str(err)) from None
     except OSError as err:
         raise fail(f"cannot write the leaderboard: {os_error_line(err)}") from None
     for path in written:
         typer.echo(str(path))
+
+
+def run_folders(given: list[str]) -> list[Path]:
+    """The run folders ``--runs`` names: each path as given, a quoted glob expanded (sorted); one that matches
+    nothing is refused."""
+    import glob
+
+    out: list[Path] = []
+    for item in given:
+        if glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise fail(f"--runs {item}: matches no run folder")
+            out += [Path(m) for m in matches]
+        else:
+            out.append(Path(item))
+    return out
 
 
 def _task_list(tasks: str | None) -> list[str] | None:

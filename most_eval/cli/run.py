@@ -60,6 +60,8 @@ def run(
                                        show_default="off"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every sample instead of reusing cached records.",
                                   show_default="off: cached records are reused"),
+    name: Optional[str] = typer.Option(None, "--name", help="The run's name in leaderboards and comparisons.",
+                                       show_default="the output folder's name"),
     max_audio_seconds: float = typer.Option(DEFAULT_MAX_SECONDS, "--max-audio-seconds",
                                             help="Longest input or prompt audio read; a longer file is an error "
                                                  "record, checked from its header before it is decoded."),
@@ -83,7 +85,7 @@ def run(
             model, tasks, model_args=model_args, output=output, limit=limit, batch_size=batch_size,
             data_root=data_root, judge=judge, seed=seed, judge_args=judge_args, embedder=embedder,
             task_args=task_args, num_fewshot=num_fewshot, device=device, use_cache=not no_cache,
-            max_audio_seconds=max_audio_seconds,
+            max_audio_seconds=max_audio_seconds, run_name=name,
             show_progress=progress, verbose=verbose, console=err_console, note=_note,
             command="most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     except (UnknownNameError, OptionError, DatasetError, RunSetupError) as exc:

@@ -276,7 +276,7 @@ def check(baseline: str | Path, candidate: str | Path, tolerance: dict[str, floa
                                                                              "accepts it)"))
     for task in only_cand:
         notes.append(f"{task}: only in the candidate; not checked")
-    report = CheckReport(str(base.results_path), str(cand.results_path), base.model, cand.model, tol, n_resamples,
+    report = CheckReport(str(base.results_path), str(cand.results_path), base.label, cand.label, tol, n_resamples,
                          seed, confidence, rows, notes, missing=[] if allow_missing else only_base)
     if markdown_path is not None:
         _write(markdown_path, report.to_markdown())

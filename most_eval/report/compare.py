@@ -92,7 +92,7 @@ def compare_runs(run_a: Run, run_b: Run, *, n_resamples: int = 1000, seed: int =
                 skipped.append((task, f"{metric}: no sample id scored by both runs"))
             else:
                 deltas.append(d)
-    return Comparison(str(run_a.results_path), str(run_b.results_path), run_a.model, run_b.model, n_resamples, seed,
+    return Comparison(str(run_a.results_path), str(run_b.results_path), run_a.label, run_b.label, n_resamples, seed,
                       confidence, tuple(deltas), tuple(skipped))
 
 

@@ -46,6 +46,18 @@ class Run:
         """The model name the run recorded."""
         return self.data["model"]["name"]
 
+    @property
+    def name(self) -> str | None:
+        """The run's name as ``most-eval run`` recorded it (``--name``, else its output folder's name); None for a
+        file that records none (older runs)."""
+        given = self.data.get("run_name")
+        return given if isinstance(given, str) and given.strip() else None
+
+    @property
+    def label(self) -> str:
+        """How tables name the run: ``<name> (<model>)``, or the model alone (no name, or named after its model)."""
+        return self.model if self.name in (None, self.model) else f"{self.name} ({self.model})"
+
     def scored_tasks(self) -> list[str]:
         """Tasks with at least one of the metrics in :data:`METRICS` (``"status": "not supported"`` ones excluded)."""
         return sorted(t for t, e in self.data["results"].items() if any(m in e for m in METRICS))

@@ -146,13 +146,16 @@ def error_summary(error_records: list[dict]) -> dict | None:
 
 def results_document(model: dict, results: dict, tasks: dict, seed: int, command: str | None = None, *,
                      limit: int | None = None, data_root: str | None = None,
-                     comparability: dict | None = None, efficiency: dict | None = None) -> dict:
-    """Assemble the results.json dictionary; every task gets its own ``created`` time in ``tasks``."""
+                     comparability: dict | None = None, efficiency: dict | None = None,
+                     run_name: str | None = None) -> dict:
+    """Assemble the results.json dictionary; every task gets its own ``created`` time in ``tasks``. ``run_name``
+    names the run in leaderboards and comparisons (``--name``, else the output folder's name)."""
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tasks = {name: {**tasks.get(name, {}), "created": created} for name in results}
     return {
         "format": RESULTS_FORMAT,
         "format_version": RESULTS_FORMAT_VERSION,
+        "run_name": run_name,
         "model": model,
         "results": results,
         "tasks": tasks,

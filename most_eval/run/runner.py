@@ -473,7 +473,7 @@ def make_progress(console: Console | None = None, enabled: bool = True) -> Progr
 def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
               seed: int = 0, show_progress: bool = True, console: Console | None = None,
               command: str | None = None, dist: Dist = Dist(), use_cache: bool = True,
-              data_root: Path | None = None) -> RunOutcome | None:
+              data_root: Path | None = None, run_name: str | None = None) -> RunOutcome | None:
     """Run every task, write ``samples/*.jsonl`` and ``results.json`` under ``output_dir``; return the outcome.
 
     An earlier ``results.json`` of the same model, seed and limit keeps its other tasks (merged by task); otherwise
@@ -520,7 +520,8 @@ def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: 
     model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
     document = results_document(model_info, results, task_info, seed, command, limit=limit,
                                 data_root=str(data_root) if data_root is not None else None,
-                                comparability=comparability, efficiency=efficiency)
+                                comparability=comparability, efficiency=efficiency,
+                                run_name=run_name or output_dir.resolve().name)
     document = merge_previous(document, output_dir)
     for path, records in samples_files.items():
         write_jsonl(path, records)

@@ -310,7 +310,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
                    batch_size: int = 8, device: str = "cpu", seed: int = 0, judge: str | None = None,
                    judge_args: str | None = None, embedder: str | None = None, task_args: str | None = None,
                    num_fewshot: int | None = None, use_cache: bool = True, show_progress: bool = False,
-                   max_audio_seconds: float = DEFAULT_MAX_SECONDS,
+                   max_audio_seconds: float = DEFAULT_MAX_SECONDS, run_name: str | None = None,
                    verbose: bool = False, console=None, command: str | None = None,
                    note: Note | None = None) -> RunOutcome | None:
     """Check every input, build the helpers and the model, run the tasks (see the module docstring); the outcome,
@@ -356,7 +356,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
         the_model = build_model(model, model_args, device, seed) if isinstance(model, str) else model
         return runner.run_tasks(the_model, task_objs, output, batch_size=batch_size, limit=limit, seed=seed,
                                 show_progress=show_progress, console=console, command=command, dist=dist,
-                                use_cache=use_cache, data_root=data_root)
+                                use_cache=use_cache, data_root=data_root, run_name=run_name)
     finally:
         lock.release()
         distributed.finish_distributed()

@@ -33,13 +33,14 @@ from most_eval.report.leaderboard.html import render_html
 from most_eval.report.leaderboard.markdown import render_markdown
 from most_eval.report.leaderboard.plot import render_plot
 
-def build_leaderboard(data_dir: str | Path, output_dir: str | Path) -> list[Path]:
-    """Build the leaderboard from ``data_dir`` (``paper/*.csv`` + ``runs/**/*.json``) into ``output_dir``.
+def build_leaderboard(data_dir: str | Path, output_dir: str | Path, runs: tuple | list = ()) -> list[Path]:
+    """Build the leaderboard from ``data_dir`` (``paper/*.csv`` + ``runs/**/*.json``) and the run folders ``runs``
+    names into ``output_dir``.
 
     Writes ``<family>.md`` per family, ``index.html`` and ``plots/<family>.png``; returns the written paths (sorted).
     Raises :class:`most_eval.results.store.ResultsFileError` for a bad run file; nothing is written in that case.
     """
-    tables = collect(data_dir)  # validates every input before anything is written
+    tables = collect(data_dir, runs)  # validates every input before anything is written
     output_dir = Path(output_dir)
     outputs: dict[Path, bytes] = {}  # every output rendered first: a failure writes nothing, no page goes stale
     for t in tables:

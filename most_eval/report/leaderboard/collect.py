@@ -118,10 +118,19 @@ def _comparability(data: dict[str, Any], task: str) -> tuple[bool, str]:
     return False, "no: " + ("; ".join(reasons) or "not comparable")
 
 
-def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], dict[str, list[RunDetail]]]:
-    """A run's rows per family: comparable cells in one row, non-comparable cells in a row of their own (labelled,
-    drawn apart, never bold); plus a detail line per metric with scored/listed and comparability."""
+def run_label(data: dict[str, Any]) -> str:
+    """How a run's rows are named: ``<run name> (<model>)``, the run name being what ``most-eval run`` recorded
+    (``--name``, else its output folder's name); the model alone for a file that records none (older runs) or a
+    run named after its model."""
     model = data["model"]["name"]
+    name = data.get("run_name")
+    return f"{name} ({model})" if isinstance(name, str) and name.strip() and name != model else model
+
+
+def _run_rows(data: dict[str, Any], source: str, model: str) -> tuple[dict[str, list[Row]], dict[str, list[RunDetail]]]:
+    """A run's rows per family, named ``model`` (:func:`run_label`): comparable cells in one row, non-comparable
+    cells in a row of their own (labelled, drawn apart, never bold); plus a detail line per metric with
+    scored/listed and comparability."""
     rows: dict[tuple[str, str | None, bool], Row] = {}
     details: dict[str, list[RunDetail]] = {f.key: [] for f in PAPER_TABLES}
     for task in sorted(data["results"]):
@@ -175,8 +184,9 @@ def _run_rows(data: dict[str, Any], source: str) -> tuple[dict[str, list[Row]], 
     return by_family, details
 
 
-def collect(data_dir: str | Path) -> list[LeaderboardTable]:
-    """Paper rows (paper order) then run rows (by run file path) for every family."""
+def collect(data_dir: str | Path, runs: tuple[str | Path, ...] | list[str | Path] = ()) -> list[LeaderboardTable]:
+    """Paper rows (paper order) then run rows for every family: the run files under ``data_dir/runs`` (by path),
+    then the run folders (or results.json files) ``runs`` names, in the order given."""
     data_dir = Path(data_dir)
     paper_dir = data_dir / "paper"
     tables = []
@@ -187,10 +197,15 @@ def collect(data_dir: str | Path) -> list[LeaderboardTable]:
         tables.append(LeaderboardTable(family, read_paper_table(path, family)))
     by_key = {t.paper_table.key: t for t in tables}
     runs_dir = data_dir / "runs"
-    for path in find_run_files(runs_dir):
+    inputs = [(p, "run: runs/" + p.relative_to(runs_dir).as_posix()) for p in find_run_files(runs_dir)]
+    for run in runs:
+        path = Path(run) / "results.json" if Path(run).is_dir() else Path(run)
+        if not path.is_file():
+            raise FileNotFoundError(f"{run}: no results.json there (--runs takes run folders or results.json files)")
+        inputs.append((path, f"run: {run}"))
+    for path, source in inputs:
         data = load_results(path)
-        source = "run: runs/" + path.relative_to(runs_dir).as_posix()
-        rows, details = _run_rows(data, source)
+        rows, details = _run_rows(data, source, run_label(data))
         for key, family_rows in rows.items():
             by_key[key].rows.extend(family_rows)
             by_key[key].details.extend(details[key])
