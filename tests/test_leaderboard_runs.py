@@ -52,3 +52,17 @@ def test_compare_and_check_headers_name_the_runs(runs):
     check = run_cli("check", "--baseline", str(a), "--candidate", str(b))
     assert check.returncode == 0, check.stderr
     assert "baseline first (dummy) vs candidate my second (dummy)" in " ".join(check.stdout.split())
+
+
+def test_counts_name_their_unit_in_the_results_table_and_in_compare(tmp_path):
+    """A spoken-LM task lists wav files and scores pairs: both counts say which they count."""
+    task = "slm:sblimp-dev"
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        proc = run_cli("run", "--model", "dummy", "--tasks", task, "--output", str(out), "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+    res = json.loads((outs[0] / "results.json").read_text())["results"][task]
+    assert f"{res['scored']} / {res['listed']} files, {res['pairs']} pairs" in proc.stdout
+    comp = run_cli("compare", str(outs[0]), str(outs[1]))
+    assert comp.returncode == 0, comp.stderr
+    assert f"{res['pairs']} pairs" in comp.stdout

@@ -134,7 +134,8 @@ class CheckReport:
             d = r.delta
             lo, hi = d.worse_ci
             lines.append(
-                f"| {_md(d.task)} | {d.metric} | {d.n} | {fmt_value(d.metric, d.a)} | {fmt_value(d.metric, d.b)} | "
+                f"| {_md(d.task)} | {d.metric} | {d.n} {d.unit} | {fmt_value(d.metric, d.a)} | "
+                f"{fmt_value(d.metric, d.b)} | "
                 f"{fmt_delta(d.metric, d.delta)} | [{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]"
                 f" | {fmt_delta(d.metric, d.worse_by)} [{fmt_delta(d.metric, lo)}, {fmt_delta(d.metric, hi)}] | "
                 f"{r.tolerance:g} | {'**FAIL**' if r.status == 'fail' else r.status} |")
@@ -203,7 +204,7 @@ def grade(delta: MetricDelta, tolerance: float) -> CheckRow:
     lo, hi = delta.worse_ci
     m = delta.metric
     detail = (f"{delta.task} {m}: baseline {fmt_value(m, delta.a)}, candidate {fmt_value(m, delta.b)}, worse by "
-              f"{fmt_delta(m, worse)} ({delta.n} samples, CI [{fmt_delta(m, lo)}, {fmt_delta(m, hi)}]), "
+              f"{fmt_delta(m, worse)} ({delta.n} {delta.unit}, CI [{fmt_delta(m, lo)}, {fmt_delta(m, hi)}]), "
               f"tolerance {tolerance:g}")
     if worse > tolerance and lo > tolerance:
         return CheckRow(delta, tolerance, "fail", f"significant regression beyond tolerance: {detail}")

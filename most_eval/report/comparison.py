@@ -300,6 +300,7 @@ class MetricDelta:
     a_reported: float | None  # the value in each results.json (over all the ids that run scored)
     b_reported: float | None
     same_dataset: bool | None  # dataset_sha256 equal (None: missing in a run)
+    unit: str = "samples"  # what n counts: "samples", "pairs" (spoken-LM tasks) or "documents" (text tasks)
 
     @property
     def significant(self) -> bool:
@@ -342,8 +343,15 @@ def metric_delta(run_a: Run, run_b: Run, task: str, metric: str, *, n_resamples:
         units=len(next(iter(arr_a.values()))),
         only_a=len(ids_a - ids_b), only_b=len(ids_b - ids_a), a=a, b=b, delta=b - a, ci_low=lo,
         ci_high=hi, a_reported=_reported(run_a, task, metric), b_reported=_reported(run_b, task, metric),
-        same_dataset=None if sha_a is None or sha_b is None else sha_a == sha_b,
+        same_dataset=None if sha_a is None or sha_b is None else sha_a == sha_b, unit=sample_unit(run_a, task),
     )
+
+
+def sample_unit(run: Run, task: str) -> str:
+    """What a task's samples-file records are, as counts are labelled: ``pairs`` for spoken-LM tasks (whose
+    results.json counts wav files as samples), ``documents`` for text tasks, else ``samples``."""
+    entry = run.data["results"].get(task, {})
+    return "pairs" if "pairs" in entry else "documents" if "documents" in entry else "samples"
 
 
 def metric_deltas(run_a: Run, run_b: Run, tasks: list[str], *, n_resamples: int = 1000, seed: int = 0,
@@ -390,7 +398,7 @@ def delta_table(title: str, sides: tuple[str, str], rows: list[tuple[MetricDelta
         table.add_column(name, justify=justify, overflow="fold",  # type: ignore[arg-type]
                          no_wrap=name not in ("task", "metric"))
     for d, cells in rows:
-        table.add_row(d.task, d.metric, str(d.n), fmt_value(d.metric, d.a), fmt_value(d.metric, d.b),
+        table.add_row(d.task, d.metric, f"{d.n} {d.unit}", fmt_value(d.metric, d.a), fmt_value(d.metric, d.b),
                       f"{fmt_delta(d.metric, d.delta)} "
                       f"[{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]", *cells)
     return table

@@ -20,6 +20,17 @@ def _fmt(value) -> str:
 
 
 
+def count_label(res: dict) -> str:
+    """The scored / listed counts with their unit where a task's scored items are not its samples: a spoken-LM
+    task lists wav files and scores pairs (``16 / 16 files, 8 pairs``), a text task one lm-eval task of N documents."""
+    counts = f"{res.get('scored', 0)} / {res.get('listed', 0)}"
+    if isinstance(res.get("pairs"), int):
+        return f"{counts} files, {res['pairs']} pairs"
+    if isinstance(res.get("documents"), int):
+        return f"{counts} task, {res['documents']} documents"
+    return counts
+
+
 def results_table(document: dict) -> Table:
     """A rich table of the headline metrics and the scored-of-listed counts of each task."""
     table = Table(title=f"most-eval results — model {document['model']['name']}", show_lines=False)
@@ -32,7 +43,7 @@ def results_table(document: dict) -> Table:
             why = f"needs {res['capability']}" if res.get("capability") else (res.get("detail") or "")[:60]
             table.add_row(task, res["status"], why, "", style="yellow")
             continue
-        counts = f"{res.get('scored', 0)} / {res.get('listed', 0)}"
+        counts = count_label(res)
         style = "red" if res.get("errors") else None
         shown = [k for k in HEADLINE if k in res] or [
             k for k, v in res.items() if k not in ("scored", "listed", "errors", "reused", "seconds")
