@@ -152,3 +152,15 @@ def test_results_files_take_the_umask_mode(tmp_path):
     assert len(written) > 3
     for path in written:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o640, path
+
+
+def test_run_help_is_whole_at_80_columns():
+    """At 80 columns the help wraps under each option instead of cutting names and defaults short."""
+    proc = run_cli("run", "--help", env={"COLUMNS": "80"})
+    assert proc.returncode == 0
+    text = proc.stdout
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    for whole in ("--model-args, --model_args", "--output, --output_path", "--max-audio-seconds", "--no-cache",
+                  "[default: 8]", "--fail-on-error"):
+        assert whole in text, whole
+    assert "[default:\n" in text or "600.0]" in text  # a default wraps whole onto the next line

@@ -12,6 +12,8 @@ Packages add subcommands through the ``most_eval.commands`` entry-point group (t
 
 from __future__ import annotations
 
+import shutil
+
 from importlib.metadata import entry_points
 
 import typer
@@ -25,7 +27,10 @@ from .run import run
 #: entry-point group of subcommands added by other packages
 COMMAND_GROUP = "most_eval.commands"
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+#: rich's boxed help panels need about 100 columns for the option names, types, help and defaults side by side;
+#: narrower terminals get click's plain layout, which wraps the help under each option instead of cutting it
+HELP_MARKUP = "rich" if shutil.get_terminal_size((120, 24)).columns >= 100 else None
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=HELP_MARKUP,
                   help="Evaluate speech-text LLMs on ASR, TTS, spoken-LM and spoken-QA benchmarks, offline-first.")
 list_app = typer.Typer(no_args_is_help=True, help="List registered tasks or models.")
 
