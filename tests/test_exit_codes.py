@@ -164,3 +164,12 @@ def test_run_help_is_whole_at_80_columns():
                   "[default: 8]", "--fail-on-error"):
         assert whole in text, whole
     assert "[default:\n" in text or "600.0]" in text  # a default wraps whole onto the next line
+
+
+def test_tts_judging_has_a_progress_bar_of_its_own(tmp_path):
+    """Judging and embedding generated speech take as long as making it: a bar of their own shows it advance."""
+    proc = run_cli("run", "--model", "dummy", "--judge", "dummy", "--tasks", "tts:seed-tts-eval-en", "--output",
+                   str(tmp_path / "out"), env={"FORCE_COLOR": "1", "COLUMNS": "100"})
+    assert proc.returncode == 0, proc.stderr
+    frames = proc.stderr.replace("\r", "\n")
+    assert "tts:seed-tts-eval-en scoring" in frames and "4/4" in frames

@@ -360,7 +360,8 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
     finally:
         cache.close()
     mine = [(s, done[s.id]) for s in dist.shard(reused)] + [(s, stored[s.id]) for s in pending if s.id in stored]
-    records = score_outputs(task, mine, fresh, kinds, output_dir, batch_size=batch_size, rank=dist.rank)
+    records = score_outputs(task, mine, fresh, kinds, output_dir, batch_size=batch_size, rank=dist.rank,
+                            progress=progress if task.needs else None)
     failed.update((r["id"], r) for r in records if "error" in r)
     scored = [r for r in records if "error" not in r]
     atomic_write_text(folder / f"scored.rank{dist.rank}.json", json.dumps({"records": scored, "errors": failed},
@@ -370,15 +371,18 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
 
 
 def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tuple[Sample, object]],
-                  kinds: dict[str, str | None], output_dir: Path, *, batch_size: int = 8, rank: int = 0) -> list[dict]:
+                  kinds: dict[str, str | None], output_dir: Path, *, batch_size: int = 8, rank: int = 0,
+                  progress: Progress | None = None) -> list[dict]:
     """Score outputs with the current task code: cached records read back with their exact types (in batches,
     longest first) and outputs kept in memory. The task's judge is lent through :class:`CachedJudge`, so its
-    transcripts of generated speech are cached under its own fingerprint."""
+    transcripts of generated speech are cached under its own fingerprint. With ``progress``, a bar of its own
+    (``<task> scoring``) advances per batch: judging and embedding speech can take as long as making it."""
     judge = task.context.judge
     cached_judge = CachedJudge(judge, output_dir, rank) if judge is not None and "judge" in task.needs else None
     if cached_judge is not None:
         task.context.judge = cached_judge
     records: list[dict] = []
+    bar = progress.add_task(f"{task.name} scoring", total=len(stored) + len(fresh)) if progress else None
     try:
         ordered = sorted(stored, key=lambda pair: pair[0].length, reverse=True)
         for i in range(0, len(ordered), batch_size):
@@ -391,6 +395,8 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
                     records.append(error_record(sample.id, f"cached output: {exc}"))
             if samples:
                 records += score_batch(task, samples, outputs)
+            if progress is not None:
+                progress.advance(bar, len(ordered[i:i + batch_size]))
         if fresh:
             records += score_batch(task, [s for s, _ in fresh], [o for _, o in fresh])
     finally:
