@@ -55,7 +55,7 @@ def test_a_mini_suite_run_is_never_comparable_and_says_why(tmp_path):
         main, apart = text.split("\n## Runs not comparable with the paper\n", 1)
         assert "dummy (run" not in main.split("\n## ")[0], family
         apart = apart.split("\n## ", 1)[0]
-        assert "dummy (run, not comparable)" in apart and "**" not in apart, family
+        assert "mini (dummy) (run, not comparable)" in apart and "**" not in apart, family
 
 
 def _full_size_librispeech(root: Path, n: int = 2620) -> list[tuple[str, str]]:
