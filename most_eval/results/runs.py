@@ -47,16 +47,9 @@ class Run:
         return self.data["model"]["name"]
 
     @property
-    def name(self) -> str | None:
-        """The run's name as ``most-eval run`` recorded it (``--name``, else its output folder's name); None for a
-        file that records none (older runs)."""
-        given = self.data.get("run_name")
-        return given if isinstance(given, str) and given.strip() else None
-
-    @property
     def label(self) -> str:
-        """How tables name the run: ``<name> (<model>)``, or the model alone (no name, or named after its model)."""
-        return self.model if self.name in (None, self.model) else f"{self.name} ({self.model})"
+        """How tables name the run (:func:`run_label`)."""
+        return run_label(self.data)
 
     def scored_tasks(self) -> list[str]:
         """Tasks with at least one of the metrics in :data:`METRICS` (``"status": "not supported"`` ones excluded)."""
@@ -162,6 +155,15 @@ class Run:
         if isinstance(config, dict):
             hints += [config.get("protocol"), config.get("variant"), config.get("wer_protocol")]
         return "utterance_mean" if any(isinstance(h, str) and "seed-tts" in h.lower() for h in hints) else "corpus"
+
+
+def run_label(data: dict[str, Any]) -> str:
+    """How a run is named in tables: ``<run name> (<model>)``, the run name being what ``most-eval run`` recorded
+    (``--name``, else its output folder's name); the model alone for a file that records none (older runs) or a
+    run named after its model."""
+    model = data["model"]["name"]
+    name = data.get("run_name")
+    return f"{name} ({model})" if isinstance(name, str) and name.strip() and name != model else model
 
 
 def load_run(path: str | Path) -> Run:

@@ -12,6 +12,7 @@ from typing import Any
 from most_eval.core.task import LeaderboardSlot
 from most_eval.results.efficiency import summary_line as efficiency_line
 from most_eval.results.store import leaderboard_slot, load_results
+from most_eval.results.runs import run_label
 from most_eval.scoring.paper import PAPER_TABLE_BY_NAME, PAPER_TABLES, SLM_AVERAGE_OF, PaperTable
 
 
@@ -116,15 +117,6 @@ def _comparability(data: dict[str, Any], task: str) -> tuple[bool, str]:
         return True, "yes"
     reasons = [str(r) for r in entry.get("reasons") or []]
     return False, "no: " + ("; ".join(reasons) or "not comparable")
-
-
-def run_label(data: dict[str, Any]) -> str:
-    """How a run's rows are named: ``<run name> (<model>)``, the run name being what ``most-eval run`` recorded
-    (``--name``, else its output folder's name); the model alone for a file that records none (older runs) or a
-    run named after its model."""
-    model = data["model"]["name"]
-    name = data.get("run_name")
-    return f"{name} ({model})" if isinstance(name, str) and name.strip() and name != model else model
 
 
 def _run_rows(data: dict[str, Any], source: str, model: str) -> tuple[dict[str, list[Row]], dict[str, list[RunDetail]]]:
