@@ -173,3 +173,28 @@ def test_tts_judging_has_a_progress_bar_of_its_own(tmp_path):
     assert proc.returncode == 0, proc.stderr
     frames = proc.stderr.replace("\r", "\n")
     assert "tts:seed-tts-eval-en scoring" in frames and "4/4" in frames
+    # while a batch is in the model, and while scoring, the bars name the sub-step
+    assert "tts:seed-tts-eval-en · model: 4 in flight" in frames
+    assert "tts:seed-tts-eval-en scoring · judge" in frames
+    assert "tts:seed-tts-eval-en scoring · speaker embedder" in frames
+
+
+def test_a_bar_with_nothing_left_to_run_is_finished_at_once():
+    """A resumed task whose outputs are all cached gets a finished bar, labelled cached: its clock stops at once
+    instead of running on (rich keeps the clock of a bar created complete running until the whole run ends)."""
+    from rich.progress import TimeElapsedColumn
+
+    from most_eval.run.runner import _model_bar, make_progress
+
+    now = [0.0]
+    progress = make_progress(enabled=False)
+    progress.get_time = lambda: now[0]
+    cached = _model_bar(progress, "asr:x", 5, 5)
+    partly = _model_bar(progress, "asr:y", 5, 2)
+    now[0] = 120.0
+    by_id = {t.id: t for t in progress.tasks}
+    assert by_id[cached].description == "asr:x · cached" and by_id[cached].finished
+    clock = TimeElapsedColumn()  # the column the bar shows its time in
+    assert by_id[cached].finished_time == 0.0 and str(clock.render(by_id[cached])) == "0:00:00"
+    assert by_id[partly].description == "asr:y" and not by_id[partly].finished
+    assert by_id[partly].completed == 2 and str(clock.render(by_id[partly])) == "0:02:00"

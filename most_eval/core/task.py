@@ -76,6 +76,14 @@ class TaskContext:
     #: the cache folder itself, set by the runner: tasks whose outputs another tool caches (lm-eval's responses for
     #: text benchmarks) keep that cache there, under the same model and task config
     cache_dir: Path | None = None
+    #: set by the runner while a progress bar is shown: tasks call it with the sub-step scoring is in ("judge",
+    #: "speaker embedder") so a long scoring pass says what it is doing; :meth:`step` calls it when set
+    on_step: "Callable[[str], None] | None" = None
+
+    def step(self, name: str) -> None:
+        """Say which sub-step of scoring runs now (shown beside the scoring bar); nothing without a bar."""
+        if self.on_step is not None:
+            self.on_step(name)
 
 
 @dataclass(frozen=True)

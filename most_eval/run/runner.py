@@ -329,13 +329,15 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
     pending = [s for s in usable if s.id not in done]
     reused = [s for s in usable if s.id in done]
     # rank 0's bar stands for the job: its own progress times the number of ranks
-    bar = progress.add_task(task.name, total=len(samples), completed=len(samples) - len(pending)) \
-        if progress else None
+    bar = _model_bar(progress, task.name, len(samples), len(samples) - len(pending))
     failed: dict[str, dict] = {}
     stored: dict[str, dict] = {}  # this run's new cache records
     fresh: list[tuple[Sample, object]] = []  # outputs the cache does not keep (text benchmarks: lm-eval does)
     try:
         for batch in length_buckets(dist.shard(pending), batch_size):
+            if progress is not None:  # the model answers a batch at once: say what is in flight meanwhile
+                progress.update(bar, description=f"{task.name} · model: {len(batch)} in flight",
+                                refresh=True)
             said, errors = model_outputs(model, task, batch, meter)
             new = []
             for sample, output in said:
@@ -354,7 +356,7 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
             stored.update((r["id"], r) for r in new)
             failed.update((r["id"], r) for r in errors)
             if progress is not None:
-                progress.advance(bar, len(batch) * dist.world_size)
+                progress.update(bar, advance=len(batch) * dist.world_size, description=task.name)
     except KeyboardInterrupt:  # every appended batch is flushed: say what is kept
         raise RunInterrupted(task.name, len(reused) + len(stored), len(usable)) from None
     finally:
@@ -383,6 +385,9 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
         task.context.judge = cached_judge
     records: list[dict] = []
     bar = progress.add_task(f"{task.name} scoring", total=len(stored) + len(fresh)) if progress else None
+    if progress is not None:  # the task names its sub-step (judge, speaker embedder) as it goes
+        task.context.on_step = lambda step: progress.update(bar, description=f"{task.name} scoring · {step}",
+                                                          refresh=True)
     try:
         ordered = sorted(stored, key=lambda pair: pair[0].length, reverse=True)
         for i in range(0, len(ordered), batch_size):
@@ -400,10 +405,23 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
         if fresh:
             records += score_batch(task, [s for s, _ in fresh], [o for _, o in fresh])
     finally:
+        task.context.on_step = None
+        if progress is not None:
+            progress.update(bar, description=f"{task.name} scoring")
         if cached_judge is not None:
             task.context.judge = judge
             cached_judge.close()
     return records
+
+
+def _model_bar(progress: Progress | None, name: str, total: int, cached: int):
+    """A task's model bar, starting at the samples whose outputs are cached. A bar with nothing left to run is
+    finished at once (labelled ``cached``), so its clock stops instead of running on through later tasks."""
+    if progress is None:
+        return None
+    bar = progress.add_task(f"{name} · cached" if cached == total else name, total=total, completed=cached)
+    progress.update(bar)  # sets the finish time of a bar that starts complete
+    return bar
 
 
 def _gather(folder: Path, samples: list[Sample], reader_errors: dict, duplicate_errors: list[dict],

@@ -147,6 +147,7 @@ class SpokenQATask(Task):
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         if self.modality == "speech":
             judge = self.context.judge
+            self.context.step("judge")
             texts = judge.transcribe([a.resampled(judge.sample_rate) for a in outputs])
         else:
             texts = list(outputs)

@@ -85,6 +85,7 @@ class TTSTask(Task):
 
     def score(self, samples: list[Sample], outputs: list) -> list[dict]:
         judge = self.context.judge
+        self.context.step("judge")
         hyps, judge_seconds = judge.transcribe_timed([a.resampled(judge.sample_rate) for a in outputs])
         records = wer_records([s.id for s in samples], [s.reference for s in samples], hyps, self.protocol)
         for r, a, spent in zip(records, outputs, judge_seconds):  # the judge's time, its share by duration
@@ -92,6 +93,7 @@ class TTSTask(Task):
             r["judge_seconds"] = round(spent, 6)
         with_prompt = [i for i, s in enumerate(samples) if s.request.prompt]
         if with_prompt:
+            self.context.step("speaker embedder")
             prompts = [load_audio(samples[i].request.prompt, None, self.context.max_audio_seconds)
                        for i in with_prompt]
             sims = self.context.embedder.similarity(prompts, [outputs[i] for i in with_prompt])
