@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Set up most-eval in a project virtual environment on a fresh Debian/Ubuntu machine (CPU; --gpu on a GPU machine).
 #   bash install.sh          # .venv/ with the package and what it needs at run time
-#   bash install.sh --test   # also the test extras (pytest), chromium for the leaderboard page test and the official
+#   bash install.sh --serve  # also vLLM in a venv of its own (.venv-vllm, scripts/install_vllm.sh), to serve models
+#                            # that --model openai-api evaluates
+#   bash install.sh --test   # also the test extras (pytest), chromium for the leaderboard page test, the official
 #                            # ZeroSpeech scorer's environment (tests/official/zr_official.py --build: the
 #                            # zerospeech-benchmarks sdist + a pandas<3 venv under ~/.cache/most-eval/zr-official, or
-#                            # $MOST_EVAL_ZR_OFFICIAL_DIR); the tests themselves never download anything
+#                            # $MOST_EVAL_ZR_OFFICIAL_DIR) and --serve's vLLM for the served tests; the tests
+#                            # themselves never download anything
 # Then run `.venv/bin/most-eval ...` (or `source .venv/bin/activate` first). A venv, because Debian's and Ubuntu's
 # system Python refuses pip (EXTERNALLY-MANAGED). Every step that fails stops the script with its own message.
 # Environment: PYTHON (interpreter that makes the venv, default python3), VENV (default .venv), INSTALLER (pip or uv),
@@ -21,12 +24,13 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 INSTALLER=${INSTALLER:-pip}
-TEST=0; GPU=0
+TEST=0; GPU=0; SERVE=0
 for arg in "$@"; do
   case "$arg" in
-    --test) TEST=1 ;;
+    --test) TEST=1; SERVE=1 ;;
     --gpu) GPU=1 ;;
-    *) echo "install.sh: unknown option $arg (use --test, --gpu)" >&2; exit 2 ;;
+    --serve) SERVE=1 ;;
+    *) echo "install.sh: unknown option $arg (use --test, --serve, --gpu)" >&2; exit 2 ;;
   esac
 done
 say() { echo "install.sh: $*" >&2; }
@@ -88,5 +92,8 @@ if [ "$TEST" = 1 ]; then
   if ! "$VPY" tests/official/zr_official.py --build >&2; then
     say "could not prepare the official ZeroSpeech scorer (see the line above)"; exit 1
   fi
+fi
+if [ "$SERVE" = 1 ]; then
+  if [ "$GPU" = 1 ]; then PYTHON="$PY" bash scripts/install_vllm.sh --gpu; else PYTHON="$PY" bash scripts/install_vllm.sh; fi
 fi
 say "most-eval $("$VPY" -m pip show most-eval 2>/dev/null | sed -n 's/^Version: //p') installed in $VENV (run $VENV/bin/most-eval)"

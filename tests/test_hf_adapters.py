@@ -7,6 +7,7 @@ import json
 import pytest
 import transformers
 from conftest import read_jsonl, run_cli
+from tiny_models import tiny_whisper
 
 CHARS = list("abcdefghijklmnopqrstuvwxyz' ")
 
@@ -28,39 +29,7 @@ def _tiny_ctc(folder):
 
 
 def _tiny_whisper(folder):
-    import torch
-
-    torch.manual_seed(0)  # unseeded, about 1 draw in 10 made `generate` loop until the CLI timeout
-    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|translate|>",
-                "<|notimestamps|>", "<|nocaptions|>", "<|startoflm|>", "<|startofprev|>"]
-    vocab = {c: i for i, c in enumerate(["!", *"abcdefghijklmnopqrstuvwxyz", "Ġ"])}
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    tok = transformers.WhisperTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
-                                        additional_special_tokens=specials[1:], unk_token="<|endoftext|>",
-                                        bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-    tok.add_special_tokens({"eos_token": "<|endoftext|>"})
-    fe = transformers.WhisperFeatureExtractor(feature_size=80)
-    transformers.WhisperProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(folder)
-    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
-    cfg = transformers.WhisperConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
-                                     encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                                     decoder_ffn_dim=32, max_source_positions=1500, max_target_positions=64,
-                                     decoder_start_token_id=ids["<|startoftranscript|>"],
-                                     eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
-                                     bos_token_id=ids["<|endoftext|>"])
-    model = transformers.WhisperForConditionalGeneration(cfg)
-    gen = model.generation_config
-    gen.decoder_start_token_id = ids["<|startoftranscript|>"]
-    gen.lang_to_id = {"<|en|>": ids["<|en|>"]}
-    gen.task_to_id = {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]}
-    gen.no_timestamps_token_id = ids["<|notimestamps|>"]
-    gen.is_multilingual = True
-    gen.max_length = 32
-    gen.begin_suppress_tokens = None  # defaults name ids of the real 51k vocabulary
-    gen.suppress_tokens = None
-    gen._from_model_config = False  # else loading rebuilds it from config.json and drops the fields above
-    model.save_pretrained(folder)
+    tiny_whisper(folder)
 
 
 @pytest.mark.parametrize("name,builder", [("hf-ctc", _tiny_ctc), ("hf-whisper", _tiny_whisper)])

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import transformers
 from conftest import read_jsonl, run_cli
+from tiny_models import QWEN2_AUDIO_SPECIALS, byte_vocab
 
 from most_eval.core.adapter import SampleFailure  # noqa: E402
 from most_eval.core.audio import Audio  # noqa: E402
 from most_eval.models.hf_audio_lm import MODEL_TYPES, HFAudioLM, HFAudioLMArgs  # noqa: E402
 from most_eval.core.hf_loading import ModelLoadError  # noqa: E402
 
-#: the special tokens Qwen2AudioProcessor and its chat template need
-QWEN2_AUDIO_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 
 
 def tiny_qwen2_audio(folder):
@@ -48,13 +47,6 @@ GRANITE_SPECIALS = ["<|start_of_role|>", "<|end_of_role|>", "<|audio|>"]
 GRANITE_TEMPLATE = ("{% for m in messages %}<|start_of_role|>{{ m['role'] }}<|end_of_role|>{{ m['content'] }}"
                     "<|end_of_text|>\n{% endfor %}"
                     "{% if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{% endif %}")
-
-
-def byte_vocab(first: str) -> dict[str, int]:
-    """``first`` (the end-of-text token) at 0, then the 256 byte-level symbols: a BPE vocabulary with no merges."""
-    from tokenizers import pre_tokenizers
-
-    return {first: 0, **{c: i + 1 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}}
 
 
 def tiny_granite_speech(folder):

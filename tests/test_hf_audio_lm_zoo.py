@@ -12,7 +12,8 @@ import pytest
 import torch
 import transformers
 from conftest import read_jsonl, run_cli
-from test_hf_audio_lm import TINY, byte_vocab, noise, offline  # noqa: F401 (offline: autouse, no hub)
+from test_hf_audio_lm import TINY, noise, offline  # noqa: F401 (offline: autouse, no hub)
+from tiny_models import byte_vocab
 
 from most_eval.core.adapter import SampleFailure
 from most_eval.models.hf_audio_lm import MODEL_TYPES, HFAudioLM, HFAudioLMArgs

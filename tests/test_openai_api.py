@@ -174,7 +174,8 @@ def test_args_are_typed_and_identity_has_no_key(monkeypatch):
         monkeypatch.delenv("K", raising=False)
         OpenAIAPIModel(args)
     monkeypatch.setenv("K", "sk-secret-123")
-    model = OpenAIAPIModel(args)  # nothing is contacted on construction
+    model = OpenAIAPIModel(args)  # a server that does not answer /v1/models leaves its facts unavailable
+    assert model.facts()["unavailable"].startswith("GET /v1/models: connection error")
     ident = json.dumps(model.identity())
     assert "sk-secret-123" not in ident and "http://127.0.0.1:9/v1" in ident and '"m"' in ident
     # settings that do not change outputs do not change the fingerprint (cached outputs are reused)
@@ -182,7 +183,9 @@ def test_args_are_typed_and_identity_has_no_key(monkeypatch):
     assert faster.fingerprint() == model.fingerprint()
     assert OpenAIAPIModel(OpenAIAPIArgs(base_url="http://127.0.0.1:9/v1", model="other")).fingerprint() \
         != model.fingerprint()
-    assert model.capabilities() == {"transcribe", "synthesize", "respond"}
+    assert model.capabilities() == {"transcribe", "synthesize", "respond", "score_text", "generate_text"}
+    # text scoring needs the served model's tokenizer here: without tokenizer= the text tasks are not supported
+    assert not model.supports("text:arc_easy", "score_text") and not hasattr(model, "max_length")
 
 
 # ---- transcribe ------------------------------------------------------------------------------------------------------
@@ -194,7 +197,8 @@ def test_multipart_upload_is_a_16bit_wav_and_key_is_a_bearer_header(monkeypatch)
         assert model.transcribe([audio]) == ["frames 8000"]
     (req,) = server.requests
     assert req["headers"]["Authorization"] == "Bearer sk-test-123"
-    assert req["fields"] == {"model": "m", "response_format": "json", "prompt": "names: Ana", "language": "en"}
+    assert req["fields"] == {"model": "m", "response_format": "json", "temperature": "0.0", "prompt": "names: Ana",
+                             "language": "en"}
     assert (req["file_type"], req["file_name"]) == ("audio/wav", "audio.wav")
     info = req["sf_info"]
     assert (info.format, info.subtype, info.samplerate, info.channels) == ("WAV", "PCM_16", 16000, 1)
@@ -367,3 +371,52 @@ def test_cli_end_to_end(tmp_path):
     assert "HTTP 500" in errors[0]["error"] and "internal error" in errors[0]["error"]
     res = json.loads((tmp_path / "err" / "results.json").read_text())["results"][TASK]
     assert (res["scored"], res["errors"]) == (2, 1)
+
+
+# ---- text scoring over /v1/completions (the served tests run it against vLLM) ----------------------------------------
+def test_prompt_logprobs_are_summed_over_the_continuation_and_greedy_means_rank_1():
+    from most_eval.models.openai_api import continuation_logprob
+    from most_eval.models.openai_client import RequestFailed
+
+    prompt = [5, 6, 7, 8]
+    answer = {"prompt_logprobs": [None, {"6": {"logprob": -1.5, "rank": 3}},
+                                  {"7": {"logprob": -0.25, "rank": 1}}, {"8": {"logprob": -0.5, "rank": 1}}]}
+    assert continuation_logprob(answer, prompt, 2) == (-0.75, True)
+    assert continuation_logprob(answer, prompt, 3) == (-2.25, False)
+    with pytest.raises(RequestFailed, match="no prompt_logprobs for the 4 prompt tokens"):
+        continuation_logprob({"choices": [{"text": "x"}]}, prompt, 2)  # a server that ignores the option
+    other = {"prompt_logprobs": [None, None, {"9": {"logprob": -1.0, "rank": 1}}, {"8": {"logprob": -1.0}}]}
+    with pytest.raises(RequestFailed, match=r"prompt_logprobs\[2\] has no log-probability of token 7"):
+        continuation_logprob(other, prompt, 2)
+
+
+def test_completions_without_prompt_logprobs_fail_with_one_line_naming_the_endpoint(tmp_path):
+    """A server whose /v1/completions ignores prompt_logprobs: scoring fails loudly, never a made-up number."""
+    from most_eval.models.openai_client import RequestFailed
+
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    _byte_tokenizer(folder)
+
+    def hook(server, path, info):
+        return 200, {"Content-Type": "application/json"}, json.dumps({"choices": [{"text": "a"}]}).encode()
+
+    with FakeOpenAI(hook=hook) as server:
+        model = make_model(server.url, tokenizer=str(folder), max_length=16)
+        assert model.supports("text:x", "score_text") and model.max_length == 16
+        with pytest.raises(RequestFailed, match=r"^POST /v1/completions: the answer has no prompt_logprobs"):
+            model.score_text(["the sky is"], [" blue"])
+        assert model.generate_text(["the sky is"], [["\n"]], 4) == ["a"]
+    paths = [r["path"] for r in server.requests]
+    assert paths == ["/v1/completions", "/v1/completions"]
+    first = server.requests[0]["json"]
+    assert first["prompt_logprobs"] == 0 and first["max_tokens"] == 1 and all(isinstance(t, int) for t in first["prompt"])
+
+
+def _byte_tokenizer(folder):
+    import transformers
+    from tokenizers import pre_tokenizers
+
+    vocab = {"<|endoftext|>": 0, **{c: i + 1 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}}
+    transformers.Qwen2Tokenizer(vocab=vocab, merges=[], bos_token=None, eos_token="<|endoftext|>",
+                                unk_token=None).save_pretrained(folder)

@@ -184,6 +184,11 @@ class Model:
         entries for ids the task does not list); reported in results.json and on the terminal."""
         return []
 
+    def facts(self) -> dict:
+        """What the model reports of itself that does not key the cache (a server's version and model listing);
+        recorded in results.json as ``model.facts`` when not empty."""
+        return {}
+
     def identity(self) -> dict:
         """What determines this model's outputs; hashed into the fingerprint that keys the sample cache.
 

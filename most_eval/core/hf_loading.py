@@ -80,17 +80,19 @@ def _quiet_loaded_libraries() -> None:
         disable_progress_bars()
 
 
-def load_pretrained(name_or_path: str | os.PathLike, loader: Callable[..., Any], what: str, **kwargs) -> Any:
-    """``loader(name_or_path, **kwargs)`` (a ``from_pretrained``): local folder first, then cache, then — only with
-    ``HF_HUB_OFFLINE=0`` — the hub."""
+def load_pretrained(name_or_path: str | os.PathLike, loader: Callable[..., Any], what: str, *,
+                    expect: str = "config.json", **kwargs) -> Any:
+    """``loader(name_or_path, **kwargs)`` (a ``from_pretrained``): local folder first (it must hold ``expect``:
+    ``tokenizer_config.json`` for a tokenizer folder), then cache, then — only with ``HF_HUB_OFFLINE=0`` — the hub."""
     if _quiet:
         _quiet_loaded_libraries()
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ModelLoadError(f"{path}: expected a model folder (config.json + weights), got a file")
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path}: no config.json — not a transformers model folder")
+        if not (path / expect).is_file():
+            kind = "model" if expect == "config.json" else what
+            raise ModelLoadError(f"{path}: no {expect} — not a transformers {kind} folder")
         try:
             return loader(str(path), local_files_only=True, **kwargs)
         except Exception as exc:  # transformers raises OSError/ValueError with long texts

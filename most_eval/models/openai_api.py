@@ -1,26 +1,43 @@
 """``openai-api``: any server that speaks the OpenAI HTTP API (vLLM, and others) as a model adapter.
 
-``--model-args base_url=http://127.0.0.1:8000,model=NAME[,api_key_env=OPENAI_API_KEY]``. The key itself is never
-an argument (it would end up in shell history and results): ``api_key_env`` names the environment variable that
-holds it, sent as ``Authorization: Bearer <key>``. Only ``base_url`` is ever contacted: no proxies from the
-environment, no redirects followed.
+``--model-args base_url=http://127.0.0.1:8000,model=NAME[,api_key_env=OPENAI_API_KEY][,tokenizer=DIR]``. The key
+itself is never an argument (it would end up in shell history and results): ``api_key_env`` names the environment
+variable that holds it, sent as ``Authorization: Bearer <key>``. The HTTP side (timeouts, retries, one-line
+reasons) is :mod:`most_eval.models.openai_client`.
 
 ==============  ===========================================  =====================================================
 capability      endpoint                                     request / answer
 ==============  ===========================================  =====================================================
 transcribe      ``POST /v1/audio/transcriptions``            multipart: ``file`` (16-bit WAV), ``model``,
-                                                             ``response_format=json`` -> ``{"text": ...}``
+                                                             ``response_format=json``, ``temperature`` ->
+                                                             ``{"text": ...}``
 synthesize      ``POST /v1/audio/speech``                    JSON ``{model, input, voice, response_format: wav}``
                                                              -> WAV bytes
 respond         ``POST /v1/chat/completions``                user message with an ``input_audio`` part (base64
                                                              WAV); speech answers ask ``modalities: [text, audio]``
                                                              and read ``choices[0].message.audio.data``
+score_text      ``POST /v1/completions``                     ``prompt`` = token ids, ``max_tokens: 1``,
+                                                             ``prompt_logprobs: 0`` (vLLM) -> each prompt token's
+                                                             log-probability and rank (greedy = rank 1)
+generate_text   ``POST /v1/completions``                     ``prompt`` = token ids, ``max_tokens``, greedy; the
+                                                             answer is cut at the request's stop strings here
 ==============  ===========================================  =====================================================
 
-Each batch is sent with at most ``concurrency`` requests in flight. A 429 or 5xx answer (or a dropped connection)
-is retried with exponential backoff, honouring ``Retry-After``; a request that still fails, or times out, becomes
-that sample's :class:`~most_eval.core.adapter.SampleFailure` with a one-line reason — never an exception that fails the
-batch. Outputs come back in input order.
+Text scoring and generation need ``tokenizer=DIR``, a local copy of the served model's tokenizer (as lm-eval's
+``local-completions`` takes ``tokenizer=``): requests are encoded here exactly as lm-eval encodes them for an
+in-process model and sent as token ids, so served and in-process log-likelihoods agree. The window is the server's
+``max_model_len`` less 2 (one token for the answer the API insists on, one for the shifted prompt), unless
+``max_length=`` says otherwise.
+
+Speech is not scored over HTTP (``score_audio``): a served speech LM takes audio as continuous embeddings, and the
+``prompt_logprobs`` vLLM returns for a chat with ``input_audio`` are those of the repeated audio placeholder
+token, not of the speech.
+
+At start the adapter reads ``GET /v1/models`` (and vLLM's ``GET /version``): a model name the server does not list
+is refused before any request, naming the ones it does list; the served model's entry and the server's version go to
+results.json (``model.facts``). Each batch is sent with at most ``concurrency`` requests in flight; a request that
+fails becomes that sample's :class:`~most_eval.core.adapter.SampleFailure` with a one-line reason. Outputs come back
+in input order.
 
 The speech API has no voice cloning: a TTS speaker prompt is not sent, every utterance uses ``voice``.
 References: https://platform.openai.com/docs/api-reference/audio, https://docs.vllm.ai/en/latest/serving/
@@ -30,31 +47,25 @@ openai_compatible_server.html
 from __future__ import annotations
 
 import base64
-import email.utils
-import http.client
-import io
-import json
 import os
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
-from urllib.parse import urlsplit
-
-import numpy as np
-import soundfile as sf
 
 from most_eval.core.adapter import Model, SampleFailure
-from most_eval.core.audio import Audio, to_mono_float32
-from most_eval.core.errors import MostEvalError
+from most_eval.core.audio import Audio
+from most_eval.core.fingerprints import path_stamp
+from most_eval.models.causal_text_lm import CausalTextLM
+from most_eval.models.openai_client import ERROR_SNIPPET, Client, RequestFailed, decode_audio, multipart, parse_json, \
+    server_facts, wav_bytes
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 SPEECH = "/v1/audio/speech"
 CHAT = "/v1/chat/completions"
-
-MAX_WAIT_S = 60.0  # longest single wait between attempts, whatever Retry-After or the backoff says
-ERROR_SNIPPET = 160  # characters of a server's error body kept in the failure reason
+COMPLETIONS = "/v1/completions"
+#: tokens of the server's max_model_len that a scoring request cannot use: the one answer token the API asks for,
+#: and the shift between a window of ``max_length`` inputs and the ``max_length + 1`` prompt tokens it scores
+SCORING_RESERVE = 2
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,9 @@ class OpenAIAPIArgs:
     language: str = ""  # transcribe: ISO-639-1 language hint, e.g. "en" ("" = let the server detect)
     instruction: str = ""  # respond: text sent before the audio in the user message ("" = audio only)
     system_prompt: str = ""  # respond: system message ("" = none)
+    tokenizer: str = ""  # score_text / generate_text: local folder of the served model's tokenizer ("" = no text
+    #: tasks); requests are encoded with it as lm-eval encodes them and sent as token ids
+    max_length: int = 0  # score_text / generate_text: tokens per window (0 = the server's max_model_len - 2)
 
     def __post_init__(self):
         if self.concurrency < 1:
@@ -83,152 +97,18 @@ class OpenAIAPIArgs:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
         if self.retries < 0 or self.backoff < 0:
             raise ValueError("retries and backoff must not be negative")
-
-
-# ---- small parts: audio <-> WAV bytes, multipart body, error text ------------------------------------------------
-def wav_bytes(audio: Audio) -> bytes:
-    """16-bit PCM WAV of ``audio`` (clipped to [-1, 1]), as a server expects an uploaded file."""
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def decode_audio(data: bytes) -> Audio:
-    """A WAV (or any format libsndfile reads) from a server, as mono float32 at its own rate."""
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    if samples.shape[0] == 0:
-        raise ValueError("audio is empty (0 samples)")
-    return Audio(to_mono_float32(samples), int(rate))
-
-
-def multipart(fields: dict[str, str], files: dict[str, tuple[str, str, bytes]]) -> tuple[bytes, str]:
-    """A ``multipart/form-data`` body and its content type; ``files``: name -> (filename, content type, bytes)."""
-    boundary = f"most-eval-{uuid.uuid4().hex}"
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, (filename, ctype, data) in files.items():
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                f"Content-Type: {ctype}\r\n\r\n")
-        parts.append(head.encode() + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
-def error_text(body: bytes) -> str:
-    """One line from an error body: the ``error.message`` of OpenAI/vLLM JSON errors, else the text itself."""
-    text = body.decode("utf-8", "replace")
-    try:
-        obj = json.loads(text)
-        err = obj.get("error", obj) if isinstance(obj, dict) else obj
-        text = str(err.get("message", err)) if isinstance(err, dict) else str(err)
-    except (json.JSONDecodeError, AttributeError):
-        pass
-    text = " ".join(text.split())
-    return text[:ERROR_SNIPPET] + ("..." if len(text) > ERROR_SNIPPET else "")
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _retryable(status: int) -> bool:
-    """Too many requests, or a server-side error: worth another attempt."""
-    return status == 429 or 500 <= status <= 599
-
-
-class RequestFailed(MostEvalError):
-    """A request with no usable answer; ``str()`` is the one-line reason that becomes a SampleFailure."""
-
-
-@dataclass(frozen=True)
-class Response:
-    """A server's answer, read in full."""
-
-    status: int
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-
-
-# ---- the HTTP client -----------------------------------------------------------------------------------------------
-class Client:
-    """POSTs to one server with timeouts and retries; one connection per request, so it is safe across threads."""
-
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, retries: int, backoff: float,
-                 sleep: Callable[[float], None] = time.sleep):
-        url = urlsplit(base_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"base_url {base_url!r} must look like http://host:port")
-        self.https = url.scheme == "https"
-        self.host, self.port = url.hostname, url.port
-        self.prefix = url.path[:-3] if url.path.endswith("/v1") else url.path  # endpoints carry their /v1
-        self.api_key, self.timeout, self.retries, self.backoff = api_key, timeout, retries, backoff
-        self.sleep = sleep
-
-    def _send(self, path: str, body: bytes, content_type: str) -> Response:
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=self.timeout)
-        headers = {"Content-Type": content_type, "Accept": "application/json, audio/*"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        try:
-            conn.request("POST", self.prefix + path, body=body, headers=headers)
-            resp = conn.getresponse()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-        finally:
-            conn.close()
-
-    def post(self, path: str, body: bytes, content_type: str) -> Response:
-        """The 2xx answer to ``POST path``; raises RequestFailed naming the status, timeout or connection error."""
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            wait = None
-            try:
-                resp = self._send(path, body, content_type)
-            except TimeoutError:  # not retried: the server may still be working on it, and waits would multiply
-                raise RequestFailed(f"POST {path}: timed out after {self.timeout:g} s") from None
-            except (http.client.HTTPException, OSError) as exc:  # refused, reset, malformed answer
-                reason = f"POST {path}: connection error ({type(exc).__name__}: {exc})"
-            else:
-                if 200 <= resp.status < 300:
-                    return resp
-                reason = f"POST {path}: HTTP {resp.status}: {error_text(resp.body)}"
-                if not _retryable(resp.status):
-                    raise RequestFailed(reason)
-                wait = retry_after(resp.headers.get("retry-after"))
-            if attempt + 1 == attempts:
-                break
-            self.sleep(min(MAX_WAIT_S, wait if wait is not None else self.backoff * 2 ** attempt))
-        raise RequestFailed(f"{reason} (after {attempts} attempt{'s' * (attempts > 1)})")
-
-    def post_json(self, path: str, payload: dict) -> Response:
-        return self.post(path, json.dumps(payload).encode(), "application/json")
-
-
-def parse_json(resp: Response, path: str) -> dict:
-    try:
-        obj = json.loads(resp.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RequestFailed(f"POST {path}: answer is not JSON: {error_text(resp.body)!r}") from None
-    if not isinstance(obj, dict):
-        raise RequestFailed(f"POST {path}: answer is not a JSON object")
-    return obj
+        if self.max_length < 0:
+            raise ValueError(f"max_length must not be negative, got {self.max_length}")
 
 
 # ---- the model -------------------------------------------------------------------------------------------------------
-class OpenAIAPIModel(Model):
+class OpenAIAPIModel(CausalTextLM, Model):
+    """A model behind an OpenAI-compatible server: every capability is an HTTP request (see the module docstring);
+    text scoring encodes requests here, with the served model's tokenizer, as :class:`CausalTextLM` does in process."""
+
     name = "openai-api"
-    description = "a model behind an OpenAI-compatible HTTP server (vLLM, ...): transcribe, synthesize, respond"
+    description = ("a model behind an OpenAI-compatible HTTP server (vLLM, ...): transcribe, synthesize, respond; "
+                   "score and generate text with tokenizer=")
     Args = OpenAIAPIArgs
 
     def __init__(self, args=None, **kw):
@@ -242,17 +122,51 @@ class OpenAIAPIModel(Model):
             if not api_key:
                 raise ValueError(f"api_key_env={a.api_key_env}: that environment variable is not set or empty")
         self.client = Client(a.base_url, api_key, a.timeout, a.retries, a.backoff)
+        self.server = server_facts(self.client, a.model)  # an unlisted model name stops here, before any request
+        if a.tokenizer:
+            from transformers import AutoTokenizer
+
+            from most_eval.core.hf_loading import load_pretrained
+
+            self.tokenizer = load_pretrained(a.tokenizer, AutoTokenizer.from_pretrained, "tokenizer",
+                                             expect="tokenizer_config.json")
+            served = self.server.get("max_model_len")
+            self.text_max_length_override = a.max_length or (int(served) - SCORING_RESERVE if served else 0)
+
+    def supports(self, task: str, capability: str) -> bool:
+        """Text scoring and generation only with ``tokenizer=`` (requests are encoded here)."""
+        if capability in ("score_text", "generate_text") and not self.args.tokenizer:
+            return False
+        return super().supports(task, capability)
+
+    def facts(self) -> dict:
+        """The server's own account: the served model's ``/v1/models`` entry and the server's version."""
+        return dict(self.server)
 
     def identity(self) -> dict:
         """Server, model name and the arguments that shape outputs; not the key, nor its variable, nor the
         concurrency / timeout / retry settings (changing those reuses cached outputs)."""
         a = self.args
-        shaping = ("max_tokens", "temperature", "voice", "prompt", "language", "instruction", "system_prompt")
+        shaping = ("max_tokens", "temperature", "voice", "prompt", "language", "instruction", "system_prompt",
+                   "tokenizer", "max_length")
         return {"name": self.name, "base_url": a.base_url.rstrip("/"), "model": a.model,
                 "args": {k: getattr(a, k) for k in shaping}}
 
     def file_stamps(self) -> dict:
-        return {}  # the weights live on the server; a local file named like the model says nothing about them
+        """The local tokenizer's stamp only: the weights live on the server, and a local file named like the model
+        says nothing about them."""
+        stamp = path_stamp(self.args.tokenizer) if self.args.tokenizer else None
+        return {"tokenizer": stamp} if stamp is not None else {}
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per scoring window: ``max_length=``, else the server's ``max_model_len`` less 2. Without
+        ``tokenizer=`` there is no text path (AttributeError, so ``hasattr`` says so)."""
+        if not self.args.tokenizer:
+            raise AttributeError(f"{self.name} scores text only with tokenizer=<local tokenizer folder>")
+        if not self.text_max_length_override:
+            raise ValueError(f"{self.name}: the server reported no max_model_len; give max_length= in --model-args")
+        return self.text_max_length_override
 
     def _map(self, fn: Callable, items: Sequence) -> list:
         """``fn`` over ``items`` with at most ``concurrency`` in flight, in input order; a failure -> SampleFailure."""
@@ -272,7 +186,7 @@ class OpenAIAPIModel(Model):
 
     # ---- capabilities --------------------------------------------------------------------------------------------
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
-        fields = {"model": self.args.model, "response_format": "json"}
+        fields = {"model": self.args.model, "response_format": "json", "temperature": str(self.args.temperature)}
         if self.args.prompt:
             fields["prompt"] = self.args.prompt
         if self.args.language:
@@ -334,3 +248,82 @@ class OpenAIAPIModel(Model):
             return text.strip()
 
         return self._map(one, list(audios))
+
+    def score_tokens(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+                     ) -> list[tuple[float, bool]]:
+        """(summed natural-log probability of each continuation's tokens given its context's, whether each is the
+        server's top-1), from ``prompt_logprobs`` of ``POST /v1/completions`` over the last ``max_length + 1``
+        tokens of context + continuation (the window :meth:`CausalTextLM.score_tokens` reads). A failed request
+        raises: lm-eval has no per-request failure."""
+        limit = self.max_length + 1
+
+        def one(pair):
+            ctx, cont = pair
+            if not cont:
+                return 0.0, True
+            if len(cont) > self.max_length:
+                raise ValueError(f"continuation of {len(cont)} tokens exceeds max_length {self.max_length}")
+            prompt = (list(ctx) + list(cont))[-limit:]
+            payload = {"model": self.args.model, "prompt": prompt, "max_tokens": 1, "temperature": 0.0,
+                       "prompt_logprobs": 0}
+            obj = parse_json(self.client.post_json(COMPLETIONS, payload), COMPLETIONS)
+            return continuation_logprob(obj, prompt, len(cont))
+
+        pairs = list(zip(contexts, continuations))
+        if not pairs:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.args.concurrency, len(pairs))) as pool:
+            return list(pool.map(one, pairs))
+
+    def generate_text(self, prompts: Sequence[str], until: Sequence[Sequence[str]], max_tokens: int) -> list[str]:
+        """Greedy continuation of each prompt, encoded and left-truncated as :meth:`CausalTextLM.generate_text`
+        does, sent as token ids; the answer is cut at the first of its stop strings here, as in process."""
+        keep = self.max_length - max_tokens
+        if keep < 1:
+            raise ValueError(f"cannot generate {max_tokens} tokens within max_length {self.max_length}")
+
+        def one(item):
+            prompt, stops = item
+            ids = self._encode(prompt)[-keep:] or [self.prefix_token_id]
+            payload = {"model": self.args.model, "prompt": ids, "max_tokens": max_tokens, "temperature": 0.0}
+            obj = parse_json(self.client.post_json(COMPLETIONS, payload), COMPLETIONS)
+            try:
+                text = obj["choices"][0]["text"]
+            except (KeyError, IndexError, TypeError):
+                raise RequestFailed(f"POST {COMPLETIONS}: answer has no choices[0].text") from None
+            if not isinstance(text, str):
+                raise RequestFailed(f"POST {COMPLETIONS}: choices[0].text is not a string")
+            for stop in stops:
+                if stop and stop in text:
+                    text = text[:text.index(stop)]
+            return text
+
+        items = list(zip(prompts, until))
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.args.concurrency, len(items))) as pool:
+            return list(pool.map(one, items))
+
+
+def continuation_logprob(answer: dict, prompt: Sequence[int], n_scored: int) -> tuple[float, bool]:
+    """(sum, all top-1) over the last ``n_scored`` prompt tokens of a completions answer with ``prompt_logprobs``:
+    per position vLLM gives ``{token id: {"logprob", "rank"}}`` for the prompt's own token (rank 1 = the greedy
+    choice). RequestFailed when the answer lacks them or names other tokens (a server that ignores the option)."""
+    where = f"POST {COMPLETIONS}"
+    per_token = answer.get("prompt_logprobs")
+    if per_token is None:
+        choices = answer.get("choices") or [{}]
+        per_token = choices[0].get("prompt_logprobs") if isinstance(choices[0], dict) else None
+    if not isinstance(per_token, list) or len(per_token) != len(prompt):
+        raise RequestFailed(f"{where}: the answer has no prompt_logprobs for the {len(prompt)} prompt tokens "
+                            f"(does the server support prompt_logprobs? vLLM does)")
+    total, greedy = 0.0, True
+    for position in range(len(prompt) - n_scored, len(prompt)):
+        entry = per_token[position]
+        info = entry.get(str(prompt[position])) if isinstance(entry, dict) else None
+        if not isinstance(info, dict) or not isinstance(info.get("logprob"), (int, float)):
+            raise RequestFailed(f"{where}: prompt_logprobs[{position}] has no log-probability of token "
+                                f"{prompt[position]}")
+        total += float(info["logprob"])
+        greedy = greedy and info.get("rank") == 1
+    return total, greedy

@@ -542,6 +542,8 @@ def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: 
     if not dist.is_main:
         return None
     model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
+    if model.facts():
+        model_info["facts"] = model.facts()
     document = results_document(model_info, results, task_info, seed, command, limit=limit,
                                 data_root=str(data_root) if data_root is not None else None,
                                 comparability=comparability, efficiency=efficiency,
