@@ -1,84 +1,108 @@
-"""Throughput of the ``openai-api`` adapter: concurrency 1 vs 8 against a local server with a fixed delay.
+"""``openai-api`` against a real vLLM server: concurrency 1 vs 8, and served vs in-process on the same weights.
 
-    python benchmarks/bench_openai_api.py [--requests 64] [--delay-ms 50] [--concurrency 8]
+    python benchmarks/bench_openai_api.py [--utterances 32] [--pairs 64] [--repeats 2]
 
-The server (127.0.0.1, ThreadingHTTPServer) answers every ``/v1/audio/transcriptions`` after ``--delay-ms``, as a
-model server with spare batch capacity would; nothing else is contacted. With a fixed per-request latency the
-ideal speed-up is the concurrency itself; the target is at least 6x for 8 workers (the rest is WAV encoding,
-connection set-up and thread hand-off on the client). Prints requests/s for both settings and the ratio.
+Needs vLLM's venv (``bash install.sh --serve``; ``$MOST_EVAL_VLLM_VENV`` names another). It builds the tiny
+random-weight Whisper and Qwen2 of the served tests (``tests/tiny_models.py``), starts one ``vllm serve`` each on
+127.0.0.1 (CPU, float32, ``--enforce-eager``, ``--max-num-seqs 4``) and times, best of ``--repeats``:
+
+* transcription: ``--utterances`` 16 kHz clips of the mini suite's LibriSpeech through ``openai-api`` at
+  concurrency 1 and 8, and through ``hf-whisper`` in process on the same folder (all clips in one batch);
+* text scoring: ``--pairs`` (context, continuation) pairs through ``openai-api`` ``score_text`` at concurrency 1 and
+  8, and through ``hf-causal-lm`` in process (``batch_size=8``).
+
+Prints items/s for each and the ratios. Tiny models make the per-request overhead (HTTP, WAV encoding, vLLM's
+scheduling) the dominant cost, so the served/in-process ratio here is a floor for what a real model shows, where
+the forward pass dominates and vLLM's batching pays.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import threading
+import sys
+import tempfile
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-import numpy as np
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
 
-from most_eval.core.audio import Audio
-from most_eval.models.openai_api import OpenAIAPIArgs, OpenAIAPIModel
+from tiny_models import served_qwen2, served_whisper  # noqa: E402
+from vllm_server import START_TIMEOUT_S, VLLMServer, vllm_venv  # noqa: E402
 
+from most_eval.core.audio import load_audio  # noqa: E402
+from most_eval.registry import build_model  # noqa: E402
 
-def serve(delay_s: float) -> ThreadingHTTPServer:
-    """A fake transcription server in a daemon thread; call ``shutdown()`` and ``server_close()`` when done."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            time.sleep(delay_s)
-            body = json.dumps({"text": "hello"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.request_queue_size = 64
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return httpd
+WHISPER_LEN, QWEN2_LEN = 40, 66
 
 
-def throughput(url: str, audios: list[Audio], concurrency: int) -> float:
-    """Requests per second for one batch of ``audios`` at ``concurrency``; every answer must be correct."""
-    model = OpenAIAPIModel(OpenAIAPIArgs(base_url=url, model="bench", concurrency=concurrency, timeout=30))
-    start = time.perf_counter()
-    out = model.transcribe(audios)
-    elapsed = time.perf_counter() - start
-    assert out == ["hello"] * len(audios), f"unexpected answers: {out[:3]}"
-    return len(audios) / elapsed
+def best(fn, repeats: int) -> tuple[float, object]:
+    """(fastest seconds, last result) of ``fn()`` over ``repeats`` runs."""
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=64)
-    ap.add_argument("--delay-ms", type=float, default=50.0)
-    ap.add_argument("--concurrency", type=int, default=8)
-    opts = ap.parse_args()
-    rng = np.random.default_rng(0)
-    audios = [Audio((0.1 * rng.standard_normal(16_000 * 3)).astype(np.float32), 16_000)  # 3 s clips
-              for _ in range(opts.requests)]
-    httpd = serve(opts.delay_ms / 1000)
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        throughput(url, audios[:4], opts.concurrency)  # warm-up
-        serial = throughput(url, audios, 1)
-        parallel = throughput(url, audios, opts.concurrency)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    ideal = 1000 / opts.delay_ms
-    print(f"{opts.requests} requests, server delay {opts.delay_ms:g} ms (ideal {ideal:.1f} req/s per worker)")
-    print(f"concurrency 1: {serial:7.1f} req/s")
-    print(f"concurrency {opts.concurrency}: {parallel:7.1f} req/s")
-    print(f"speed-up: {parallel / serial:.2f}x (target >= 6x for 8)")
+    ap.add_argument("--utterances", type=int, default=32)
+    ap.add_argument("--pairs", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=2)
+    a = ap.parse_args()
+    exe = vllm_venv() / "bin" / "vllm"
+    if not exe.exists():
+        sys.exit(f"bench_openai_api: vLLM's venv is absent ({exe}): bash install.sh --serve")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        servers = [VLLMServer(served_whisper(root / "whisper"), "whisper", WHISPER_LEN, root / "whisper.log",
+                              ("--max-num-batched-tokens", "2048")),
+                   VLLMServer(served_qwen2(root / "qwen2"), "qwen2", QWEN2_LEN, root / "qwen2.log")]
+        try:
+            for server in servers:
+                server.start(exe)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            for server in servers:
+                server.wait(deadline)
+            whisper, qwen2 = servers
+            clips = sorted((REPO / "most_eval" / "mini_suite" / "LibriSpeech").rglob("*.flac"))
+            audios = [load_audio(clips[i % len(clips)], 16000) for i in range(a.utterances)]
+            rows = []
+            local = build_model("hf-whisper", f"path={whisper.folder},max_new_tokens={WHISPER_LEN - 4}")
+            seconds, reference = best(lambda: local.transcribe(audios), a.repeats)
+            rows.append(("transcribe", "in process (hf-whisper, one batch)", seconds, a.utterances))
+            for concurrency in (1, 8):
+                served = build_model("openai-api", f"base_url={whisper.url},model=whisper,language=en,"
+                                                   f"concurrency={concurrency}")
+                seconds, out = best(lambda: served.transcribe(audios), a.repeats)
+                assert out == reference, "served transcripts differ from in-process ones"
+                rows.append(("transcribe", f"served, concurrency {concurrency}", seconds, a.utterances))
+            contexts = [f"question {i}: the sky is" for i in range(a.pairs)]
+            continuations = [" blue" if i % 2 else " green and wide" for i in range(a.pairs)]
+            local = build_model("hf-causal-lm", f"path={qwen2.folder},max_length={QWEN2_LEN - 2},batch_size=8")
+            seconds, reference = best(lambda: local.score_text(contexts, continuations), a.repeats)
+            rows.append(("score_text", "in process (hf-causal-lm, batch 8)", seconds, a.pairs))
+            for concurrency in (1, 8):
+                served = build_model("openai-api", f"base_url={qwen2.url},model=qwen2,tokenizer={qwen2.folder},"
+                                                   f"concurrency={concurrency}")
+                seconds, out = best(lambda: served.score_text(contexts, continuations), a.repeats)
+                assert all(abs(x[0] - y[0]) < 1e-4 for x, y in zip(out, reference)), "served scores differ"
+                rows.append(("score_text", f"served, concurrency {concurrency}", seconds, a.pairs))
+        finally:
+            for server in servers:
+                server.stop()
+    print(f"vLLM server: {exe} (CPU), tiny random-weight models; best of {a.repeats}")
+    rate = {}
+    for capability, how, seconds, n in rows:
+        rate[(capability, how)] = n / seconds
+        print(f"{capability:11s} {how:38s} {n:4d} items {seconds:8.3f} s {n / seconds:9.1f} items/s")
+    for capability, local_how in (("transcribe", "in process (hf-whisper, one batch)"),
+                                  ("score_text", "in process (hf-causal-lm, batch 8)")):
+        c1, c8 = rate[(capability, "served, concurrency 1")], rate[(capability, "served, concurrency 8")]
+        print(f"{capability}: concurrency 8 / 1 = {c8 / c1:.2f}x; served (concurrency 8) / in process = "
+              f"{c8 / rate[(capability, local_how)]:.2f}x")
 
 
 if __name__ == "__main__":
