@@ -295,6 +295,23 @@ def test_unreachable_server_fails_samples_not_the_batch():
     assert isinstance(out[0], SampleFailure) and "connection error" in out[0].reason
 
 
+def test_malformed_answers_fail_their_sample_with_one_line_naming_the_endpoint():
+    """An answer that is not JSON, JSON that is not an object, or an object without the field: that sample's failure."""
+    bodies = iter([b"<html>oops</html>", b"[1, 2]", b'{"txt": "hello"}', b'{"choices": []}'])
+
+    def hook(server, path, info):
+        return 200, {"Content-Type": "application/json"}, next(bodies)
+
+    with FakeOpenAI(hook=hook) as server:
+        model = make_model(server.url, concurrency=1)
+        said = model.transcribe([tone(1600), tone(1700), tone(1800)]) + model.respond([tone(1900)])
+    reasons = [r.reason for r in said]
+    assert reasons == ["POST /v1/audio/transcriptions: answer is not JSON: '<html>oops</html>'",
+                       "POST /v1/audio/transcriptions: answer is not a JSON object",
+                       "POST /v1/audio/transcriptions: answer has no 'text' field",
+                       "POST /v1/chat/completions: answer has no choices[0].message"]
+
+
 # ---- synthesize and respond ---------------------------------------------------------------------------------------
 def test_speech_round_trip():
     with FakeOpenAI() as server:
