@@ -67,6 +67,9 @@ class TaskContext:
     #: speaker embedder for TTS SIM (``similarity(a, b) -> list[float]`` and ``name``), built from the task's
     #: ``embedder`` option by the CLI (most_eval.models.speaker_embedders); tasks never build helper models
     embedder: Any = None
+    #: speech-quality scorer of generated speech (``score(audios) -> list[dict]`` of DNSMOS fields, and ``name``),
+    #: built from the task's ``mos`` option by the run set-up (most_eval.models.speech_quality); None: ``mos=none``
+    mos: Any = None
     score_reduction: str = "sum"  # how the model's plain-float score_audio values are reduced (set by the runner)
     #: whether the model conditions its speech on the speaker prompt (set by the runner from the model)
     model_uses_speaker_prompt: bool = False

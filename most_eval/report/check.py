@@ -35,9 +35,11 @@ from xml.etree import ElementTree as ET
 from most_eval.report.comparison import (MetricDelta, delta_table, fmt_delta, fmt_value, metric_deltas, refuse,
                                          refusal_problems)
 from most_eval.results.runs import Run, load_run
+from most_eval.scoring.speech_quality import MOS_FIELDS
 
 
-DEFAULT_TOLERANCE: dict[str, float] = {"wer": 0.3, "accuracy": 1.0, "sim": 0.01}
+#: the largest worsening ``check`` lets pass, per metric (WER and accuracy in points, SIM in cosine, DNSMOS in MOS)
+DEFAULT_TOLERANCE: dict[str, float] = {"wer": 0.3, "accuracy": 1.0, "sim": 0.01, **{m: 0.1 for m in MOS_FIELDS}}
 
 
 def parse_tolerance(spec: str | dict[str, float] | None) -> dict[str, float]:

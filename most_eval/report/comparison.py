@@ -37,7 +37,7 @@ import numpy as np
 
 from most_eval.scoring.bootstrap import percentile_interval, resample
 from most_eval.core.errors import MostEvalError
-from most_eval.results.fields import METRICS, SCORING_IDENTITY
+from most_eval.results.fields import METRICS, SCORING_IDENTITY, THREE_DECIMALS
 from most_eval.results.runs import Run, item_of
 from most_eval.results.store import ResultsFileError
 
@@ -85,7 +85,8 @@ def _statistic(metric: str, aggregation: str, arrays: dict[str, np.ndarray], idx
         return 100.0 * errors.sum(axis=-1) / np.maximum(ref.sum(axis=-1), 1e-12)
     if metric == "accuracy":
         return 100.0 * take(arrays["correct"]).mean(axis=-1)
-    return take(arrays["sim"]).mean(axis=-1)
+    (field,) = METRICS[metric][0]  # a per-sample mean: SIM, DNSMOS
+    return take(arrays[field]).mean(axis=-1)
 
 
 def paired_bootstrap(metric: str, arrays_a: dict[str, np.ndarray], arrays_b: dict[str, np.ndarray], *,
@@ -285,7 +286,7 @@ class MetricDelta:
     """One task/metric of a comparison: both runs' values on the paired ids, ``B - A`` and its interval."""
 
     task: str
-    metric: str  # "wer" | "accuracy" | "sim"
+    metric: str  # "wer" | "accuracy" | "sim" | a DNSMOS field
     lower_is_better: bool
     aggregation: str  # "corpus" | "utterance_mean" (wer) or "mean"
     n: int  # sample keys both runs scored (the paired sample)
@@ -371,15 +372,15 @@ def metric_deltas(run_a: Run, run_b: Run, tasks: list[str], *, n_resamples: int 
 
 
 def fmt_value(metric: str, value: float | None) -> str:
-    """A metric value as the tables print it (3 decimals for sim, else 2; empty for none)."""
+    """A metric value as the tables print it (3 decimals for SIM and DNSMOS, else 2; empty for none)."""
     if value is None or not math.isfinite(value):
         return ""
-    return f"{value:.3f}" if metric == "sim" else f"{value:.2f}"
+    return f"{value:.3f}" if metric in THREE_DECIMALS else f"{value:.2f}"
 
 
 def fmt_delta(metric: str, value: float) -> str:
     """A signed delta as the tables print it (never ``-0.00``)."""
-    decimals = 3 if metric == "sim" else 2
+    decimals = 3 if metric in THREE_DECIMALS else 2
     value = 0.0 if round(value, decimals) == 0 else value  # no "-0.00"
     return f"{value:+.{decimals}f}"
 

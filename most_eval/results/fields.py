@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import math
 
+from most_eval.scoring.speech_quality import MOS_FIELDS
+
 # metric -> (per-sample fields it needs, lower is better)
 METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
     "wer": (("errors", "ref_words"), True),
     "accuracy": (("correct",), False),
     "sim": (("sim",), False),
+    **{name: ((name,), False) for name in MOS_FIELDS},  # DNSMOS of generated speech: a per-sample mean
 }
+#: the metrics printed with 3 decimals (the rest with 2)
+THREE_DECIMALS = ("sim", *MOS_FIELDS)
 
 
 # results.json entry fields that name how a task was scored; compared like the task config (older runs may have
@@ -19,8 +24,8 @@ METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
 SCORING_IDENTITY = ("wer_protocol", "judge", "embedder", "reduction", "scorer")
 
 #: the fields the results table shows for a task: each metric with its interval, then how it was scored
-HEADLINE = ("wer", "wer_ci95", "accuracy", "accuracy_in_vocab", "sim", "judge", "judge_rtf", "embedder", "reduction",
-            "scorer")
+HEADLINE = ("wer", "wer_ci95", "accuracy", "accuracy_in_vocab", "sim", "dnsmos_ovrl", "judge", "judge_rtf", "embedder",
+            "reduction", "scorer")
 
 
 #: the values a field can take, where a results entry or a sample record has it: (lowest, highest) inclusive. WER

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from most_eval.results.fields import METRICS, range_problem
+from most_eval.scoring.speech_quality import MOS_FIELDS
 from most_eval.results.store import ResultsFileError, load_results
 
 
 #: the per-sample fields the metrics are computed from (and the WER's edit counts), range-checked when read
-METRIC_FIELDS = ("errors", "ref_words", "substitutions", "deletions", "insertions", "correct", "sim")
+METRIC_FIELDS = ("errors", "ref_words", "substitutions", "deletions", "insertions", "correct", "sim", *MOS_FIELDS)
 
 
 def item_of(record: dict[str, Any]) -> str:

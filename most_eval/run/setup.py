@@ -144,6 +144,20 @@ def build_embedders(tasks: list[Task], device: str) -> dict:
     return built
 
 
+def build_mos_scorers(tasks: list[Task]) -> dict:
+    """The speech-quality scorer of each distinct ``mos`` option among the tasks that generate speech, built once
+    (None for ``mos=none``); a scorer that cannot be built is one line, before any model work."""
+    from most_eval.models.speech_quality import build_mos
+
+    built = {}
+    for spec in dict.fromkeys(t.options.mos for t in tasks if "mos" in t.needs):
+        try:
+            built[spec] = build_mos(spec)
+        except Exception as exc:
+            raise RunSetupError(f"--task-args mos={spec}: {exc}") from None
+    return built
+
+
 def check_run_paths(output: Path, data_root: Path, task_classes: list[type[Task]], embedder: str | None) -> None:
     """Output folder, data root and embedder checked before any model work; RunSetupError (one line) otherwise."""
     if output.exists() and not output.is_dir():
@@ -279,9 +293,10 @@ def plan_judges(task_classes: list[type[Task]], tasks: str | list[str], judge: s
 
 def lend_helpers(task_objs: list[Task], context: TaskContext, plan: JudgePlan, device: str, seed: int,
                  note: Note) -> None:
-    """Build the helper models once and lend each task its own: speaker embedders first (a bad one fails before the
-    judge), spoken QA's LLM judge, then the judge ASR(s)."""
+    """Build the helper models once and lend each task its own: speaker embedders and speech-quality scorers first
+    (a bad one fails before the judge), spoken QA's LLM judge, then the judge ASR(s)."""
     embedders = build_embedders(task_objs, device)
+    mos_scorers = build_mos_scorers(task_objs)
     judge_lms = {getattr(t.options, "judge_lm", None) for t in task_objs
                  if getattr(t.options, "scorer", None) == "llm-judge"}
     if judge_lms:  # spoken QA's optional LLM judge: a helper model the task borrows from its context
@@ -303,6 +318,8 @@ def lend_helpers(task_objs: list[Task], context: TaskContext, plan: JudgePlan, d
     for task in task_objs:  # each task's own context: the judge wiring above may share one among tasks
         if "embedder" in task.needs:
             task.context = dataclasses.replace(task.context, embedder=embedders[task.options.embedder])
+        if "mos" in task.needs:
+            task.context = dataclasses.replace(task.context, mos=mos_scorers[task.options.mos])
 
 
 def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: str | dict | None = None,

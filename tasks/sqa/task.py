@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from most_eval.core.adapter import RESPOND, Request
@@ -28,6 +28,7 @@ from most_eval.core.audio import audio_duration
 from most_eval.data.files import file_problem, manifest_path, read_bytes, text_field, text_list
 from most_eval.data.model_outputs import speech_file
 from most_eval.data.tables import BadLine, read_jsonl, read_table
+from most_eval.scoring.speech_quality import add_mos, check_mos, mean_mos, mos_differences
 from most_eval.scoring.comparability import judge_difference
 from most_eval.data.hf_source import audio_file
 from most_eval.scoring.paper import REFERENCE_JUDGES
@@ -66,8 +67,11 @@ class QAOptions:
 
     scorer: str = "has-answer"  # "has-answer" (DPR rule, the papers' protocol) or "llm-judge"
     judge_lm: str | None = None  # local causal-LM folder for scorer=llm-judge
+    #: S->S: speech quality of each spoken answer: dnsmos (DNSMOS P.835 + P.808 through speechmos) | none
+    mos: str = field(default="dnsmos", metadata={"scoring": True})
 
     def __post_init__(self):
+        check_mos(self.mos)
         if self.scorer not in ("has-answer", "llm-judge"):
             raise ValueError(f"unknown QA scorer {self.scorer!r}; use has-answer or llm-judge")
         if self.scorer == "llm-judge" and not self.judge_lm:
@@ -157,6 +161,9 @@ class SpokenQATask(Task):
             records.append({"id": s.id, "question": s.reference["question"], "answers": s.reference["answers"],
                             "response": text, "matched": match, "correct": 1.0 if match is not None else 0.0})
         if self.modality == "speech":
+            if self.context.mos is not None:
+                self.context.step("speech quality")
+                add_mos(records, self.context.mos.score(outputs))
             for s, r in zip(samples, records):
                 r["audio"] = speech_file(self.name, self.context.cache_key, s.id)
         if self.options.scorer == "llm-judge":
@@ -202,7 +209,13 @@ class SpokenQATask(Task):
             judge = self.context.judge
             path = getattr(judge.args, "path", "")
             metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
+            metrics.update(mean_mos(items))
+            metrics["mos"] = self.context.mos.name if self.context.mos is not None else None
         return metrics
+
+    def metric_differences(self) -> dict[str, list[str]]:
+        """S->S: the DNSMOS of the spoken answers is no paper number."""
+        return mos_differences() if self.modality == "speech" else {}
 
 
 class LlamaQuestions(SpokenQATask):
@@ -235,7 +248,7 @@ def _variant(base: type, set_name: str, column: str, modality: str) -> type:
     return type(f"{base.__name__}{suffix.upper()}", (base,), {
         "name": f"sqa:{set_name}-{suffix}", "modality": modality,
         "leaderboard": LeaderboardSlot("spoken_qa_accuracy", f"{column}_{suffix}"),
-        "needs": frozenset({"judge"}) if modality == "speech" else frozenset(),
+        "needs": frozenset({"judge", "mos"}) if modality == "speech" else frozenset(),
         "reference_judge": "whisper-large-v3-convention" if modality == "speech" else None,
         "description": f"{set_name}: spoken question -> {modality} answer, has-answer accuracy"
                        + (" (answer transcribed by the judge ASR)" if modality == "speech" else ""),

@@ -27,6 +27,7 @@ from most_eval.data.files import file_problem, manifest_path, safe_path, text_fi
 from most_eval.data.model_outputs import speech_file
 from most_eval.data.hf_source import read_source, row_audio
 from most_eval.data.tables import BadLine, read_lines
+from most_eval.scoring.speech_quality import add_mos, check_mos, mean_mos, mos_differences
 from most_eval.scoring.wer import aggregate_wer, wer_records
 from most_eval.scoring.comparability import judge_difference
 from most_eval.core.fingerprints import stamp_digest
@@ -49,8 +50,11 @@ class TTSOptions:
     prompt: str = "other"  # LibriSpeech speaker prompt: other (same speaker, other utterance) | same | none
     bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the WER CI (0: none)
     source: str | None = None  # the split in Hugging Face form (save_to_disk or parquet), not the folder layout
+    #: speech quality of each generated clip: dnsmos (DNSMOS P.835 + P.808 through speechmos) | none
+    mos: str = field(default="dnsmos", metadata={"scoring": True})
 
     def __post_init__(self):
+        check_mos(self.mos)
         if self.prompt not in ("other", "same", "none"):
             raise ValueError(f"unknown prompt mode {self.prompt!r}; use other, same or none")
         kind, _, path = self.embedder.partition(":")
@@ -77,7 +81,7 @@ class TTSTask(Task):
 
     capability = SYNTHESIZE
     Options = TTSOptions
-    needs = frozenset({"judge", "embedder"})  # both lent by the CLI through TaskContext (built from the options)
+    needs = frozenset({"judge", "embedder", "mos"})  # lent by the run set-up through TaskContext (from the options)
     protocol = "whisper"
     digits = 4
     headline_metric = "wer"
@@ -102,6 +106,9 @@ class TTSTask(Task):
                     records[i]["sim"] = round(sim, 6)
                 else:  # e.g. a clip shorter than one embedder frame: left out of SIM, as seed-tts-eval skips it
                     records[i]["sim_skipped"] = "no speaker embedding (clip too short)"
+        if self.context.mos is not None:
+            self.context.step("speech quality")
+            add_mos(records, self.context.mos.score(outputs))
         for s, r in zip(samples, records):
             r["audio"] = speech_file(self.name, self.context.cache_key, s.id)
         return records
@@ -116,6 +123,8 @@ class TTSTask(Task):
         metrics["judge"] = f"{judge.name}:{Path(str(path)).name}" if path else judge.name
         metrics["embedder"] = self.context.embedder.name if sims else None
         metrics["speaker_prompt"] = self.options.prompt  # other / same / none: what SIM compares with
+        metrics.update(mean_mos(items))
+        metrics["mos"] = self.context.mos.name if self.context.mos is not None else None
         skipped = sum(1 for r in items if "sim_skipped" in r)
         if skipped:
             metrics["sim_skipped"] = skipped
@@ -146,7 +155,7 @@ class TTSTask(Task):
 
     def metric_differences(self) -> dict[str, list[str]]:
         """SIM has its own verdict: the paper reports no SIM for these sets (only WER)."""
-        return {"sim": ["the paper reports no SIM for this test set (its TTS table is WER only)"]}
+        return {"sim": ["the paper reports no SIM for this test set (its TTS table is WER only)"], **mos_differences()}
 
     def protocol_notes(self) -> list[str]:
         notes = [f"speaker prompt: {self.options.prompt}"]
@@ -258,7 +267,7 @@ class SeedTTSEvalEN(TTSTask):
         if not self.options.embedder.startswith("seedtts-wavlm:"):
             reasons.append(f"SIM embedder {self.options.embedder.partition(':')[0]}, not seed-tts-eval's WavLM-large "
                            f"verification model (seedtts-wavlm:PATH)")
-        return {"sim": reasons}
+        return {"sim": reasons, **mos_differences()}
 
     #: the Hugging Face form (``source=PATH``): meta.lst's fields as columns, one row per line; the prompt audio in
     #: ``prompt_audio`` (embedded ``{"bytes", "path"}`` or a path) or else in ``prompt_wav`` (a path inside the

@@ -12,7 +12,9 @@ from typing import Any
 from most_eval.core.task import LeaderboardSlot
 from most_eval.results.efficiency import summary_line as efficiency_line
 from most_eval.results.store import leaderboard_slot, load_results
+from most_eval.results.fields import THREE_DECIMALS
 from most_eval.results.runs import run_label
+from most_eval.scoring.speech_quality import MOS_FIELDS
 from most_eval.scoring.paper import PAPER_TABLE_BY_NAME, PAPER_TABLES, SLM_AVERAGE_OF, PaperTable
 
 
@@ -148,7 +150,7 @@ def _run_rows(data: dict[str, Any], source: str, model: str) -> tuple[dict[str, 
             row.values[column] = _fmt(entry.get(family.metric))
             if "scored" in entry and "listed" in entry:  # how many samples stand behind the cell
                 row.counts.append(f"{column} {entry['scored']}/{entry['listed']}")
-        notes = ", ".join(f"{k}: {entry[k]}" for k in ("judge", "embedder", "wer_protocol", "reduction")
+        notes = ", ".join(f"{k}: {entry[k]}" for k in ("judge", "embedder", "mos", "wer_protocol", "reduction")
                           if isinstance(entry.get(k), str))
         cost = (data.get("efficiency") or {}).get(task)
         if isinstance(cost, dict) and "wall_seconds" in cost:  # what the number cost, beside it
@@ -156,9 +158,9 @@ def _run_rows(data: dict[str, Any], source: str, model: str) -> tuple[dict[str, 
         if isinstance(cell, str) and family.metric in entry:  # a number that stands in no paper column: say why
             notes = "; ".join(filter(None, [cell, notes]))
         scored = f"{entry['scored']}/{entry['listed']}" if "scored" in entry and "listed" in entry else ""
-        for metric in ("wer", "accuracy", "accuracy_in_vocab", "sim"):
+        for metric in ("wer", "accuracy", "accuracy_in_vocab", "sim", *MOS_FIELDS):
             if metric in entry:
-                decimals = 3 if metric == "sim" else 2
+                decimals = 3 if metric in THREE_DECIMALS else 2
                 ci = entry.get(f"{metric}_ci95")
                 ci_text = (f"[{_fmt(ci[0], decimals)}, {_fmt(ci[1], decimals)}]"
                            if isinstance(ci, (list, tuple)) and len(ci) == 2 else "")
