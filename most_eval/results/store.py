@@ -47,7 +47,8 @@ RESULTS_FORMAT = "most-eval-results"
 RESULTS_FORMAT_VERSION = 1  # the version written
 RESULTS_FORMAT_VERSIONS = (1,)  # the versions read
 TRACKED_PACKAGES = ("most-eval", "torch", "transformers", "accelerate", "lm-eval", "jiwer", "whisper-normalizer",
-                    "speechbrain", "soundfile", "soxr", "numpy", "pandas", "pocketsphinx", "resemblyzer")
+                    "speechbrain", "soundfile", "soxr", "numpy", "pandas", "pocketsphinx", "resemblyzer",
+                    "speechmos", "onnxruntime")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
