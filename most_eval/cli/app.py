@@ -5,6 +5,7 @@
     data ...             most_eval.cli.data     -> most_eval.data
     leaderboard build    most_eval.cli.reports  -> most_eval.report.leaderboard
     compare, check       most_eval.cli.reports  -> most_eval.report.compare / .check
+    report               most_eval.cli.reports  -> most_eval.report.html_report
 
 Packages add subcommands through the ``most_eval.commands`` entry-point group (the reference implementation's
 ``train`` and ``routing``): each entry point names a typer command function, registered under its name.
@@ -21,7 +22,7 @@ import typer
 from .common import fail
 from .data import data_app
 from .listing import list_models, list_tasks
-from .reports import check_command, compare_command, leaderboard_app
+from .reports import check_command, compare_command, leaderboard_app, report_command
 from .run import run
 
 #: entry-point group of subcommands added by other packages
@@ -42,6 +43,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(leaderboard_app, name="leaderboard")
 app.command("compare")(compare_command)
 app.command("check")(check_command)
+app.command("report")(report_command)
 
 
 def _register_plugin_commands() -> None:

@@ -1,4 +1,5 @@
-"""``most-eval leaderboard build``, ``most-eval compare A B`` and ``most-eval check --baseline A --candidate B``.
+"""``most-eval leaderboard build``, ``most-eval compare A B``, ``most-eval check --baseline A --candidate B`` and
+``most-eval report RUN_DIR``.
 
 Exit codes: 0 ok / no significant regression; 1 significant regression (check); 2 refused, unreadable input or a
 path that cannot be used (a folder where a file is written, a file where a folder is). Errors are one line on stderr.
@@ -155,3 +156,22 @@ def check_command(
         raise fail(f"cannot write the report: {os_error_line(err)}") from None
     if not report.passed:
         raise typer.Exit(EXIT_REGRESSION)
+
+
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (or its results.json)")],
+    worst: Annotated[int, typer.Option("--worst", min=0, help="Worst samples shown per task")] = 10,
+    random_n: Annotated[int, typer.Option("--random", min=0, help="Random samples shown per task, besides")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draw")] = 0,
+) -> None:
+    """Write RUN_DIR/report.html: headline numbers, the worst and random samples with word diffs and audio players."""
+    from most_eval.report.html_report import build_report
+
+    try:
+        page = build_report(run_dir, worst=worst, random_n=random_n, seed=seed)
+    except (ResultsFileError, FileNotFoundError, ValueError) as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"cannot write the report: {os_error_line(err)}") from None
+    typer.echo(str(page))
+

@@ -66,6 +66,8 @@ def run(
                                             help="Longest input or prompt audio read; a longer file is an error "
                                                  "record, checked from its header before it is decoded."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    report: bool = typer.Option(False, "--report", help="Write OUTPUT/report.html at the end (most-eval report).",
+                                show_default="off"),
     log_samples: bool = typer.Option(False, "--log-samples", "--log_samples",
                                      help="Accepted for lm-eval compatibility; per-sample records are always written "
                                           "to OUTPUT/samples/<task>.jsonl.", show_default="on: always written"),
@@ -103,6 +105,10 @@ def run(
         raise typer.Exit(1)
     if document is None:  # a rank other than 0: its shard is in the cache, rank 0 reports
         return
+    if report:
+        from most_eval.report.html_report import build_report
+
+        err_console.print(f"report: {escape(str(build_report(output or Path('runs') / model)))}", highlight=False)
     report_run(document, output or Path("runs") / model, tasks=resolve_tasks(tasks), fail_on_error=fail_on_error,
                strict=strict)
 

@@ -404,6 +404,13 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
                 progress.advance(bar, len(ordered[i:i + batch_size]))
         if fresh:
             records += score_batch(task, [s for s, _ in fresh], [o for _, o in fresh])
+        inputs = {s.id: s.request for s, _ in [*stored, *fresh] if s.request is not None}
+        for record in records:  # where the input speech and the speaker prompt are, for a reader (report.html)
+            request = inputs.get(record.get("id"))
+            if request is not None and "error" not in record:
+                for name, path in (("input_audio", request.audio), ("prompt_audio", request.prompt)):
+                    if path:
+                        record.setdefault(name, str(path))
     finally:
         task.context.on_step = None
         if progress is not None:
