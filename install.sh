@@ -3,8 +3,9 @@
 #   bash install.sh          # .venv/ with the package and what it needs at run time
 #   bash install.sh --serve  # also vLLM in a venv of its own (.venv-vllm, scripts/install_vllm.sh), to serve models
 #                            # that --model openai-api evaluates
-#   bash install.sh --test   # also the test extras (pytest), chromium for the leaderboard page test, the official
-#                            # ZeroSpeech scorer's environment (tests/official/zr_official.py --build: the
+#   bash install.sh --test   # also the test extras (pytest; mlflow and wandb for --tracker), chromium for the
+#                            # leaderboard page test, the official ZeroSpeech scorer's environment
+#                            # (tests/official/zr_official.py --build: the
 #                            # zerospeech-benchmarks sdist + a pandas<3 venv under ~/.cache/most-eval/zr-official, or
 #                            # $MOST_EVAL_ZR_OFFICIAL_DIR) and --serve's vLLM for the served tests; the tests
 #                            # themselves never download anything
@@ -74,7 +75,7 @@ if [ "$GPU" = 1 ] && ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.version
   say "--gpu: no usable CUDA torch (a CPU wheel won, or no GPU/driver): set TORCH_INDEX_URL to a CUDA index"; exit 1
 fi
 install --no-deps "${TORCHAUDIO_SPEC:-torchaudio==2.11.0}"
-if [ "$TEST" = 1 ]; then install -e '.[test]'; else install -e .; fi
+if [ "$TEST" = 1 ]; then install -e '.[test,trackers]'; else install -e .; fi
 # the tests compare whisper-normalizer with openai-whisper's own English normaliser (normalizer=openai-whisper);
 # only its pure-Python normaliser files are read, so none of its dependencies (torch, numba, tiktoken) is needed
 if [ "$TEST" = 1 ]; then install --no-deps "openai-whisper==20250625"; fi

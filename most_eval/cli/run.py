@@ -23,6 +23,7 @@ from most_eval.registry import UnknownNameError, resolve_tasks
 from most_eval.results.table import print_results
 from most_eval.run.runner import RunInterrupted
 from most_eval.run.setup import MINI_SUITE, NoDatasetsError, RunSetupError, failed_tasks, unmeasured_tasks
+from most_eval.report.trackers import TrackerError
 from most_eval.scoring.comparability import summary_line
 
 
@@ -68,6 +69,12 @@ def run(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     report: bool = typer.Option(False, "--report", help="Write OUTPUT/report.html at the end (most-eval report).",
                                 show_default="off"),
+    tracker: Optional[list[str]] = typer.Option(None, "--tracker", help="Log the finished run to an experiment "
+                                                "tracker: mlflow or wandb (repeatable; pip install 'most-eval[trackers]').",
+                                                show_default="none"),
+    tracker_args: Optional[str] = typer.Option(None, "--tracker-args", help="key=value,... for the trackers: project, "
+                                               "name, tags (joined with +).",
+                                               show_default="project=most-eval, the run's name, no tags"),
     log_samples: bool = typer.Option(False, "--log-samples", "--log_samples",
                                      help="Accepted for lm-eval compatibility; per-sample records are always written "
                                           "to OUTPUT/samples/<task>.jsonl.", show_default="on: always written"),
@@ -82,6 +89,11 @@ def run(
         err_console.print(f"[red]error:[/] {escape(repeated)} given: give the option once", highlight=False)
         raise typer.Exit(2)
 
+    try:  # a tracker that cannot be used is refused before any model work
+        trackers = tracker_plan(tracker or [], tracker_args)
+    except (TrackerError, OptionError) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2)
     try:
         document = evaluate(
             model, tasks, model_args=model_args, output=output, limit=limit, batch_size=batch_size,
@@ -109,8 +121,27 @@ def run(
         from most_eval.report.html_report import build_report
 
         err_console.print(f"report: {escape(str(build_report(output or Path('runs') / model)))}", highlight=False)
+    if trackers is not None:
+        from most_eval.report.trackers import log_run
+
+        for line in log_run(output or Path("runs") / model, *trackers):
+            err_console.print(escape(line), highlight=False)
     report_run(document, output or Path("runs") / model, tasks=resolve_tasks(tasks), fail_on_error=fail_on_error,
                strict=strict)
+
+
+def tracker_plan(names: list[str], args: str | None):
+    """``(tracker names, TrackerArgs)`` for ``--tracker`` / ``--tracker-args``, checked (known, installed); None
+    without ``--tracker``."""
+    from most_eval.core.options import parse_options
+    from most_eval.report.trackers import TrackerArgs, check_trackers
+
+    if not names:
+        if args:
+            raise OptionError("--tracker-args given without --tracker")
+        return None
+    check_trackers(names)
+    return names, parse_options(args, TrackerArgs, what="--tracker-args key")
 
 
 def repeated_option(argv: list[str], params) -> str | None:
@@ -120,10 +151,13 @@ def repeated_option(argv: list[str], params) -> str | None:
     if "run" not in argv:
         return None
     options: dict[str, tuple[str, bool]] = {}
+    repeatable: set[str] = set()  # options meant to be given several times (--tracker)
     for param in params:
         if param.param_type_name == "option":
             options.update((opt, (param.name, bool(param.is_flag or param.count))) for opt in param.opts)
             options.update((opt, (param.name, True)) for opt in param.secondary_opts)
+            if param.multiple:
+                repeatable.add(param.name)
     seen: dict[str, str] = {}
     args = iter(argv[argv.index("run") + 1:])
     for arg in args:
@@ -133,7 +167,7 @@ def repeated_option(argv: list[str], params) -> str | None:
         if flag not in options:
             continue
         name, is_flag = options[flag]
-        if name in seen:
+        if name in seen and name not in repeatable:
             return f"{flag} twice" if seen[name] == flag else f"{seen[name]} and {flag}"
         seen[name] = flag
         if not is_flag and "=" not in arg:
