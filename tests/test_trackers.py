@@ -90,3 +90,16 @@ def test_a_tracker_that_cannot_be_used_is_refused_before_the_model_loads(tmp_pat
                    "--output", str(tmp_path / "z"))
     assert typo.returncode == 2 and "projekt" in typo.stderr
     assert not any((tmp_path / n).exists() for n in "xyz")
+
+
+def test_a_tracker_that_fails_after_the_run_is_one_line_and_exit_1(tmp_path):
+    """The results stand; the tracker's own failure (here an MLflow store inside a file) is one line, exit 1."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "run"
+    proc = run_cli("run", "--model", "most", "--tasks", "asr:librispeech-test-clean", "--output", str(out),
+                   "--no-progress", "--tracker", "mlflow",
+                   env={"MLFLOW_TRACKING_URI": (blocker / "mlruns").as_uri(), "MLFLOW_ALLOW_FILE_STORE": "true"})
+    assert proc.returncode == 1 and (out / "results.json").is_file()
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith("error: tracker: ") and "Traceback" not in proc.stderr

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from .common import console, err_console
 from most_eval.core.audio import DEFAULT_MAX_SECONDS
-from most_eval.core.errors import DatasetError
+from most_eval.core.errors import DatasetError, MostEvalError
 from most_eval.core.options import OptionError
 from most_eval.registry import UnknownNameError, resolve_tasks
 from most_eval.results.table import print_results
@@ -117,17 +117,36 @@ def run(
         raise typer.Exit(1)
     if document is None:  # a rank other than 0: its shard is in the cache, rank 0 reports
         return
+    run_dir = output or Path("runs") / model
+    after_run_failed = after_run(run_dir, report, trackers)
+    report_run(document, run_dir, tasks=resolve_tasks(tasks), fail_on_error=fail_on_error, strict=strict)
+    if after_run_failed:  # the results stand; what was asked for after them did not happen
+        raise typer.Exit(1)
+
+
+def after_run(run_dir: Path, report: bool, trackers) -> bool:
+    """``--report`` and ``--tracker``: the page, then each tracker; a failure is one line (the results are already
+    written). Returns whether any failed."""
+    failed = False
     if report:
         from most_eval.report.html_report import build_report
 
-        err_console.print(f"report: {escape(str(build_report(output or Path('runs') / model)))}", highlight=False)
+        try:
+            err_console.print(f"report: {escape(str(build_report(run_dir)))}", highlight=False)
+        except (MostEvalError, OSError, ValueError) as exc:
+            err_console.print(f"[red]error:[/] report: {escape(str(exc))}", highlight=False)
+            failed = True
     if trackers is not None:
         from most_eval.report.trackers import log_run
 
-        for line in log_run(output or Path("runs") / model, *trackers):
-            err_console.print(escape(line), highlight=False)
-    report_run(document, output or Path("runs") / model, tasks=resolve_tasks(tasks), fail_on_error=fail_on_error,
-               strict=strict)
+        try:
+            for line in log_run(run_dir, *trackers):
+                err_console.print(escape(line), highlight=False)
+        except Exception as exc:  # a tracker's own failure (store unwritable, bad URI): one line, not a traceback
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            err_console.print(f"[red]error:[/] tracker: {type(exc).__name__}: {escape(first)}", highlight=False)
+            failed = True
+    return failed
 
 
 def tracker_plan(names: list[str], args: str | None):
