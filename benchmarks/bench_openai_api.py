@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from tiny_models import served_qwen2, served_whisper  # noqa: E402
-from vllm_server import START_TIMEOUT_S, VLLMServer, vllm_venv  # noqa: E402
+from vllm_server import VLLMServer, serving, vllm_venv  # noqa: E402
 
 from most_eval.core.audio import load_audio  # noqa: E402
 from most_eval.registry import build_model  # noqa: E402
@@ -60,12 +60,7 @@ def main() -> None:
         servers = [VLLMServer(served_whisper(root / "whisper"), "whisper", WHISPER_LEN, root / "whisper.log",
                               ("--max-num-batched-tokens", "2048")),
                    VLLMServer(served_qwen2(root / "qwen2"), "qwen2", QWEN2_LEN, root / "qwen2.log")]
-        try:
-            for server in servers:
-                server.start(exe)
-            deadline = time.monotonic() + START_TIMEOUT_S
-            for server in servers:
-                server.wait(deadline)
+        with serving(servers, exe):
             whisper, qwen2 = servers
             clips = sorted((REPO / "most_eval" / "mini_suite" / "LibriSpeech").rglob("*.flac"))
             audios = [load_audio(clips[i % len(clips)], 16000) for i in range(a.utterances)]
@@ -90,9 +85,6 @@ def main() -> None:
                 seconds, out = best(lambda: served.score_text(contexts, continuations), a.repeats)
                 assert all(abs(x[0] - y[0]) < 1e-4 for x, y in zip(out, reference)), "served scores differ"
                 rows.append(("score_text", f"served, concurrency {concurrency}", seconds, a.pairs))
-        finally:
-            for server in servers:
-                server.stop()
     print(f"vLLM server: {exe} (CPU), tiny random-weight models; best of {a.repeats}")
     rate = {}
     for capability, how, seconds, n in rows:

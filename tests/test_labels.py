@@ -28,7 +28,7 @@ def test_tts_wer_and_sim_have_their_own_verdicts_and_the_prompt_mode_is_labelled
     doc = _run(tmp_path, "tts:librispeech-test-clean")
     task = "tts:librispeech-test-clean"
     entry = doc["comparability"][task]
-    assert set(entry["metrics"]) == {"wer", "sim"}
+    assert set(entry["metrics"]) == {"wer", "sim", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
     assert "judge dummy, not the paper's judge hubert-large-ls960-ft" in entry["metrics"]["wer"]["reasons"]
     sim = entry["metrics"]["sim"]
     assert not sim["paper_comparable"] and "the paper reports no SIM for this test set" in sim["reasons"][-1]

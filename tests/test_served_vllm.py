@@ -8,12 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import MINI_SUITE, TEXT_TASKS, read_jsonl, run_cli
 from tiny_models import served_qwen2, served_qwen2_audio, served_whisper
-from vllm_server import START_TIMEOUT_S, VLLMServer, require_vllm
+from vllm_server import VLLMServer, require_vllm, serving
 
 pytestmark = [pytest.mark.served, pytest.mark.slow]
 
@@ -32,16 +31,8 @@ def servers(tmp_path_factory):
                         ("--max-num-batched-tokens", "2048")),  # one audio item is 1500 encoder tokens
              VLLMServer(served_qwen2(root / "qwen2"), "tiny-qwen2", QWEN2_LEN, root / "qwen2.log"),
              VLLMServer(served_qwen2_audio(root / "qwen2-audio"), "tiny-qwen2-audio", 2048, root / "qwen2-audio.log")]
-    try:
-        for server in specs:
-            server.start(exe)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        for server in specs:
-            server.wait(deadline)
+    with serving(specs, exe):
         yield {s.name: s for s in specs}
-    finally:
-        for server in specs:
-            server.stop()
 
 
 def _run(out, model: str, args: str, *tasks: str, extra=()):

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +97,18 @@ class VLLMServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+@contextmanager
+def serving(servers: list[VLLMServer], exe: Path):
+    """Start every server at once, wait until all are up (one deadline), stop them all on the way out."""
+    try:
+        for server in servers:
+            server.start(exe)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for server in servers:
+            server.wait(deadline)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

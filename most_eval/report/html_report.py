@@ -74,11 +74,11 @@ def word_diff(ref: str, hyp: str) -> str:
     return " ".join(parts)
 
 
-def _link(target: str, run_dir: Path, page_dir: Path) -> tuple[str, bool]:
+def _link(target: str, base: Path, page_dir: Path) -> tuple[str, bool]:
     """(the href of an audio file relative to the page, whether the file exists); ``target`` is absolute or
-    relative to the run folder (generated audio)."""
+    relative to ``base`` (the run folder for generated audio, the data root for inputs and prompts)."""
     path = Path(target)
-    path = path if path.is_absolute() else run_dir / path
+    path = path if path.is_absolute() else base / path
     return Path(os.path.relpath(path.resolve(), page_dir.resolve())).as_posix(), path.is_file()
 
 
@@ -88,7 +88,7 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _sample_row(task: str, record: dict, run_dir: Path, page_dir: Path, why: str) -> str:
+def _sample_row(task: str, record: dict, run_dir: Path, data_root: Path, page_dir: Path, why: str) -> str:
     """One ``<tr>`` of the samples table."""
     esc = html.escape
     ref = record.get("ref") if isinstance(record.get("ref"), str) else None
@@ -100,7 +100,7 @@ def _sample_row(task: str, record: dict, run_dir: Path, page_dir: Path, why: str
     players = []
     for field, label in AUDIO_FIELDS:
         if isinstance(record.get(field), str):
-            href, exists = _link(record[field], run_dir, page_dir)
+            href, exists = _link(record[field], run_dir if field == "audio" else data_root, page_dir)
             state = "" if exists else ' data-missing="1"'
             players.append(f'<div class="player"><span>{esc(label)}</span><audio controls preload="metadata" '
                            f'src="{esc(href, quote=True)}"{state}></audio></div>')
@@ -139,6 +139,7 @@ def build_report(run_dir: str | Path, *, worst: int = 10, random_n: int = 10, se
     run_dir = run.dir
     page = run_dir / REPORT_NAME
     rng = random.Random(seed)
+    data_root = Path(str(run.data.get("data_root") or "."))
     sections, rows = [], []
     tasks = sorted(run.data["results"])
     for task in tasks:
@@ -151,8 +152,8 @@ def build_report(run_dir: str | Path, *, worst: int = 10, random_n: int = 10, se
         picked = ranked[:worst]
         rest = ranked[worst:]
         extra = rng.sample(rest, min(random_n, len(rest)))
-        rows += [_sample_row(task, r, run_dir, page.parent, f"worst {i + 1}") for i, r in enumerate(picked)]
-        rows += [_sample_row(task, r, run_dir, page.parent, "random") for r in extra]
+        rows += [_sample_row(task, r, run_dir, data_root, page.parent, f"worst {i + 1}") for i, r in enumerate(picked)]
+        rows += [_sample_row(task, r, run_dir, data_root, page.parent, "random") for r in extra]
     model = html.escape(run.label)
     options = "".join(f'<option value="{html.escape(t, quote=True)}">{html.escape(t)}</option>' for t in tasks)
     heads = "".join(f'<th class="sortable" data-key="{k}">{k}</th>' for k in NUMBER_FIELDS)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from most_eval.core.errors import MostEvalError
 from most_eval.results.runs import Run, load_run
 
 TRACKERS = {"mlflow": "mlflow", "wandb": "wandb"}  # name -> the module it needs
@@ -41,7 +42,7 @@ class TrackerArgs:
         return [t.strip() for t in self.tags.split("+") if t.strip()]
 
 
-class TrackerError(ValueError):
+class TrackerError(MostEvalError, ValueError):
     """A tracker that cannot be used (unknown, or its package absent); ``str()`` is one line."""
 
 

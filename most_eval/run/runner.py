@@ -410,7 +410,7 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
             if request is not None and "error" not in record:
                 for name, path in (("input_audio", request.audio), ("prompt_audio", request.prompt)):
                     if path:
-                        record.setdefault(name, str(path))
+                        record.setdefault(name, data_relative(Path(path), task.data_root))
     finally:
         task.context.on_step = None
         if progress is not None:
@@ -419,6 +419,17 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
             task.context.judge = judge
             cached_judge.close()
     return records
+
+
+def data_relative(path: Path, data_root: Path | None) -> str:
+    """``path`` relative to the data root where it lies under it (records then read the same whichever folder holds
+    the datasets; results.json names the root), else as given."""
+    if data_root is not None:
+        try:
+            return path.resolve().relative_to(Path(data_root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
 
 
 def _model_bar(progress: Progress | None, name: str, total: int, cached: int):
