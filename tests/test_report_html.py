@@ -24,7 +24,7 @@ class Page(HTMLParser):
 
     def __init__(self, text: str):
         super().__init__()
-        self.audio, self.rows, self.scripts, self.html_attrs, self._row = [], [], 0, {}, None
+        self.audio, self.rows, self.heads, self.scripts, self.html_attrs = [], [], [], 0, {}
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
@@ -35,6 +35,8 @@ class Page(HTMLParser):
             self.audio.append(a)
         elif tag == "script":
             self.scripts += 1
+        elif tag == "th" and "data-key" in a:
+            self.heads.append(a["data-key"])
         elif tag == "tr" and "data-task" in a:
             self.rows.append({"task": a["data-task"], "style": a.get("style", ""), "cells": {}})
         elif tag == "td" and self.rows and "data-key" in a:
@@ -63,6 +65,7 @@ def test_report_opens_in_chromium_with_every_audio_player_loaded(run_dir, tmp_pa
     page_path = run_dir / "report.html"
     text = page_path.read_text()
     page = Page(text)
+    assert all(list(r["cells"]) == page.heads for r in page.rows)  # each number under its own column head
     sources = [a["src"] for a in page.audio]
     # the ASR inputs, the TTS speaker prompts and generated speech, the S->S questions and spoken answers
     assert len(sources) >= 12 and not any(re.match(r"^[a-z]+:", s) or s.startswith("/") for s in sources)

@@ -183,7 +183,7 @@ audio {{ height: 28px; width: 220px; display: block; }} .id {{ font-family: mono
 (hover for the reference word), <ins>inserted</ins>, <del>deleted</del>.
 Task: <select id="task-filter"><option value="">all tasks</option>{options}</select> · {n} samples · click a number column to sort</p>
 <table id="samples"><thead><tr><th>task</th><th>why</th><th>id</th><th>reference / hypothesis</th><th>audio</th>
-<th class="sortable" data-key="wer">wer</th>{heads}</tr></thead>
+{heads}</tr></thead>
 <tbody>{rows}</tbody></table>
 <script>
 (function () {{
