@@ -437,3 +437,22 @@ def _byte_tokenizer(folder):
     vocab = {"<|endoftext|>": 0, **{c: i + 1 for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}}
     transformers.Qwen2Tokenizer(vocab=vocab, merges=[], bos_token=None, eos_token="<|endoftext|>",
                                 unk_token=None).save_pretrained(folder)
+
+
+def test_a_failing_text_request_stops_the_rest_at_once(tmp_path):
+    """lm-eval has no per-request failure: the first scoring request that still fails is raised and the requests
+    not yet sent are cancelled, not each tried and retried first."""
+    from most_eval.models.openai_client import RequestFailed
+
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    _byte_tokenizer(folder)
+
+    def hook(server, path, info):
+        return 500, {"Content-Type": "application/json"}, b'{"error": {"message": "engine dead"}}'
+
+    with FakeOpenAI(hook=hook) as server:
+        model = make_model(server.url, tokenizer=str(folder), max_length=16, concurrency=2, retries=1, backoff=0.01)
+        with pytest.raises(RequestFailed, match=r"POST /v1/completions: HTTP 500: engine dead \(after 2 attempts\)"):
+            model.score_text(["the sky is"] * 200, [" blue"] * 200)
+    assert len(server.requests) < 20  # of the 400 that trying every pair twice would send

@@ -93,6 +93,10 @@ def test_report_opens_in_chromium_with_every_audio_player_loaded(run_dir, tmp_pa
     values = [float(r["cells"]["dnsmos_ovrl"]) for r in shown if r["cells"].get("dnsmos_ovrl")]
     assert values and values == sorted(values, reverse=True)
 
+    # a malformed hash (bad percent-escape, unknown column) is ignored: the script still runs to the end
+    dom = Page(run_chromium(exe, tmp_path, "--dump-dom", page_path.as_uri() + "#task=100%&sort=bogus:desc").stdout)
+    assert dom.html_attrs.get("data-report-ready") == "1" and "data-js-errors" not in dom.html_attrs
+
     shot = tmp_path / "report.png"
     run_chromium(exe, tmp_path, f"--screenshot={shot}", "--window-size=1400,2400", page_path.as_uri())
     from matplotlib.image import imread

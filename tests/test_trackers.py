@@ -103,3 +103,15 @@ def test_a_tracker_that_fails_after_the_run_is_one_line_and_exit_1(tmp_path):
     assert proc.returncode == 1 and (out / "results.json").is_file()
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and lines[0].startswith("error: tracker: ") and "Traceback" not in proc.stderr
+
+
+def test_metric_names_mlflow_refuses_are_made_acceptable():
+    """lm-eval's filtered metrics (``exact_match,strict-match``) carry a comma, which MLflow refuses."""
+    from mlflow.utils.validation import _validate_metric_name
+
+    from most_eval.report.trackers import mlflow_name
+
+    name = mlflow_name("text:gsm8k/exact_match,strict-match")
+    assert name == "text:gsm8k/exact_match_strict-match"
+    _validate_metric_name(name)  # MLflow's own check: raises on a name it would refuse
+    assert mlflow_name("asr:librispeech-test-clean/wer") == "asr:librispeech-test-clean/wer"

@@ -23,7 +23,9 @@ START_TIMEOUT_S = 300  # vLLM takes 30-40 s per server here with --enforce-eager
 
 
 def vllm_venv() -> Path:
-    return Path(os.environ.get("MOST_EVAL_VLLM_VENV") or REPO / ".venv-vllm")
+    """vLLM's venv: ``$MOST_EVAL_VLLM_VENV``, else ``$VLLM_VENV`` (what install_vllm.sh built), else .venv-vllm."""
+    given = os.environ.get("MOST_EVAL_VLLM_VENV") or os.environ.get("VLLM_VENV")
+    return Path(given) if given else REPO / ".venv-vllm"
 
 
 def require_vllm() -> Path:

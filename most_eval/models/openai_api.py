@@ -80,7 +80,7 @@ class OpenAIAPIArgs:
     retries: int = 3  # further attempts after a 429, a 5xx or a dropped connection (timeouts are not retried)
     backoff: float = 1.0  # seconds before the first retry, doubling each time; a Retry-After header wins
     max_tokens: int = 512  # respond: longest answer, in tokens
-    temperature: float = 0.0  # respond: sampling temperature (0 = greedy, as evaluation wants)
+    temperature: float = 0.0  # transcribe and respond: sampling temperature (0 = greedy, as evaluation wants)
     voice: str = "alloy"  # synthesize, and respond with speech answers: the server's voice name
     prompt: str = ""  # transcribe: text prompt sent with the audio ("" = none)
     language: str = ""  # transcribe: ISO-639-1 language hint, e.g. "en" ("" = let the server detect)
@@ -149,8 +149,11 @@ class OpenAIAPIModel(CausalTextLM, Model):
         a = self.args
         shaping = ("max_tokens", "temperature", "voice", "prompt", "language", "instruction", "system_prompt",
                    "tokenizer", "max_length")
-        return {"name": self.name, "base_url": a.base_url.rstrip("/"), "model": a.model,
-                "args": {k: getattr(a, k) for k in shaping}}
+        identity = {"name": self.name, "base_url": a.base_url.rstrip("/"), "model": a.model,
+                    "args": {k: getattr(a, k) for k in shaping}}
+        if a.tokenizer:  # the window the server's max_model_len gives: a restart with another one rescores
+            identity["window"] = self.text_max_length_override
+        return identity
 
     def file_stamps(self) -> dict:
         """The local tokenizer's stamp only: the weights live on the server, and a local file named like the model
@@ -165,7 +168,8 @@ class OpenAIAPIModel(CausalTextLM, Model):
         if not self.args.tokenizer:
             raise AttributeError(f"{self.name} scores text only with tokenizer=<local tokenizer folder>")
         if not self.text_max_length_override:
-            raise ValueError(f"{self.name}: the server reported no max_model_len; give max_length= in --model-args")
+            why = self.server.get("unavailable") or "the server reported no max_model_len"
+            raise ValueError(f"{self.name}: no scoring window ({why}); give max_length= in --model-args")
         return self.text_max_length_override
 
     def _map(self, fn: Callable, items: Sequence) -> list:
@@ -183,6 +187,20 @@ class OpenAIAPIModel(CausalTextLM, Model):
             return []
         with ThreadPoolExecutor(max_workers=min(self.args.concurrency, len(items))) as pool:
             return list(pool.map(guarded, items))
+
+    def _map_all(self, fn: Callable, items: list) -> list:
+        """``fn`` over ``items`` with at most ``concurrency`` in flight, in input order, for the text path (lm-eval
+        has no per-request failure): the first failure cancels every request not yet sent and is raised at once,
+        instead of after the whole queue has been tried and retried."""
+        pool = ThreadPoolExecutor(max_workers=min(self.args.concurrency, len(items)))
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     # ---- capabilities --------------------------------------------------------------------------------------------
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
@@ -272,8 +290,7 @@ class OpenAIAPIModel(CausalTextLM, Model):
         pairs = list(zip(contexts, continuations))
         if not pairs:
             return []
-        with ThreadPoolExecutor(max_workers=min(self.args.concurrency, len(pairs))) as pool:
-            return list(pool.map(one, pairs))
+        return self._map_all(one, pairs)
 
     def generate_text(self, prompts: Sequence[str], until: Sequence[Sequence[str]], max_tokens: int) -> list[str]:
         """Greedy continuation of each prompt, encoded and left-truncated as :meth:`CausalTextLM.generate_text`
@@ -301,8 +318,7 @@ class OpenAIAPIModel(CausalTextLM, Model):
         items = list(zip(prompts, until))
         if not items:
             return []
-        with ThreadPoolExecutor(max_workers=min(self.args.concurrency, len(items))) as pool:
-            return list(pool.map(one, items))
+        return self._map_all(one, items)
 
 
 def continuation_logprob(answer: dict, prompt: Sequence[int], n_scored: int) -> tuple[float, bool]:

@@ -1,9 +1,9 @@
 """``most-eval check``: the regression gate -- does a candidate run do significantly worse than a baseline, beyond a tolerance?
 
-Rule, per task and metric (``wer``, ``accuracy``, ``sim``; tolerances in the metric's units -- percentage points for
-WER and accuracy, raw cosine for sim):
+Rule, per task and metric (``wer``, ``accuracy``, ``sim``, the ``dnsmos_*`` fields; tolerances in the metric's units --
+percentage points for WER and accuracy, raw cosine for sim, MOS points for DNSMOS):
 
-- ``worse = candidate - baseline`` for WER (lower is better), ``baseline - candidate`` for accuracy and sim, so
+- ``worse = candidate - baseline`` for WER (lower is better), ``baseline - candidate`` for the others, so
   ``worse > 0`` always means the candidate is worse; computed on the (identical) sample ids of both runs.
 - ``[lo, hi]`` = the paired percentile bootstrap interval of ``worse`` at ``confidence`` (default 95%, 1,000 resamples,
   seeded, as above).

@@ -210,9 +210,13 @@ Task: <select id="task-filter"><option value="">all tasks</option>{options}</sel
   }});
   // the URL can say both: #task=<task>&sort=<column>:<asc|desc>
   location.hash.replace(/^#/, "").split("&").forEach(function (part) {{
-    var kv = part.split("="), value = decodeURIComponent(kv[1] || "");
+    var kv = part.split("="), value;
+    try {{ value = decodeURIComponent(kv[1] || ""); }} catch (e) {{ return; }}  // a malformed hash is ignored
     if (kv[0] === "task") {{ filter.value = value; show(value); }}
-    if (kv[0] === "sort") {{ var ks = value.split(":"); sortBy(ks[0], ks[1] === "desc" ? -1 : 1); }}
+    if (kv[0] === "sort") {{
+      var ks = value.split(":"), known = Array.prototype.some.call(document.querySelectorAll("th.sortable"), function (th) {{ return th.dataset.key === ks[0]; }});
+      if (known) sortBy(ks[0], ks[1] === "desc" ? -1 : 1);
+    }}
   }});
   var players = document.querySelectorAll("audio"), settled = 0;
   function settle(el, state) {{

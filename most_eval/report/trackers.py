@@ -19,6 +19,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,12 @@ def run_artifacts(run: Run) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
+def mlflow_name(name: str) -> str:
+    """A metric name MLflow accepts: characters outside letters, digits, ``_ - . / :`` and space (an lm-eval
+    filter's comma, ``exact_match,strict-match``) become ``_``."""
+    return re.sub(r"[^\w.\-/: ]", "_", name)
+
+
 def log_mlflow(run: Run, args: TrackerArgs) -> str:
     """Log the run to MLflow; returns the MLflow run id."""
     import mlflow
@@ -94,7 +101,7 @@ def log_mlflow(run: Run, args: TrackerArgs) -> str:
     mlflow.set_experiment(args.project)
     with mlflow.start_run(run_name=args.name or run.label, tags={t: "true" for t in args.tag_list()}) as active:
         mlflow.log_params(run_params(run))
-        mlflow.log_metrics(run_metrics(run))
+        mlflow.log_metrics({mlflow_name(k): v for k, v in run_metrics(run).items()})
         for path in run_artifacts(run):
             folder = "samples" if path.parent.name == "samples" else None
             mlflow.log_artifact(str(path), artifact_path=folder)

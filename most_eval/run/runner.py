@@ -424,9 +424,10 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
 def data_relative(path: Path, data_root: Path | None) -> str:
     """``path`` relative to the data root where it lies under it (records then read the same whichever folder holds
     the datasets; results.json names the root), else as given."""
+    path = path.absolute()  # not resolve(): a dataset folder may be a symlink into the data root
     if data_root is not None:
         try:
-            return path.resolve().relative_to(Path(data_root).resolve()).as_posix()
+            return path.relative_to(Path(data_root).absolute()).as_posix()
         except ValueError:
             pass
     return str(path)
@@ -563,7 +564,7 @@ def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: 
     if model.facts():
         model_info["facts"] = model.facts()
     document = results_document(model_info, results, task_info, seed, command, limit=limit,
-                                data_root=str(data_root) if data_root is not None else None,
+                                data_root=str(Path(data_root).absolute()) if data_root is not None else None,
                                 comparability=comparability, efficiency=efficiency,
                                 run_name=run_name or output_dir.resolve().name)
     document = merge_previous(document, output_dir)
