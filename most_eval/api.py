@@ -29,7 +29,8 @@ def evaluate(model: str | Model, tasks: str | list[str], *, model_args: str | di
     each dataset under its official name (default: the bundled mini suite). ``judge``: the ASR model that
     transcribes generated speech (``"paper"``: each task's reference judge).
 
-    ``options`` are the other ``most-eval run`` options under their Python names: ``judge_args``, ``embedder``,
+    ``options`` are the other ``most-eval run`` options under their Python names: ``seeds`` (a count, ``"0,1,2"``
+    or a list of seeds), ``judge_args``, ``embedder``,
     ``task_args``, ``num_fewshot``, ``device`` (``"cpu"``), ``use_cache`` (True), ``max_audio_seconds`` (600),
     ``show_progress`` (False),
     ``verbose`` (False), ``console`` (a rich Console for progress), ``command`` (recorded in results.json) and

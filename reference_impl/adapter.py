@@ -35,6 +35,8 @@ and the text-LM contract (score_text, generate_text, lm-eval's token level) from
 `--tasks text:<lm-eval task>` measures the text ability MoST keeps from DeepSeek-V2-Lite.
 All of them run a whole batch at once: HuBERT batched exactly (`SpeechEncoder.hubert_features_batch`), prompts
 left-padded for greedy generation with the KV cache, sequences right-padded for scoring; outputs equal batch 1's.
+With `do_sample=true` text and unit tokens are sampled at `temperature` instead, torch seeded by the run's seed before
+each batch, so `--seeds N` gives N different outputs per sample (greedy decoding gives one, whatever the seed).
 The speaker prompt of `synthesize` is not used: the voice is the vocoder's `speaker` / `style` id.
 """
 
@@ -103,6 +105,8 @@ class MoSTArgs:
     style: int = 8  # vocoder style id (SpiritLM's base default)
     text_batch_size: int = 8  # sequences per forward pass for text tasks (score_tokens)
     allow_untrained: bool = False  # accept stage "imported" (DeepSeek-V2-Lite + fresh projection): plumbing only
+    do_sample: bool = False  # sample text and unit tokens (torch seeded per batch by the seed) instead of greedy
+    temperature: float = 1.0  # sampling temperature when do_sample
 
 
 @dataclass
@@ -126,6 +130,8 @@ class MoSTModel(CausalTextLM, Model):
     def __init__(self, args=None, **kw):
         super().__init__(args, **kw)
         self.sample_rate = SAMPLE_RATE
+        if not self.args.temperature > 0:
+            raise ValueError(f"most: temperature must be above 0, got {self.args.temperature}")
         self.root = Path(self.args.checkpoint).expanduser() if self.args.checkpoint else BUNDLED_TINY
         if not self.args.checkpoint:
             logger.warning("most: no checkpoint= given, using the bundled TINY checkpoint (%s), trained only on the "
@@ -264,10 +270,15 @@ class MoSTModel(CausalTextLM, Model):
         pad = self.tokenizer.pad_token_id
         return pad if pad is not None else self.lm.config.eos_token_id
 
+    def deterministic(self, capability: str) -> bool:
+        """Greedy decoding and scoring draw no random numbers; with ``do_sample`` text and speech are sampled."""
+        return not self.args.do_sample or capability not in ("transcribe", "synthesize", "respond")
+
     @torch.no_grad()
     def _generate(self, prompts: list[RenderedPrompt], max_new_tokens: int, stop_ids: list[int]) -> list[list[int]]:
-        """Greedy continuations of a batch of prompts, left-padded, with the KV cache; generation of a row ends at
-        the first of `stop_ids`. Returns each row's new ids up to (not including) its first stop id."""
+        """Continuations of a batch of prompts (greedy; sampled at ``temperature`` with torch seeded by the seed
+        when ``do_sample``), left-padded, with the KV cache; generation of a row ends at the first of `stop_ids`.
+        Returns each row's new ids up to (not including) its first stop id."""
         width = max(len(p.ids) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -276,8 +287,13 @@ class MoSTModel(CausalTextLM, Model):
             mask[row, width - len(p.ids):] = 1
         features = [p.features for p in prompts if p.features is not None]  # row-major span order
         extra = {"audio_features": torch.cat(features).to(self.lm.dtype)} if features else {}
+        if self.args.do_sample:  # seeded per batch: a batch's samples repeat whatever ran before it
+            torch.manual_seed(self.seed)
+            extra.update(do_sample=True, temperature=self.args.temperature, top_k=0, top_p=1.0)
+        else:
+            extra["do_sample"] = False
         out = self.lm.generate(ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max_new_tokens,
-                               do_sample=False, eos_token_id=stop_ids, pad_token_id=self.pad_id, **extra)
+                               eos_token_id=stop_ids, pad_token_id=self.pad_id, **extra)
         rows = []
         for new in out[:, width:].tolist():
             cut = next((i for i, t in enumerate(new) if t in stop_ids), len(new))
@@ -311,7 +327,7 @@ class MoSTModel(CausalTextLM, Model):
         return self._generate_text(self._render_batch(self.prompts["asr"], audios))
 
     def synthesize(self, texts: Sequence[str], prompts=None) -> list[Audio]:
-        """Text -> unit tokens (greedy, up to end-of-audio) -> vocoder. Speaker prompts are ignored (module
+        """Text -> unit tokens (greedy or sampled, up to end-of-audio) -> vocoder. Speaker prompts are ignored (module
         docstring)."""
         return self._generate_speech(self._render_batch(self.prompts["tts"], texts=texts))
 

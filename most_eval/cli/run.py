@@ -43,6 +43,11 @@ def run(
     batch_size: int = typer.Option(8, "--batch-size", "--batch_size", "-b", help="Samples per model call."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling and bootstrap resampling."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Run the tasks that generate (TTS, S->S and S->T "
+                                        "answers, transcripts) once per seed: a count N (seeds --seed to "
+                                        "--seed+N-1) or seeds as 0,1,2; results.json holds the mean, std, a 95% "
+                                        "interval over seeds and each seed's numbers. A model that does not sample "
+                                        "runs once and says so.", show_default="one run at --seed"),
     judge: Optional[str] = typer.Option(None, "--judge", help="ASR model that transcribes generated speech (TTS, S->S QA); `paper` = each task's reference judge from a local models folder.",
                                         show_default="hf-whisper at $MOST_EVAL_JUDGE_PATH, else offline-baseline; "
                                                      "paper for a paper group"),
@@ -99,7 +104,7 @@ def run(
             model, tasks, model_args=model_args, output=output, limit=limit, batch_size=batch_size,
             data_root=data_root, judge=judge, seed=seed, judge_args=judge_args, embedder=embedder,
             task_args=task_args, num_fewshot=num_fewshot, device=device, use_cache=not no_cache,
-            max_audio_seconds=max_audio_seconds, run_name=name,
+            max_audio_seconds=max_audio_seconds, run_name=name, seeds=seeds,
             show_progress=progress, verbose=verbose, console=err_console, note=_note,
             command="most-eval " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     except (UnknownNameError, OptionError, DatasetError, RunSetupError) as exc:

@@ -184,6 +184,12 @@ class Model:
         entries for ids the task does not list); reported in results.json and on the terminal."""
         return []
 
+    def deterministic(self, capability: str) -> bool:
+        """Whether this model's outputs for ``capability`` do not depend on the seed (greedy decoding, fixed
+        outputs). ``--seeds`` then runs a task once and says that every seed gives the same outputs; False (the
+        default, and right for any model that samples) runs it once per seed."""
+        return False
+
     def facts(self) -> dict:
         """What the model reports of itself that does not key the cache (a server's version and model listing);
         recorded in results.json as ``model.facts`` when not empty."""

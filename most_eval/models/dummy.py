@@ -28,6 +28,10 @@ class DummyModel(Model):
     Args = DummyArgs
     score_reduction = "sum"
 
+    def deterministic(self, capability: str) -> bool:
+        """Fixed outputs: every seed gives the same."""
+        return True
+
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
         return [self.args.text for _ in audios]
 

@@ -54,6 +54,10 @@ class _HFASR(Model):
         self.sample_rate = self.processor.feature_extractor.sampling_rate
         return model.to(self.device).eval()
 
+    def deterministic(self, capability: str) -> bool:
+        """Greedy (or CTC argmax) decoding: the seed does not enter."""
+        return True
+
     def identity(self) -> dict:
         return {**super().identity(), "model_config": self.model.config.to_dict().get("_name_or_path", "")}
 

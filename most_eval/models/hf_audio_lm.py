@@ -147,6 +147,8 @@ class HFAudioLMArgs:
     prompt: str | None = None  # transcribe instruction; None = the family's documented one (MODEL_TYPES)
     respond_prompt: str | None = None  # respond instruction; None = the family's (Qwen2-Audio: audio alone)
     language: str = "en"  # Voxtral's transcription mode: the language code it is told ("" = let it detect)
+    do_sample: bool = False  # sample answers and transcripts (seeded by --seed / --seeds) instead of greedy decoding
+    temperature: float = 1.0  # sampling temperature when do_sample
 
 
 def model_type(path: str) -> str:
@@ -172,6 +174,8 @@ class HFAudioLM(Model):
             raise ValueError("hf-audio-lm needs path=<local model folder> in --model-args")
         if self.args.max_new_tokens < 1:
             raise ValueError(f"hf-audio-lm: max_new_tokens must be at least 1, got {self.args.max_new_tokens}")
+        if not self.args.temperature > 0:
+            raise ValueError(f"hf-audio-lm: temperature must be above 0, got {self.args.temperature}")
         kind = model_type(self.args.path)
         if kind not in MODEL_TYPES:
             raise ModelLoadError(f"{self.args.path}: model_type {kind!r} is not supported by hf-audio-lm "
@@ -222,6 +226,10 @@ class HFAudioLM(Model):
         if self.transcription_mode:
             identity["asr_mode"] = f"transcription request, language {self.args.language or 'detected'}"
         return identity
+
+    def deterministic(self, capability: str) -> bool:
+        """Greedy decoding unless ``do_sample``."""
+        return not self.args.do_sample
 
     @property
     def transcription_mode(self) -> bool:
@@ -287,15 +295,20 @@ class HFAudioLM(Model):
 
     def generate(self, audios: Sequence[Audio], prompt: str | None, system: str | None = None,
                  transcription: bool = False) -> list[str]:
-        """Greedy answers to one chat per audio, batched with left padding; only the new tokens are decoded."""
+        """Answers to one chat per audio (greedy, or sampled with torch seeded by the model's seed when
+        ``do_sample``), batched with left padding; only the new tokens are decoded."""
         import torch
 
         inputs = self.model_inputs(audios, prompt, system, transcription)
         inputs = {k: v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device)
                   for k, v in inputs.items()}
+        sampling = {"do_sample": True, "temperature": self.args.temperature} if self.args.do_sample \
+            else {"do_sample": False}
+        if self.args.do_sample:
+            torch.manual_seed(self.seed)
         with torch.inference_mode():
-            ids = self.model.generate(**inputs, do_sample=False, num_beams=1,
-                                      max_new_tokens=self.args.max_new_tokens, **self.stop_arguments)
+            ids = self.model.generate(**inputs, num_beams=1, max_new_tokens=self.args.max_new_tokens,
+                                      **sampling, **self.stop_arguments)
         new = ids[:, inputs["input_ids"].shape[1]:]  # (B, new tokens): left padding aligns every prompt's end
         return [t.strip() for t in self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)]
 

@@ -43,6 +43,10 @@ class HFCausalLM(CausalTextLM, Model):
             raise ValueError(f"hf-causal-lm: batch_size must be at least 1, got {self.args.batch_size}")
         self.model  # load now: a bad path fails before any task runs
 
+    def deterministic(self, capability: str) -> bool:
+        """Log-probabilities and greedy continuations: the seed does not enter."""
+        return True
+
     @property
     def text_batch_size(self) -> int:
         """``batch_size=`` of the model args."""

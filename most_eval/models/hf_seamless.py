@@ -71,6 +71,11 @@ class HFSeamless(Model):
     def text_to_speech(self):
         return self._load("SeamlessM4Tv2ForTextToSpeech")
 
+    def deterministic(self, capability: str) -> bool:
+        """Transcripts are beam or greedy decoded; speech goes through a unit decoder and vocoder that may sample,
+        so ``synthesize`` runs once per seed."""
+        return capability == "transcribe"
+
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
         import torch
 

@@ -202,6 +202,13 @@ class HFTTS(Model):
     def identity(self) -> dict:
         return {**super().identity(), "model_type": self.model_type, "sample_rate": self.sample_rate}
 
+    def deterministic(self, capability: str) -> bool:
+        """SpeechT5 and FastSpeech2Conformer draw no random numbers; Bark and CSM only with ``do_sample=false``
+        (their generation configs sample by default); VITS samples its prior noise."""
+        if self.model_type in ("speecht5", "fastspeech2_conformer"):
+            return True
+        return self.model_type in ("bark", "csm") and self.args.do_sample is False
+
     def uses_speaker_prompt(self) -> bool:
         """Only CSM conditions on the prompt (a context turn); the other families ignore it."""
         return self.model_type == "csm"

@@ -310,6 +310,10 @@ class HFUnitLM(Model):
             raise ModelLoadError(f"{self.args.lm}: {which}=true but the LM config names no {which}_token_id")
         return int(value)
 
+    def deterministic(self, capability: str) -> bool:
+        """Scores only: a forward pass, no sampling."""
+        return True
+
     def identity(self) -> dict:
         a = self.args
         paths = {k: str(Path(v).expanduser().resolve()) for k in ("lm", "encoder", "quantizer", "unit_map")

@@ -64,6 +64,10 @@ class OfflineBaseline(Model):
         return {**super().identity(), "pocketsphinx": getattr(pocketsphinx, "__version__", "5"),
                 "espeak-ng": _espeak_version()}
 
+    def deterministic(self, capability: str) -> bool:
+        """pocketsphinx's decoder and espeak-ng's synthesis draw no random numbers."""
+        return True
+
     def transcribe(self, audios: Sequence[Audio]) -> list[str]:
         out = []
         for audio in audios:

@@ -143,6 +143,12 @@ class OpenAIAPIModel(CausalTextLM, Model):
         """The server's own account: the served model's ``/v1/models`` entry and the server's version."""
         return dict(self.server)
 
+    def deterministic(self, capability: str) -> bool:
+        """Text at temperature 0 is the server's greedy decoding; speech from a server's voice may be sampled
+        whatever the temperature, so ``synthesize`` runs once per seed. A chat at temperature > 0 sends the seed as
+        the request's ``seed`` (vLLM and OpenAI honour it)."""
+        return capability != "synthesize" and self.args.temperature == 0
+
     def identity(self) -> dict:
         """Server, model name and the arguments that shape outputs; not the key, nor its variable, nor the
         concurrency / timeout / retry settings (changing those reuses cached outputs)."""
@@ -244,6 +250,8 @@ class OpenAIAPIModel(CausalTextLM, Model):
             messages.append({"role": "user", "content": content})
             payload = {"model": a.model, "messages": messages, "max_tokens": a.max_tokens,
                        "temperature": a.temperature}
+            if a.temperature > 0:  # sampled: the seed makes the answer repeatable where the server honours it
+                payload["seed"] = self.seed
             if speech:
                 payload["modalities"] = ["text", "audio"]
                 payload["audio"] = {"voice": a.voice, "format": "wav"}

@@ -58,6 +58,10 @@ class PrecomputedModel(Model):
     def supports(self, task: str, capability: str) -> bool:
         return any(p.is_file() for p in self._paths(task))
 
+    def deterministic(self, capability: str) -> bool:
+        """Outputs read from files: the same whatever the seed."""
+        return True
+
     def identity(self) -> dict:
         import hashlib
 

@@ -6,7 +6,8 @@ percentage points for WER and accuracy, raw cosine for sim, MOS points for DNSMO
 - ``worse = candidate - baseline`` for WER (lower is better), ``baseline - candidate`` for the others, so
   ``worse > 0`` always means the candidate is worse; computed on the (identical) sample ids of both runs.
 - ``[lo, hi]`` = the paired percentile bootstrap interval of ``worse`` at ``confidence`` (default 95%, 1,000 resamples,
-  seeded, as above).
+  seeded, as above). For runs over several seeds (``--seeds``) the values are each run's mean over its seeds and the
+  interval is the cluster bootstrap over samples, each carrying all its seeds (see ``comparison``).
 - **fail** when ``worse > tol`` *and* ``lo > tol``: the point estimate exceeds the tolerance and the whole interval lies
   strictly beyond the tolerance boundary, i.e. "the regression is at most ``tol``" is rejected by a one-sided test at
   level ``(1 - confidence) / 2`` (2.5%). With ``tol = 0`` any significant regression fails.
@@ -136,7 +137,7 @@ class CheckReport:
             d = r.delta
             lo, hi = d.worse_ci
             lines.append(
-                f"| {_md(d.task)} | {d.metric} | {d.n} {d.unit} | {fmt_value(d.metric, d.a)} | "
+                f"| {_md(d.task)} | {d.metric} | {d.n_label} | {fmt_value(d.metric, d.a)} | "
                 f"{fmt_value(d.metric, d.b)} | "
                 f"{fmt_delta(d.metric, d.delta)} | [{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]"
                 f" | {fmt_delta(d.metric, d.worse_by)} [{fmt_delta(d.metric, lo)}, {fmt_delta(d.metric, hi)}] | "

@@ -19,6 +19,13 @@ Statistics recomputed on each resample (:func:`metric_delta`):
   each record is an item and this is the plain mean);
 - ``sim``: mean(sim) (cosine, raw units).
 
+A run over several seeds (``--seeds``) has one record per sample and seed. Each sample's fields are first averaged
+over its seeds, and the samples are what gets resampled and paired: a cluster bootstrap, in which each resampled
+sample carries all its seeds, so the interval holds both the spread over samples and the spread over seeds (seeds
+are not paired across runs: seed 1 of one model has nothing in common with seed 1 of another). The statistic is
+then the mean over seeds of each run's headline (corpus WER included: every seed scores the same reference words),
+and two runs with different numbers of seeds, or one seed against several, compare the same way.
+
 The interval is the percentile bootstrap interval of ``B - A`` over ``n_resamples`` resamples drawn by
 ``numpy.random.default_rng`` seeded with ``(seed, crc32(task))``, so a task's interval does not depend on which other
 tasks are compared; the resampling loop and the percentiles are :mod:`most_eval.scoring.bootstrap`'s, the same as for
@@ -47,15 +54,18 @@ from most_eval.results.store import ResultsFileError
 
 
 def _arrays(run: Run, task: str, metric: str, ids: list[str]) -> dict[str, np.ndarray]:
-    """The per-sample fields of ``metric`` for ``ids`` as float arrays (accuracy: one value per item). A
-    non-numeric, NaN or infinite field raises :class:`ResultsFileError` naming the task, metric and sample."""
-    scored, _ = run.samples(task)
-    recs = [scored[i] for i in ids]
+    """The per-sample fields of ``metric`` for ``ids`` as float arrays (accuracy: one value per item); a sample of
+    a ``--seeds`` run has the mean of its seeds' values (:meth:`Run.by_sample`). A non-numeric, NaN or infinite
+    field raises :class:`ResultsFileError` naming the task, metric and sample."""
+    grouped, _ = run.by_sample(task)
+    groups = [grouped[i] for i in ids]
+    recs = [group[0] for group in groups]
     path = run.samples_path(task)
     arrays = {}
     for name in METRICS[metric][0]:
         try:
-            values = np.array([float(r[name]) for r in recs], dtype=np.float64)
+            values = np.array([math.fsum(float(r[name]) for r in group) / len(group) for group in groups],
+                              dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise ResultsFileError(path, f"{task}: non-numeric {metric} field {name!r} ({err})") from None
         bad = np.flatnonzero(~np.isfinite(values))
@@ -208,7 +218,7 @@ def sample_difference(run_a: Run, run_b: Run, task: str, sides: tuple[str, str] 
     else None."""
     listed = []
     for run in (run_a, run_b):
-        scored, errors = run.samples(task)
+        scored, errors = run.by_sample(task)
         listed.append(set(scored) | errors)
     if listed[0] == listed[1]:
         return None
@@ -234,7 +244,7 @@ def scored_id_difference(task: str, metric: str, run_a: Run, run_b: Run,
     if only_b:
         parts.append(f"; {len(only_b)} only in {names[1]}, e.g. {only_b[0]!r}")
     for side, run in zip(sides, (run_a, run_b)):
-        errs = run.samples(task)[1]
+        errs = run.by_sample(task)[1]
         if errs:
             parts.append(f"; {side} has {len(errs)} error record{'s' if len(errs) != 1 else ''}")
     return "".join(parts) + ")"
@@ -302,6 +312,13 @@ class MetricDelta:
     b_reported: float | None
     same_dataset: bool | None  # dataset_sha256 equal (None: missing in a run)
     unit: str = "samples"  # what n counts: "samples", "pairs" (spoken-LM tasks) or "documents" (text tasks)
+    seeds: tuple[int, int] = (1, 1)  # seeds behind each run's numbers (--seeds), each sample's mean over them
+
+    @property
+    def n_label(self) -> str:
+        """``n`` with its unit, and the seeds of each side where either ran several (``12 samples, seeds 3/3``)."""
+        label = f"{self.n} {self.unit}"
+        return label if self.seeds == (1, 1) else f"{label}, seeds {self.seeds[0]}/{self.seeds[1]}"
 
     @property
     def significant(self) -> bool:
@@ -345,6 +362,7 @@ def metric_delta(run_a: Run, run_b: Run, task: str, metric: str, *, n_resamples:
         only_a=len(ids_a - ids_b), only_b=len(ids_b - ids_a), a=a, b=b, delta=b - a, ci_low=lo,
         ci_high=hi, a_reported=_reported(run_a, task, metric), b_reported=_reported(run_b, task, metric),
         same_dataset=None if sha_a is None or sha_b is None else sha_a == sha_b, unit=sample_unit(run_a, task),
+        seeds=(run_a.seed_count(task), run_b.seed_count(task)),
     )
 
 
@@ -399,7 +417,7 @@ def delta_table(title: str, sides: tuple[str, str], rows: list[tuple[MetricDelta
         table.add_column(name, justify=justify, overflow="fold",  # type: ignore[arg-type]
                          no_wrap=name not in ("task", "metric"))
     for d, cells in rows:
-        table.add_row(d.task, d.metric, f"{d.n} {d.unit}", fmt_value(d.metric, d.a), fmt_value(d.metric, d.b),
+        table.add_row(d.task, d.metric, d.n_label, fmt_value(d.metric, d.a), fmt_value(d.metric, d.b),
                       f"{fmt_delta(d.metric, d.delta)} "
                       f"[{fmt_delta(d.metric, d.ci_low)}, {fmt_delta(d.metric, d.ci_high)}]", *cells)
     return table

@@ -36,6 +36,7 @@ class Run:
     results_path: Path
     data: dict[str, Any]
     _samples: dict[str, tuple[dict[str, dict[str, Any]], set[str]]] = field(default_factory=dict, repr=False)
+    _seeded: set[str] = field(default_factory=set, repr=False)  # tasks whose records carry a seed
 
     @property
     def dir(self) -> Path:
@@ -81,8 +82,10 @@ class Run:
 
         The key is the record's ``id`` when ids are unique in the file. Where they repeat (ZeroSpeech pairs: one item
         id per voice), it is :func:`item_of` plus ``@voice`` (plus ``#k`` for the k-th remaining repeat), so that
-        the same pair gets the same key in both runs. Error records (an ``"error"`` key, no metric fields) are
-        returned as keys only. A missing or malformed file raises :class:`ResultsFileError` naming the file."""
+        the same pair gets the same key in both runs. A record of a ``--seeds`` run (a ``seed`` field) has
+        ``@seed<s>`` after that (:func:`sample_of` takes it off). Error records (an ``"error"`` key, no metric
+        fields) are returned as keys only. A missing or malformed file raises :class:`ResultsFileError` naming the
+        file."""
         if task in self._samples:
             return self._samples[task]
         path = self.samples_path(task)
@@ -108,16 +111,18 @@ class Run:
                 raise ResultsFileError(path, f"line {lineno}: sample {rec['id']!r}: {problem}")
             records.append(rec)
         ids = [str(r["id"]) for r in records]
-        unique = len(set(ids)) == len(ids)
+        unique = len({(i, r.get("seed")) for i, r in zip(ids, records)}) == len(ids)
         scored: dict[str, dict[str, Any]] = {}
         errors: set[str] = set()
-        seen: dict[str, int] = {}
+        seen: dict[tuple, int] = {}
         for rec, sid in zip(records, ids):
             key = sid
             if not unique:
                 key = item_of(rec) + (f"@{rec['voice']}" if "voice" in rec else "")
-                k = seen[key] = seen.get(key, -1) + 1
+                k = seen[key, rec.get("seed")] = seen.get((key, rec.get("seed")), -1) + 1
                 key = key if k == 0 else f"{key}#{k}"
+            if "seed" in rec:
+                key = f"{key}{SEED_MARK}{rec['seed']}"
             if "error" in rec:
                 errors.add(key)
             else:
@@ -126,6 +131,8 @@ class Run:
         if disagreement:
             raise ResultsFileError(path, f"disagrees with {self.results_path.name}: {disagreement}")
         self._samples[task] = (scored, errors)
+        if any("seed" in rec for rec in records):
+            self._seeded.add(task)
         return scored, errors
 
     def _disagreement(self, task: str, records: list[dict]) -> str | None:
@@ -142,11 +149,29 @@ class Run:
                     return f"{name} sum to {total} in the samples, {entry[name]} in results.json"
         return None
 
-    def metric_ids(self, task: str, metric: str) -> set[str]:
-        """Ids whose records carry the fields of ``metric``."""
-        need = METRICS[metric][0]
+    def by_sample(self, task: str) -> tuple[dict[str, list[dict[str, Any]]], set[str]]:
+        """``(scored records per sample, samples with an error record)``, a sample being a :meth:`samples` key
+        without its seed: one record per seed of a ``--seeds`` run, one record otherwise. A sample with an error
+        record in any seed counts as an error sample, not a scored one."""
+        scored, errors = self.samples(task)
+        base = sample_of if task in self._seeded else (lambda key: key)
+        failed = {base(key) for key in errors}
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for key, rec in scored.items():
+            if base(key) not in failed:
+                grouped.setdefault(base(key), []).append(rec)
+        return grouped, failed
+
+    def seed_count(self, task: str) -> int:
+        """How many seeds the task's records come from (1 for a run without ``--seeds``)."""
         scored, _ = self.samples(task)
-        return {sid for sid, rec in scored.items() if all(rec.get(k) is not None for k in need)}
+        return len({rec.get("seed") for rec in scored.values()}) or 1
+
+    def metric_ids(self, task: str, metric: str) -> set[str]:
+        """Samples (:meth:`by_sample`) whose records, in every seed, carry the fields of ``metric``."""
+        need = METRICS[metric][0]
+        grouped, _ = self.by_sample(task)
+        return {sid for sid, recs in grouped.items() if all(r.get(k) is not None for r in recs for k in need)}
 
     def wer_aggregation(self, task: str) -> str:
         """``"corpus"`` (sum errors / sum ref words) or ``"utterance_mean"`` for the seed-tts-eval protocol."""
@@ -156,6 +181,16 @@ class Run:
         if isinstance(config, dict):
             hints += [config.get("protocol"), config.get("variant"), config.get("wer_protocol")]
         return "utterance_mean" if any(isinstance(h, str) and "seed-tts" in h.lower() for h in hints) else "corpus"
+
+
+#: what :meth:`Run.samples` puts between a sample's key and its seed (``utt1@seed2``)
+SEED_MARK = "@seed"
+
+
+def sample_of(key: str) -> str:
+    """A :meth:`Run.samples` key without its seed: the sample it is a record of."""
+    base, mark, seed = key.rpartition(SEED_MARK)
+    return base if mark and seed.isdigit() else key
 
 
 def run_label(data: dict[str, Any]) -> str:

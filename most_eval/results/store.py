@@ -13,7 +13,13 @@ git revision, dataset hashes; validation on read).
                       "leaderboard": {"table", "column"[, "row_task"]} | null}},  (the task's declared paper cell)
      "comparability": {task: {"paper_comparable", "reasons", "notes"}},  (see most_eval.scoring.comparability)
      "efficiency": {task: {"wall_seconds", "samples_per_second", "audio_seconds", "rtf", "peak_rss_mb", ...}},
-     "seed", "limit", "data_root", "git_revision", "versions", "created", "command"}
+     "seed", "limit", "data_root", "git_revision", "versions", "created", "command"[, "seeds"]}
+
+A task run over several seeds (``--seeds``) has the mean over seeds as each headline metric, with
+``<metric>_std``, ``<metric>_seeds_ci95``, ``seeds`` and ``per_seed`` (:mod:`most_eval.results.seeds`): ``listed``
+counts its samples, ``scored`` those scored in every seed, ``errors`` the error records of all seeds, and each
+samples-file record carries its ``seed``. A task whose model is
+deterministic ran once and says so in ``seeds_identical``.
 
 Re-running a subset of tasks into the same output merges by task (:func:`merge_previous`). This module is the one
 definition of the format: it writes the document (:func:`results_document`, :func:`leaderboard_record`) and reads it
@@ -148,12 +154,13 @@ def error_summary(error_records: list[dict]) -> dict | None:
 def results_document(model: dict, results: dict, tasks: dict, seed: int, command: str | None = None, *,
                      limit: int | None = None, data_root: str | None = None,
                      comparability: dict | None = None, efficiency: dict | None = None,
-                     run_name: str | None = None) -> dict:
+                     run_name: str | None = None, seeds: list[int] | None = None) -> dict:
     """Assemble the results.json dictionary; every task gets its own ``created`` time in ``tasks``. ``run_name``
-    names the run in leaderboards and comparisons (``--name``, else the output folder's name)."""
+    names the run in leaderboards and comparisons (``--name``, else the output folder's name); ``seeds`` the
+    ``--seeds`` of a run of several (recorded only then)."""
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tasks = {name: {**tasks.get(name, {}), "created": created} for name in results}
-    return {
+    document = {
         "format": RESULTS_FORMAT,
         "format_version": RESULTS_FORMAT_VERSION,
         "run_name": run_name,
@@ -170,6 +177,9 @@ def results_document(model: dict, results: dict, tasks: dict, seed: int, command
         "created": created,
         "command": command,
     }
+    if seeds and len(seeds) > 1:
+        document["seeds"] = list(seeds)
+    return document
 
 
 def leaderboard_record(slot: LeaderboardSlot | None) -> dict | None:
@@ -260,7 +270,8 @@ MERGE_KEYS = ("seed", "limit", "data_root", "git_revision", "versions")
 
 def merge_previous(document: dict, output_dir: Path) -> dict:
     """``document`` plus the tasks of an earlier ``results.json`` in ``output_dir`` that this run did not run, when
-    that file is of the same model fingerprint, seed, limit, data root, git revision and package versions; else
+    that file is of the same model fingerprint, seed, ``--seeds``, limit, data root, git revision and package
+    versions; else
     ``document`` alone, and the samples
     files of tasks it does not list are removed (the samples files always match results.json)."""
     output_dir = Path(output_dir)
@@ -270,7 +281,8 @@ def merge_previous(document: dict, output_dir: Path) -> dict:
         previous = None
     same = previous is not None \
         and (previous.get("model") or {}).get("fingerprint") == document["model"]["fingerprint"] \
-        and all(k in previous and previous[k] == document.get(k) for k in MERGE_KEYS)
+        and all(k in previous and previous[k] == document.get(k) for k in MERGE_KEYS) \
+        and previous.get("seeds") == document.get("seeds")
     if same:
         kept = {t: r for t, r in previous["results"].items() if t not in document["results"]}
         document["results"] = {**kept, **document["results"]}

@@ -48,8 +48,13 @@ def results_table(document: dict) -> Table:
         shown = [k for k in HEADLINE if k in res] or [
             k for k, v in res.items() if k not in ("scored", "listed", "errors", "reused", "seconds")
             and isinstance(v, (int, float, str)) and not isinstance(v, bool)]  # dicts (configs) stay in the file
+        if isinstance(res.get("seeds"), list) and len(res["seeds"]) > 1:  # a --seeds run: how many, and whether
+            counts += f" × {len(res['seeds'])} seeds" + (" (identical)" if res.get("seeds_identical") else "")
         for i, key in enumerate(shown):
-            table.add_row(task if i == 0 else "", key, _fmt(res[key]), counts if i == 0 else "", style=style)
+            value = _fmt(res[key])
+            if isinstance(res.get(f"{key}_std"), (int, float)):  # the mean over seeds, with its spread
+                value += f" ± {_fmt(float(res[f'{key}_std']))}"
+            table.add_row(task if i == 0 else "", key, value, counts if i == 0 else "", style=style)
     return table
 
 

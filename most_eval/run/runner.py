@@ -16,7 +16,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -36,9 +36,12 @@ from most_eval.data.files import output_path
 from most_eval.run.distributed import Dist
 from most_eval.results.efficiency import TaskMeter
 from most_eval.core.fingerprints import ContentDigests
-from most_eval.results.store import (atomic_write_bytes, atomic_write_text, dataset_sha256, error_summary, leaderboard_record, merge_previous,
+from most_eval.results.store import (atomic_write_bytes, atomic_write_text, dataset_sha256, leaderboard_record, merge_previous,
                                results_document, task_file_name, write_jsonl)
 from most_eval.core.task import Sample, Task
+from most_eval.results.seeds import DECLARED_IDENTICAL
+from most_eval.run.outcome import RunOutcome, TaskOutcome, results_entry
+from most_eval.run.seeded import GENERATING, combine_seeds, seeds_to_run
 from most_eval.core.errors import DatasetError, MostEvalError
 
 
@@ -56,33 +59,6 @@ class RunInterrupted(MostEvalError):
     def __init__(self, task: str, saved: int, total: int):
         self.task, self.saved, self.total = task, saved, total
         super().__init__(f"{saved} of {total} samples of {task} saved; re-run the same command to resume")
-
-
-@dataclass
-class TaskOutcome:
-    """What running one task produced."""
-
-    metrics: dict
-    items: list[dict]
-    error_records: list[dict]
-    listed: int
-    dataset_sha256: str | None = None
-    warnings: list[str] = field(default_factory=list)  # problems of the model's outputs beyond single samples
-    status: str | None = None  # "not supported" / "dataset error" when the task could not run
-    capability: str | None = None
-    detail: str | None = None
-    reused: int = 0  # records taken from the cache instead of running the model
-    #: the task's side files (:meth:`Task.side_files`) under the output folder: content, or None to remove
-    side_files: dict[Path, str | bytes | None] = field(default_factory=dict)
-
-
-@dataclass
-class RunOutcome:
-    """The whole run: the results document plus counts the CLI uses for its exit code."""
-
-    document: dict
-    errors: int = 0
-    unsupported: list[str] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -207,13 +183,17 @@ def task_cache_key(task: Task) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cache_dir(output_dir: Path, model: Model, task: Task) -> Path:
-    """Cache folder of (model fingerprint, task config): a different model or task config never reuses records.
+def cache_dir(output_dir: Path, model: Model, task: Task, seed: int | None = None) -> Path:
+    """Cache folder of (model fingerprint, task config[, seed]): a different model or task config never reuses
+    records, nor does another seed of a ``--seeds`` run (``seed`` None: a run of one seed, keyed as before).
 
     It holds ``rank<r>.jsonl`` per process (one in a plain run: the model's outputs) and ``scored.rank<r>.json``,
     the records and error records of the last run's scoring.
     """
-    key = json.dumps({"model": model.fingerprint(), "task": task.cache_config()}, sort_keys=True, default=str)
+    key = {"model": model.fingerprint(), "task": task.cache_config()}
+    if seed is not None:
+        key["seed"] = seed
+    key = json.dumps(key, sort_keys=True, default=str)
     return output_dir / "cache" / task_file_name(task.name) / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -252,8 +232,9 @@ def _clear_cache(folder: Path) -> None:
 
 def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
              progress: Progress | None = None, dist: Dist = Dist(), use_cache: bool = True,
-             meter: TaskMeter | None = None) -> TaskOutcome | None:
+             meter: TaskMeter | None = None, seed: int | None = None) -> TaskOutcome | None:
     """Run one task with resume; returns its metrics, items and error records (None on ranks other than 0).
+    ``seed``: one seed of a ``--seeds`` run (its own cache folder and bars), None for a run of one seed.
 
     Every listed sample ends as a scored record or an error record, whatever fails later (aggregation included):
     the samples are listed, this rank's shard of the pending ones runs through the model into the cache and this
@@ -275,7 +256,7 @@ def run_task(model: Model, task: Task, output_dir: Path, *, batch_size: int = 8,
     keys = {s.id: input_key(s, digests) for s in samples}
     reader_errors = {s.id: error_record(s.id, s.error) for s in samples if s.error or s.request is None}
     shard = _run_shard(model, task, samples, keys, reader_errors, output_dir, batch_size=batch_size,
-                       progress=progress, dist=dist, use_cache=use_cache, meter=meter)
+                       progress=progress, dist=dist, use_cache=use_cache, meter=meter, seed=seed)
     if not dist.is_main:
         return None
     records, errors = _gather(shard.folder, samples, reader_errors, duplicate_errors, dist)
@@ -311,11 +292,12 @@ class _Shard:
 
 def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, str], reader_errors: dict,
                output_dir: Path, *, batch_size: int, progress: Progress | None, dist: Dist, use_cache: bool,
-               meter: TaskMeter | None) -> _Shard:
+               meter: TaskMeter | None, seed: int | None = None) -> _Shard:
     """Read every rank's cache, run this rank's shard of the pending samples through the model in length buckets,
     append each batch's outputs to this rank's cache file, then score this rank's share of every output and write
     the records and error records to ``scored.rank<r>.json``."""
-    folder = cache_dir(output_dir, model, task)
+    folder = cache_dir(output_dir, model, task, seed)
+    label = task.name if seed is None else f"{task.name} seed {seed}"
     task.context.cache_key, task.context.cache_dir = folder.name, folder
     cache = SampleCache(folder / f"rank{dist.rank}.jsonl", model=model.fingerprint(), task=task_cache_key(task))
     if not use_cache and dist.is_main:
@@ -329,14 +311,14 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
     pending = [s for s in usable if s.id not in done]
     reused = [s for s in usable if s.id in done]
     # rank 0's bar stands for the job: its own progress times the number of ranks
-    bar = _model_bar(progress, task.name, len(samples), len(samples) - len(pending))
+    bar = _model_bar(progress, label, len(samples), len(samples) - len(pending))
     failed: dict[str, dict] = {}
     stored: dict[str, dict] = {}  # this run's new cache records
     fresh: list[tuple[Sample, object]] = []  # outputs the cache does not keep (text benchmarks: lm-eval does)
     try:
         for batch in length_buckets(dist.shard(pending), batch_size):
             if progress is not None:  # the model answers a batch at once: say what is in flight meanwhile
-                progress.update(bar, description=f"{task.name} · model: {len(batch)} in flight",
+                progress.update(bar, description=f"{label} · model: {len(batch)} in flight",
                                 refresh=True)
             said, errors = model_outputs(model, task, batch, meter)
             new = []
@@ -356,14 +338,14 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
             stored.update((r["id"], r) for r in new)
             failed.update((r["id"], r) for r in errors)
             if progress is not None:
-                progress.update(bar, advance=len(batch) * dist.world_size, description=task.name)
+                progress.update(bar, advance=len(batch) * dist.world_size, description=label)
     except KeyboardInterrupt:  # every appended batch is flushed: say what is kept
         raise RunInterrupted(task.name, len(reused) + len(stored), len(usable)) from None
     finally:
         cache.close()
     mine = [(s, done[s.id]) for s in dist.shard(reused)] + [(s, stored[s.id]) for s in pending if s.id in stored]
     records = score_outputs(task, mine, fresh, kinds, output_dir, batch_size=batch_size, rank=dist.rank,
-                            progress=progress if task.needs else None)
+                            progress=progress if task.needs else None, label=label)
     failed.update((r["id"], r) for r in records if "error" in r)
     scored = [r for r in records if "error" not in r]
     atomic_write_text(folder / f"scored.rank{dist.rank}.json", json.dumps({"records": scored, "errors": failed},
@@ -374,19 +356,21 @@ def _run_shard(model: Model, task: Task, samples: list[Sample], keys: dict[str, 
 
 def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tuple[Sample, object]],
                   kinds: dict[str, str | None], output_dir: Path, *, batch_size: int = 8, rank: int = 0,
-                  progress: Progress | None = None) -> list[dict]:
+                  progress: Progress | None = None, label: str | None = None) -> list[dict]:
     """Score outputs with the current task code: cached records read back with their exact types (in batches,
     longest first) and outputs kept in memory. The task's judge is lent through :class:`CachedJudge`, so its
     transcripts of generated speech are cached under its own fingerprint. With ``progress``, a bar of its own
-    (``<task> scoring``) advances per batch: judging and embedding speech can take as long as making it."""
+    (``<label> scoring``, the label being the task's name unless given) advances per batch: judging and embedding
+    speech can take as long as making it."""
+    label = label or task.name
     judge = task.context.judge
     cached_judge = CachedJudge(judge, output_dir, rank) if judge is not None and "judge" in task.needs else None
     if cached_judge is not None:
         task.context.judge = cached_judge
     records: list[dict] = []
-    bar = progress.add_task(f"{task.name} scoring", total=len(stored) + len(fresh)) if progress else None
+    bar = progress.add_task(f"{label} scoring", total=len(stored) + len(fresh)) if progress else None
     if progress is not None:  # the task names its sub-step (judge, speaker embedder) as it goes
-        task.context.on_step = lambda step: progress.update(bar, description=f"{task.name} scoring · {step}",
+        task.context.on_step = lambda step: progress.update(bar, description=f"{label} scoring · {step}",
                                                           refresh=True)
     try:
         ordered = sorted(stored, key=lambda pair: pair[0].length, reverse=True)
@@ -414,7 +398,7 @@ def score_outputs(task: Task, stored: list[tuple[Sample, dict]], fresh: list[tup
     finally:
         task.context.on_step = None
         if progress is not None:
-            progress.update(bar, description=f"{task.name} scoring")
+            progress.update(bar, description=f"{label} scoring")
         if cached_judge is not None:
             task.context.judge = judge
             cached_judge.close()
@@ -480,20 +464,22 @@ def _aggregate(task: Task, records: list[dict], samples: list[Sample], errors: l
                        side_files=side_files)
 
 
-def results_entry(outcome: TaskOutcome, seconds: float) -> dict:
-    """A scored task's entry in results.json: its metrics, the scored / listed / error / reused counts and its
-    time, the first error reason and the warnings; a scoring error says so first (every sample then has its error
-    record)."""
-    entry = {**outcome.metrics, "scored": outcome.listed - len(outcome.error_records), "listed": outcome.listed,
-             "errors": len(outcome.error_records), "reused": outcome.reused, "seconds": round(seconds, 3)}
-    if outcome.status:
-        entry = {"status": outcome.status, "detail": outcome.detail, **entry}
-    summary = error_summary(outcome.error_records)
-    if summary:
-        entry["first_error"] = summary
-    if outcome.warnings:
-        entry["warnings"] = outcome.warnings
-    return entry
+def run_seeds(model: Model, task: Task, output_dir: Path, seeds: list[int], **kw) -> TaskOutcome | None:
+    """Run ``task`` once per seed (model and RNGs seeded with it, its own cache folder) and combine the seeds into
+    one outcome (:func:`combine_seeds`); None on ranks other than 0. The model's seed is restored after."""
+    base = model.seed
+    outcomes = []
+    try:
+        for seed in seeds:
+            model.seed = seed
+            seed_everything(seed)
+            outcomes.append((seed, run_task(model, task, output_dir, seed=seed, **kw)))
+    finally:
+        model.seed = base
+        seed_everything(base)  # the tasks after this one start as they would without --seeds
+    if any(outcome is None for _, outcome in outcomes):
+        return None
+    return combine_seeds(outcomes)
 
 
 def write_side_file(path: Path, content: str | bytes | None) -> None:
@@ -516,8 +502,13 @@ def make_progress(console: Console | None = None, enabled: bool = True) -> Progr
 def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: int = 8, limit: int | None = None,
               seed: int = 0, show_progress: bool = True, console: Console | None = None,
               command: str | None = None, dist: Dist = Dist(), use_cache: bool = True,
-              data_root: Path | None = None, run_name: str | None = None) -> RunOutcome | None:
+              data_root: Path | None = None, run_name: str | None = None,
+              seeds: list[int] | None = None) -> RunOutcome | None:
     """Run every task, write ``samples/*.jsonl`` and ``results.json`` under ``output_dir``; return the outcome.
+
+    ``seeds`` (``--seeds``): a task that generates runs once per seed where the model samples
+    (:func:`seeds_to_run`, :func:`run_seeds`); results.json then holds the mean over seeds with its spread
+    (:mod:`most_eval.results.seeds`), and the samples file every seed's records, each with its ``seed``.
 
     An earlier ``results.json`` of the same model, seed and limit keeps its other tasks (merged by task); otherwise
     it is replaced and the samples files of tasks it no longer lists are removed, so the samples files always match
@@ -533,8 +524,11 @@ def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: 
         for task in tasks:
             started = time.perf_counter()
             meter = TaskMeter()
-            outcome = run_task(model, task, output_dir, batch_size=batch_size, limit=limit, progress=progress,
-                               dist=dist, use_cache=use_cache, meter=meter)
+            per_seed = seeds_to_run(model, task, seeds)
+            options = dict(batch_size=batch_size, limit=limit, progress=progress, dist=dist, use_cache=use_cache,
+                           meter=meter)
+            outcome = (run_seeds(model, task, output_dir, per_seed, **options) if per_seed
+                       else run_task(model, task, output_dir, **options))
             meter.add_ranks(dist)  # every rank: the job's samples, model and audio seconds, not rank 0's share
             if outcome is None:
                 continue
@@ -551,6 +545,8 @@ def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: 
             side_files.update(outcome.side_files)
             n_errors += len(outcome.error_records)
             results[task.name] = entry = results_entry(outcome, time.perf_counter() - started)
+            if seeds and len(seeds) > 1 and per_seed is None and task.capability in GENERATING:
+                entry.update(seeds=list(seeds), seeds_identical=DECLARED_IDENTICAL)
             if outcome.status:  # scoring error
                 unsupported.append(task.name)
             task_info[task.name] = {"config": task.config(), "dataset_sha256": outcome.dataset_sha256,
@@ -561,9 +557,10 @@ def run_tasks(model: Model, tasks: list[Task], output_dir: Path, *, batch_size: 
     if not dist.is_main:
         return None
     model_info = {"name": model.name, "args": model.identity().get("args", {}), "fingerprint": model.fingerprint()}
-    if model.facts():
-        model_info["facts"] = model.facts()
-    document = results_document(model_info, results, task_info, seed, command, limit=limit,
+    facts = model.facts()
+    if facts:
+        model_info["facts"] = facts
+    document = results_document(model_info, results, task_info, seed, command, limit=limit, seeds=seeds,
                                 data_root=str(Path(data_root).absolute()) if data_root is not None else None,
                                 comparability=comparability, efficiency=efficiency,
                                 run_name=run_name or output_dir.resolve().name)

@@ -22,7 +22,7 @@ from most_eval.core.errors import MostEvalError
 from most_eval.core.options import OptionError, parse_options, split_pairs
 from most_eval.core.task import Task, TaskContext
 from most_eval.registry import get_model_class, resolve_tasks
-from most_eval.run.runner import RunOutcome
+from most_eval.run.outcome import RunOutcome
 from most_eval.scoring.paper import PAPER_GROUP_NAMES, REFERENCE_JUDGES, judge_folder, models_folder
 
 #: where the bundled mini suite lives (the default data root)
@@ -233,6 +233,25 @@ def check_numbers(limit: int | None, batch_size: int, seed: int,
         raise RunSetupError(f"--seed {seed}: must be 0 or more")
 
 
+def run_seeds_option(seeds: str | list[int] | None, seed: int) -> list[int] | None:
+    """``--seeds`` as a list of seeds, or None for a run of one seed: a text is read by
+    :func:`~most_eval.results.seeds.parse_seeds` (a count from ``seed`` on, or seeds separated by commas), a list
+    (the Python API) is taken as the seeds themselves. RunSetupError (one line) for a bad value."""
+    from most_eval.results.seeds import parse_seeds
+
+    if seeds is None:
+        return None
+    try:
+        if isinstance(seeds, (list, tuple)):
+            if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+                    or len(set(seeds)) != len(seeds):
+                raise ValueError(f"seeds {list(seeds)!r}: give distinct whole numbers >= 0")
+            return list(seeds)
+        return parse_seeds(str(seeds), seed)
+    except ValueError as exc:
+        raise RunSetupError(str(exc)) from None
+
+
 def failed_tasks(document: dict) -> list[tuple[str, str]]:
     """(task, why) for every task that ran badly: error records, a scoring or dataset error, nothing scored."""
     failed = []
@@ -329,10 +348,11 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
                    num_fewshot: int | None = None, use_cache: bool = True, show_progress: bool = False,
                    max_audio_seconds: float = DEFAULT_MAX_SECONDS, run_name: str | None = None,
                    verbose: bool = False, console=None, command: str | None = None,
-                   note: Note | None = None) -> RunOutcome | None:
+                   note: Note | None = None, seeds: str | list[int] | None = None) -> RunOutcome | None:
     """Check every input, build the helpers and the model, run the tasks (see the module docstring); the outcome,
     or None on a rank other than 0 (its shard is in the cache). ``model`` is a registry name or a built
-    :class:`~most_eval.core.adapter.Model` (then ``model_args`` must be None). Bad input raises a one-line
+    :class:`~most_eval.core.adapter.Model` (then ``model_args`` must be None). ``seeds``: ``--seeds`` (a count,
+    ``"0,1,2"`` or a list): the tasks that generate run once per seed. Bad input raises a one-line
     :class:`~most_eval.core.errors.MostEvalError` (UnknownNameError, OptionError, DatasetError, RunSetupError)."""
     from most_eval.core import hf_loading
     from most_eval.run import distributed, runner
@@ -347,6 +367,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
     dist = None
     try:
         check_numbers(limit, batch_size, seed, max_audio_seconds)
+        seed_list = run_seeds_option(seeds, seed)
         check_device(device)
         dist, device = distributed.init_distributed(device)
         hf_loading.configure_output(verbose=verbose and dist.is_main)  # before any model (and transformers) import
@@ -373,7 +394,7 @@ def run_evaluation(model: str | Model, tasks: str | list[str], *, model_args: st
         the_model = build_model(model, model_args, device, seed) if isinstance(model, str) else model
         return runner.run_tasks(the_model, task_objs, output, batch_size=batch_size, limit=limit, seed=seed,
                                 show_progress=show_progress, console=console, command=command, dist=dist,
-                                use_cache=use_cache, data_root=data_root, run_name=run_name)
+                                use_cache=use_cache, data_root=data_root, run_name=run_name, seeds=seed_list)
     finally:
         lock.release()
         distributed.finish_distributed()

@@ -75,9 +75,20 @@ def _fmt(value: Any, decimals: int = 2) -> str:
     return f"{value:.{decimals}f}"
 
 
+#: between a mean over seeds and its standard deviation in a cell (``12.30 ± 0.45``)
+PLUS_MINUS = " ± "
+
+
+def _with_std(entry: dict[str, Any], metric: str, decimals: int = 2) -> str:
+    """``metric``'s value as a cell: ``mean ± std`` for a run over several seeds (``<metric>_std``), else the value."""
+    value, std = _fmt(entry.get(metric), decimals), _fmt(entry.get(f"{metric}_std"), decimals)
+    return f"{value}{PLUS_MINUS}{std}" if value and std else value
+
+
 def _num(text: str) -> float | None:
+    """The number a cell shows (the mean, for ``mean ± std``), or None."""
     try:
-        value = float(text)
+        value = float(str(text).split(PLUS_MINUS)[0])
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
@@ -147,7 +158,7 @@ def _run_rows(data: dict[str, Any], source: str, model: str) -> tuple[dict[str, 
                 keys = {"model": label} if row_task is None else {"model": label, "task": row_task}
                 row = rows[(family_key, row_task, comparable)] = Row(keys, {c: "" for c in family.columns}, source,
                                                                     is_run=True, comparable=comparable)
-            row.values[column] = _fmt(entry.get(family.metric))
+            row.values[column] = _with_std(entry, family.metric)
             if "scored" in entry and "listed" in entry:  # how many samples stand behind the cell
                 row.counts.append(f"{column} {entry['scored']}/{entry['listed']}")
         notes = ", ".join(f"{k}: {entry[k]}" for k in ("judge", "embedder", "mos", "wer_protocol", "reduction")
@@ -164,7 +175,10 @@ def _run_rows(data: dict[str, Any], source: str, model: str) -> tuple[dict[str, 
                 ci = entry.get(f"{metric}_ci95")
                 ci_text = (f"[{_fmt(ci[0], decimals)}, {_fmt(ci[1], decimals)}]"
                            if isinstance(ci, (list, tuple)) and len(ci) == 2 else "")
-                details[family_key].append(RunDetail(model, task, metric, _fmt(entry[metric], decimals), ci_text,
+                if not ci_text and isinstance(entry.get(f"{metric}_seeds_ci95"), list):  # over seeds, labelled so
+                    lo, hi = entry[f"{metric}_seeds_ci95"][:2]
+                    ci_text = f"[{_fmt(lo, decimals)}, {_fmt(hi, decimals)}] over {len(entry.get('seeds') or [])} seeds"
+                details[family_key].append(RunDetail(model, task, metric, _with_std(entry, metric, decimals), ci_text,
                                                      scored, notes, source, words))
     by_family: dict[str, list[Row]] = {f.key: [] for f in PAPER_TABLES}
     for (family_key, _, _), row in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", not kv[0][2])):
