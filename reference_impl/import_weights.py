@@ -18,7 +18,6 @@ whose restricted unpickler refuses arbitrary objects. Every problem raises `Chec
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import re
@@ -34,6 +33,7 @@ from .model import MoSTConfig, MoSTForCausalLM
 from .speech_encoder import KMeansQuantizer, LinearQuantizer
 from .vocoder import UnitVocoder, fairseq_to_speechbrain
 from most_eval.core.errors import ModelFilesError
+from most_eval.models.fairseq_weights import conv_layers, fairseq_to_hf
 
 logger = logging.getLogger(__name__)
 
@@ -230,26 +230,9 @@ def import_deepseek_v2(
 # HuBERT
 
 
-def _conv_layers(spec: str) -> list[tuple[int, int, int]]:
-    """Parses fairseq's `conv_feature_layers` string, e.g. "[(512,10,5)] + [(512,3,2)] * 4", without eval."""
-
-    def value(node):
-        if isinstance(node, ast.Constant) and isinstance(node.value, int):
-            return node.value
-        if isinstance(node, (ast.List, ast.Tuple)):
-            items = [value(e) for e in node.elts]
-            return items if isinstance(node, ast.List) else tuple(items)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
-            left, right = value(node.left), value(node.right)
-            return left + right if isinstance(node.op, ast.Add) else left * right
-        raise ValueError(f"unsupported expression in conv_feature_layers: {ast.dump(node)}")
-
-    return [tuple(layer) for layer in value(ast.parse(spec, mode="eval").body)]
-
-
 def hubert_config_from_fairseq(model_cfg: dict) -> HubertConfig:
     """transformers HubertConfig for a fairseq HuBERT `model_cfg` dict (inference: dropouts off)."""
-    layers = _conv_layers(model_cfg.get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"))
+    layers = conv_layers(model_cfg.get("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"))
     if model_cfg.get("conv_pos_batch_norm"):
         raise NotImplementedError("conv_pos_batch_norm HuBERT checkpoints are not supported")
     return HubertConfig(
@@ -271,42 +254,6 @@ def hubert_config_from_fairseq(model_cfg: dict) -> HubertConfig:
     )
 
 
-# fairseq HuBERT key -> transformers HubertModel key (applied in order, first match wins)
-_HUBERT_RULES = [
-    (r"feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
-    (r"feature_extractor\.conv_layers\.(\d+)\.2\.(weight|bias)", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
-    (r"layer_norm\.(weight|bias)", r"feature_projection.layer_norm.\1"),
-    (r"post_extract_proj\.(weight|bias)", r"feature_projection.projection.\1"),
-    (r"mask_emb", r"masked_spec_embed"),
-    (r"encoder\.pos_conv\.0\.bias", r"encoder.pos_conv_embed.conv.bias"),
-    (r"encoder\.pos_conv\.0\.weight_g", r"encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
-    (r"encoder\.pos_conv\.0\.weight_v", r"encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
-    (r"encoder\.layer_norm\.(weight|bias)", r"encoder.layer_norm.\1"),
-    (r"encoder\.layers\.(\d+)\.self_attn\.(q|k|v|out)_proj\.(weight|bias)", r"encoder.layers.\1.attention.\2_proj.\3"),
-    (r"encoder\.layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)", r"encoder.layers.\1.layer_norm.\2"),
-    (r"encoder\.layers\.(\d+)\.fc1\.(weight|bias)", r"encoder.layers.\1.feed_forward.intermediate_dense.\2"),
-    (r"encoder\.layers\.(\d+)\.fc2\.(weight|bias)", r"encoder.layers.\1.feed_forward.output_dense.\2"),
-    (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"encoder.layers.\1.final_layer_norm.\2"),
-]
-_HUBERT_PRETRAINING_ONLY = ("label_embs_concat", "final_proj.weight", "final_proj.bias")
-
-
-def fairseq_hubert_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Renames fairseq HuBERT weights to transformers' HubertModel keys (pre-training heads dropped)."""
-    out = {}
-    for key, tensor in state.items():
-        if key in _HUBERT_PRETRAINING_ONLY:
-            continue
-        for pattern, replacement in _HUBERT_RULES:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, replacement, key)] = tensor
-                break
-        else:
-            raise KeyError(key)
-    return out
-
-
 def import_hubert(path: str | Path) -> tuple[HubertModel, bool]:
     """HuBERT from a transformers directory or a SpiritLM converted dict. Returns (model in eval mode, normalize):
     whether to layer-norm the waveform first (fairseq task.normalize, or transformers' preprocessor do_normalize;
@@ -326,7 +273,7 @@ def import_hubert(path: str | Path) -> tuple[HubertModel, bool]:
         raise CheckpointError(path, f"keys {sorted(state)[:5]}: expected SpiritLM's converted dict (model_cfg, model_weight)")
     model = HubertModel(hubert_config_from_fairseq(dict(state["model_cfg"])))
     try:
-        weights = fairseq_hubert_to_hf(state["model_weight"])
+        weights = fairseq_to_hf(state["model_weight"])
     except KeyError as error:
         raise CheckpointError(path, f"unexpected HuBERT tensor {error.args[0]!r}") from None
     _check_shapes(weights, model.state_dict(), path, "HuBERT weights")

@@ -163,5 +163,6 @@ def test_seed_tts_eval_needs_its_own_embedder_and_judge_to_be_comparable(tmp_pat
     assert differences.pop("sim") == [
         "judge dummy, not the official scorer's judge whisper-large-v3",
         "SIM embedder resemblyzer, not seed-tts-eval's WavLM-large verification model (seedtts-wavlm:PATH)"]
+    assert differences.pop("utmos") == ["UTMOS is not a number of the MoST paper (its speech tables are WER and SIM)"]
     assert differences == {m: ["DNSMOS is not a number of the MoST paper (its speech tables are WER and SIM)"]
                            for m in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")}

@@ -12,9 +12,9 @@ from conftest import espeak, read_jsonl, run_cli
 
 from most_eval.core.audio import Audio, load_audio
 from most_eval.models.speech_quality import DNSMOSScorer
-from most_eval.scoring.speech_quality import MOS_FIELDS
+from most_eval.scoring.speech_quality import DNSMOS_FIELDS
 
-SPEECHMOS_KEYS = dict(zip(MOS_FIELDS, ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")))
+SPEECHMOS_KEYS = dict(zip(DNSMOS_FIELDS, ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")))
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +60,13 @@ def test_tts_and_s2s_records_carry_dnsmos_and_results_their_means(tmp_path):
         records = read_jsonl(out / "samples" / (task.replace(":", "_") + ".jsonl"))
         entry = document["results"][task]
         assert entry["mos"].startswith("dnsmos (speechmos ")
-        for field in MOS_FIELDS:
+        for field in DNSMOS_FIELDS:
             values = [r[field] for r in records]
             assert len(values) == len(records) == 4
             assert entry[field] == round(sum(values) / len(values), 3)
         # what each clip's numbers are: the scorer's on the audio file the record names
         again = DNSMOSScorer().score([load_audio(out / records[0]["audio"], None)])[0]
-        assert {f: records[0][f] for f in MOS_FIELDS} == {f: round(again[f], 6) for f in MOS_FIELDS}
+        assert {f: records[0][f] for f in DNSMOS_FIELDS} == {f: round(again[f], 6) for f in DNSMOS_FIELDS}
         verdicts = document["comparability"][task]["metrics"]
         assert "DNSMOS is not a number of the MoST paper" in " ".join(verdicts["dnsmos_ovrl"]["reasons"])
     # espeak-ng's speech (offline-baseline's TTS) rates well above the dummy model's tones
@@ -82,10 +82,10 @@ def test_tts_and_s2s_records_carry_dnsmos_and_results_their_means(tmp_path):
                    "--task-args", "mos=none", "--output", str(quiet), "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     entry = json.loads((quiet / "results.json").read_text())["results"]["tts:seed-tts-eval-en"]
-    assert entry["mos"] is None and not any(f in entry for f in MOS_FIELDS)
+    assert entry["mos"] is None and not any(f in entry for f in DNSMOS_FIELDS)
     bad = run_cli("run", "--model", "dummy", "--tasks", "tts:seed-tts-eval-en", "--task-args", "mos=utmos",
                   "--output", str(tmp_path / "bad"), "--no-progress")
-    assert bad.returncode == 2 and "unknown mos 'utmos'; use dnsmos or none" in bad.stderr
+    assert bad.returncode == 2 and "mos utmos needs its checkpoint file: utmos:PATH" in bad.stderr
 
     # compare pairs the DNSMOS fields like SIM: a run against itself differs by nothing
     cmp = run_cli("compare", str(out), str(out), "--json")

@@ -1,6 +1,7 @@
 """Speech quality of generated speech: DNSMOS (Microsoft's non-intrusive MOS predictor) through ``speechmos``.
 
-``--task-args mos=dnsmos`` (the default for TTS and spoken-QA S->S tasks) or ``mos=none``. ``speechmos``'s wheel
+``--task-args mos=dnsmos`` (the default for TTS and spoken-QA S->S tasks), ``mos=utmos:PATH`` (UTMOS22 from a local
+file, :mod:`most_eval.models.utmos`), both (``mos=dnsmos+utmos:PATH``) or ``mos=none``. ``speechmos``'s wheel
 ships the DNSMOS ONNX models (P.835 ``dnsmos_models/sig_bak_ovr.onnx``, P.808 ``dnsmos_models/model_v8.onnx``); its
 ``DNSMOS`` class scores one clip — the 9.01 s windows, the P.835 polynomial fit, the P.808 mel input — and this
 module only hands it each clip as ``speechmos.dnsmos.run`` takes it (16 kHz, mono float32, clipped to [-1, 1]) and
@@ -22,11 +23,11 @@ from typing import Sequence
 import numpy as np
 
 from most_eval.core.audio import Audio
-from most_eval.scoring.speech_quality import MOS_FIELDS
+from most_eval.scoring.speech_quality import DNSMOS_FIELDS, mos_parts
 
 SAMPLE_RATE = 16000  # the only rate DNSMOS takes
 #: (our field, speechmos's key) for each number of a clip
-FIELDS = tuple(zip(MOS_FIELDS, ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")))
+FIELDS = tuple(zip(DNSMOS_FIELDS, ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")))
 INSTALL = "pip install speechmos onnxruntime librosa"
 
 
@@ -43,6 +44,8 @@ def dnsmos_input(audio: Audio) -> np.ndarray:
 
 class DNSMOSScorer:
     """DNSMOS P.835 + P.808 of each clip, with speechmos's own models and code; ``name`` goes into results."""
+
+    fields = DNSMOS_FIELDS
 
     def __init__(self, threads: int | None = None):
         try:
@@ -76,10 +79,28 @@ class DNSMOSScorer:
             return list(pool.map(one, audios))
 
 
-def build_mos(spec: str):
-    """The speech-quality scorer a ``mos`` task option names: ``dnsmos``, or None for ``none``."""
-    if spec == "none":
+class SpeechQualityScorers:
+    """Several scorers as one (``mos=dnsmos+utmos:PATH``): each clip gets every scorer's fields."""
+
+    def __init__(self, scorers: list):
+        self.scorers = scorers
+        self.name = " + ".join(s.name for s in scorers)
+        self.fields = tuple(f for s in scorers for f in s.fields)
+
+    def score(self, audios: Sequence[Audio]) -> list[dict[str, float]]:
+        out: list[dict[str, float]] = [{} for _ in audios]
+        for scorer in self.scorers:
+            for merged, scores in zip(out, scorer.score(audios)):
+                merged.update(scores)
+        return out
+
+
+def build_mos(spec: str, device: str = "cpu"):
+    """The speech-quality scorer a ``mos`` task option names (``dnsmos``, ``utmos:PATH``, several joined with
+    ``+``), or None for ``none``; ValueError (one line) for a bad option or an unusable UTMOS file."""
+    from most_eval.models.utmos import UTMOSScorer
+
+    scorers = [DNSMOSScorer() if name == "dnsmos" else UTMOSScorer(path, device) for name, path in mos_parts(spec)]
+    if not scorers:
         return None
-    if spec == "dnsmos":
-        return DNSMOSScorer()
-    raise ValueError(f"unknown mos {spec!r}; use dnsmos or none")
+    return scorers[0] if len(scorers) == 1 else SpeechQualityScorers(scorers)

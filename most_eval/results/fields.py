@@ -24,8 +24,8 @@ THREE_DECIMALS = ("sim", *MOS_FIELDS)
 SCORING_IDENTITY = ("wer_protocol", "judge", "embedder", "reduction", "scorer")
 
 #: the fields the results table shows for a task: each metric with its interval, then how it was scored
-HEADLINE = ("wer", "wer_ci95", "wer_seeds_ci95", "accuracy", "accuracy_in_vocab", "sim", "dnsmos_ovrl", "judge", "judge_rtf", "embedder",
-            "reduction", "scorer")
+HEADLINE = ("wer", "wer_ci95", "wer_seeds_ci95", "accuracy", "accuracy_in_vocab", "sim", "dnsmos_ovrl", "utmos",
+            "judge", "judge_rtf", "embedder", "reduction", "scorer")
 
 
 #: the values a field can take, where a results entry or a sample record has it: (lowest, highest) inclusive. WER

@@ -67,7 +67,8 @@ class QAOptions:
 
     scorer: str = "has-answer"  # "has-answer" (DPR rule, the papers' protocol) or "llm-judge"
     judge_lm: str | None = None  # local causal-LM folder for scorer=llm-judge
-    #: S->S: speech quality of each spoken answer: dnsmos (DNSMOS P.835 + P.808 through speechmos) | none
+    #: S->S: speech quality of each spoken answer: dnsmos (DNSMOS P.835 + P.808 through speechmos) | utmos:PATH
+    #: (UTMOS22 from a local file) | both joined with + | none
     mos: str = field(default="dnsmos", metadata={"scoring": True})
 
     def __post_init__(self):

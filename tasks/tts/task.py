@@ -50,7 +50,8 @@ class TTSOptions:
     prompt: str = "other"  # LibriSpeech speaker prompt: other (same speaker, other utterance) | same | none
     bootstrap: int = field(default=1000, metadata={"scoring": True})  # resamples for the WER CI (0: none)
     source: str | None = None  # the split in Hugging Face form (save_to_disk or parquet), not the folder layout
-    #: speech quality of each generated clip: dnsmos (DNSMOS P.835 + P.808 through speechmos) | none
+    #: speech quality of each generated clip: dnsmos (DNSMOS P.835 + P.808 through speechmos) | utmos:PATH (UTMOS22
+    #: from a local file) | both joined with + | none
     mos: str = field(default="dnsmos", metadata={"scoring": True})
 
     def __post_init__(self):
