@@ -410,7 +410,7 @@ def test_truncated_and_foreign_files_one_line(tmp_path, synth):
 
 
 def test_parse_tolerance():
-    mos = {m: 0.1 for m in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")}  # DNSMOS in MOS points
+    mos = {m: 0.1 for m in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "utmos")}  # MOS points
     assert parse_tolerance("wer=0.5, accuracy=2") == {"wer": 0.5, "accuracy": 2.0, "sim": 0.01, **mos}
     assert parse_tolerance(None) == {"wer": 0.3, "accuracy": 1.0, "sim": 0.01, **mos}
     for bad in ("cer=1", "wer", "wer=-1", "wer=abc"):
