@@ -8,7 +8,8 @@ plumbing checks, not MoST's. It never falls back to untrained weights unless ask
 
 Checkpoint folder layout (write it with `save_checkpoint`):
 
-    PATH/most.json                     {"stage": "imported" | "stage1" | "stage2", "prompts": {...}}
+    PATH/most.json                     {"stage": "imported" | "stage1" | "stage2", "prompt_format": NAME,
+                                        "prompts": {...}}
     PATH/config.json, model*.safetensors   MoSTForCausalLM.save_pretrained (per-expert DeepSeek-V2 layout)
     PATH/tokenizer files               the DeepSeek-V2 tokenizer (AutoTokenizer)
     PATH/hubert/                       HubertModel.save_pretrained (safetensors)
@@ -17,8 +18,14 @@ Checkpoint folder layout (write it with `save_checkpoint`):
     PATH/vocoder/generator.safetensors + PATH/vocoder/config.json   unit HiFi-GAN (fairseq key layout)
 
 Prompts are templates with `{audio}` (a continuous audio span: begin marker, projected HuBERT frames, end marker),
-`{units}` (the utterance's deduplicated HuBERT unit tokens) and `{text}`. They belong to the training recipe, so they
-are read from most.json; the defaults below are ours, not the release's (its templates were not verified).
+`{units}` (the utterance's deduplicated HuBERT unit tokens) and `{text}`, one named prompt format per checkpoint
+(prompt_formats.py: `release`, the MoST release's instruction frame and the default; `tiny`, the bundled checkpoint's
+tags; or a YAML file). They belong to the training recipe, so they are read from most.json (`prompt_format=` on the
+model args overrides it), and results record the format.
+
+A folder saved by the MoST release itself (config.json `model_type: "MoST"`) is converted once into this layout
+(release_checkpoint.py; `quantizer=` and `vocoder=` add what a release checkpoint lacks) and evaluated from the
+converted copy; `model.facts` in results.json holds the conversion report.
 
 The unit stream is the release's: units are deduplicated before they become tokens (SpiritLM's `encode_string`;
 `UnitExtractor`), speech targets are `<boa> units <eoa> <eos>` (mixing.py), and the vocoder's duration predictor
@@ -61,19 +68,14 @@ from most_eval.models.causal_text_lm import CausalTextLM
 from .import_weights import (CheckpointError, read_json, import_hubert, import_quantizer, import_vocoder,
                              safetensors_files, tensor_shapes)
 from .mixing import AUDIO_PLACEHOLDER, audio_markers
+from .prompt_formats import checkpoint_format
+from .release_checkpoint import converted_checkpoint, is_release_checkpoint
 from .model import MoSTForCausalLM
 from .speech_encoder import SpeechEncoder, UnitExtractor, token_ids_to_units, units_to_token_ids
 from .vocoder import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PROMPTS = {
-    "asr": "{audio}",  # followed by the transcript
-    "tts": "{text}",  # followed by unit tokens
-    "score": "{units}",
-    "respond_text": "{audio}",
-    "respond_speech": "{audio}",
-}
 #: the bundled tiny checkpoint (scripts/make_tiny_checkpoint.sh), used when `checkpoint=` is empty
 BUNDLED_TINY = Path(__file__).resolve().parent / "checkpoints" / "tiny"
 NO_CHECKPOINT = (
@@ -105,6 +107,10 @@ class MoSTArgs:
     style: int = 8  # vocoder style id (SpiritLM's base default)
     text_batch_size: int = 8  # sequences per forward pass for text tasks (score_tokens)
     allow_untrained: bool = False  # accept stage "imported" (DeepSeek-V2-Lite + fresh projection): plumbing only
+    prompt_format: str = ""  # release | tiny | a YAML file; "" = the format the checkpoint records (else release)
+    quantizer: str = ""  # release checkpoints: the unit quantizer file to add (SpiritLM's); "" = none (no speech out)
+    vocoder: str = ""  # release checkpoints: the unit vocoder folder to add; "" = none (no speech out)
+    hubert_heads: int = 0  # release checkpoints: HuBERT attention heads (0 = hidden size / 64, fairseq's models)
     do_sample: bool = False  # sample text and unit tokens (torch seeded per batch by the seed) instead of greedy
     temperature: float = 1.0  # sampling temperature when do_sample
 
@@ -138,6 +144,15 @@ class MoSTModel(CausalTextLM, Model):
                            "mini suite: its numbers test plumbing, they say nothing about MoST", BUNDLED_TINY)
         if self.root is None or not self.root.is_dir():
             raise CheckpointError(self.args.checkpoint or "checkpoint=", NO_CHECKPOINT.format(where=""))
+        self.release_source, self.conversion = None, None
+        if is_release_checkpoint(self.root):  # saved by the MoST release: converted once, then read as ours
+            self.release_source = self.root
+            self.root, self.conversion = converted_checkpoint(
+                self.root, quantizer=self.args.quantizer, vocoder=self.args.vocoder,
+                hubert_heads=self.args.hubert_heads)
+        elif self.args.quantizer or self.args.vocoder or self.args.hubert_heads:
+            raise ValueError("most: quantizer=, vocoder= and hubert_heads= are for a MoST release checkpoint; "
+                             f"{self.root} is not one (its config.json is not model_type MoST)")
         manifest = self.root / "most.json"
         if not manifest.is_file():
             export = training_export(self.root)
@@ -154,7 +169,12 @@ class MoSTModel(CausalTextLM, Model):
                                   "projection, not a trained MoST; pass allow_untrained=true only to test plumbing")
         if self.args.text_batch_size < 1:
             raise ValueError(f"most: text_batch_size must be at least 1, got {self.args.text_batch_size}")
-        self.prompts = {**DEFAULT_PROMPTS, **self.manifest.get("prompts", {})}
+        try:
+            self.prompt_format = checkpoint_format(self.manifest, self.args.prompt_format)
+            self.prompt_format.check_tokenizer(self.tokenizer, str(self.root / "tokenizer.json"))
+        except ValueError as exc:
+            raise CheckpointError(manifest, str(exc)) from None
+        self.prompts = dict(self.prompt_format.templates)
         self.lm  # load eagerly: a bad checkpoint fails before any task runs
 
     # ---- loading ---------------------------------------------------------------------------------------------
@@ -218,8 +238,28 @@ class MoSTModel(CausalTextLM, Model):
         # the checkpoint's files by name, size and modification time: a retrained checkpoint never reuses the cache
         files = sorted(p for p in self.root.rglob("*") if p.is_file())
         stamp = [(p.relative_to(self.root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        return {**super().identity(), "stage": self.manifest.get("stage"), "prompts": self.prompts,
-                "checkpoint": str(self.root), "files": stamp}
+        identity = {**super().identity(), "stage": self.manifest.get("stage"),
+                    "prompt_format": self.prompt_format.name, "prompts": self.prompts,
+                    "checkpoint": str(self.root), "files": stamp}
+        if self.release_source is not None:
+            identity["release_checkpoint"] = str(self.release_source)
+        return identity
+
+    def facts(self) -> dict:
+        """The prompt format, and for a release checkpoint where it came from and what its conversion did."""
+        facts = {"prompt_format": self.prompt_format.name}
+        if self.release_source is not None:
+            facts.update(release_checkpoint=str(self.release_source), converted_to=str(self.root),
+                         conversion=self.conversion)
+        return facts
+
+    def supports(self, task: str, capability: str) -> bool:
+        """Unit scoring needs the quantizer and speech out the vocoder, which a release checkpoint may lack."""
+        if capability == "score_audio" and not (self.root / "quantizer.safetensors").is_file():
+            return False
+        if capability == "synthesize" and not (self.root / "vocoder").is_dir():
+            return False
+        return super().supports(task, capability)
 
     # ---- prompt building -------------------------------------------------------------------------------------
     def _waveforms(self, audios: Sequence[Audio]) -> list[torch.Tensor]:
@@ -239,11 +279,13 @@ class MoSTModel(CausalTextLM, Model):
 
     def _render(self, template: str, text: str = "", features: torch.Tensor | None = None,
                 units: torch.Tensor | None = None) -> RenderedPrompt:
-        """Token ids of a template: bos, literal text through the tokenizer (`{text}` substituted first), an
+        """Token ids of a template: bos (unless the prompt format writes its own start), literal text through the
+        tokenizer (`{text}` substituted first), an
         `{audio}` span with one placeholder per feature row, and `{units}` as unit tokens after a begin-of-audio
         marker (inserted when the text before does not end with it: the context training gave units)."""
         cfg = self.lm.config
-        ids = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        bos = self.tokenizer.bos_token_id
+        ids = [bos] if bos is not None and self.prompt_format.bos else []
         units_at = None
         for part in re.split(r"(\{audio\}|\{units\})", template):  # literal text and the two audio fields
             if part == "{audio}":
@@ -292,6 +334,8 @@ class MoSTModel(CausalTextLM, Model):
             extra.update(do_sample=True, temperature=self.args.temperature, top_k=0, top_p=1.0)
         else:
             extra["do_sample"] = False
+        if self.prompt_format.stop:  # texts that end an answer (the release's "<|end_of_sentence|>")
+            extra.update(stop_strings=list(self.prompt_format.stop), tokenizer=self.tokenizer)
         out = self.lm.generate(ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=max_new_tokens,
                                eos_token_id=stop_ids, pad_token_id=self.pad_id, **extra)
         rows = []
@@ -305,7 +349,10 @@ class MoSTModel(CausalTextLM, Model):
         out = []
         for new in self._generate(prompts, self.args.max_new_tokens, [self.lm.config.eos_token_id]):
             kept = [i for i in new if i < first]  # drop audio and span tokens
-            out.append(self.tokenizer.decode(kept, skip_special_tokens=True).strip())
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+            for stop in self.prompt_format.stop:  # the answer ends where the format's stop text begins
+                text = text.split(stop, 1)[0]
+            out.append(text.strip())
         return out
 
     def _generate_speech(self, prompts: list[RenderedPrompt]) -> list[Audio]:
@@ -360,9 +407,12 @@ class MoSTModel(CausalTextLM, Model):
         return self._generate_text(self._render_batch(self.prompts["respond_text"], audios))
 
 
-def save_checkpoint(path, lm, tokenizer, speech_encoder, quantizer, vocoder_dir, stage: str, prompts=None) -> Path:
+def save_checkpoint(path, lm, tokenizer, speech_encoder, quantizer, vocoder_dir, stage: str, prompts=None,
+                    prompt_format=None) -> Path:
     """Writes a checkpoint folder in the layout above. `vocoder_dir` holds generator.safetensors + config.json
-    (convert a SpiritLM generator.pt with import_vocoder + `save_file(speechbrain_to_fairseq(state))` first)."""
+    (convert a SpiritLM generator.pt with import_vocoder + `save_file(speechbrain_to_fairseq(state))` first);
+    `prompt_format` (a prompt_formats.PromptFormat) is recorded instead of bare `prompts`: its name, templates, bos
+    and stop texts."""
     import shutil
 
     path = Path(path)
@@ -373,5 +423,6 @@ def save_checkpoint(path, lm, tokenizer, speech_encoder, quantizer, vocoder_dir,
     save_file({k: v.contiguous() for k, v in speech_encoder.proj.state_dict().items()}, str(path / "speech_projection.safetensors"))
     save_file({k: v.contiguous() for k, v in quantizer.state_dict().items()}, str(path / "quantizer.safetensors"))
     shutil.copytree(vocoder_dir, path / "vocoder", dirs_exist_ok=True)
-    (path / "most.json").write_text(json.dumps({"stage": stage, "prompts": prompts or {}}, indent=2))
+    manifest = {"stage": stage, **(prompt_format.record() if prompt_format is not None else {"prompts": prompts or {}})}
+    (path / "most.json").write_text(json.dumps(manifest, indent=2))
     return path

@@ -19,8 +19,9 @@ continuous-span markers `audio_span_begin_id` / `audio_span_end_id`. `{audio}` b
 marker, one placeholder per HuBERT frame (the model writes the projected features there), the end marker.
 Templates are rendered exactly as the harness adapter renders them (`adapter.MoSTModel._prompt`): literal text goes
 through the tokenizer (so task tags such as `<asr>` must be tokenizer tokens: the tiny character tokenizer below has
-them; with the DeepSeek tokenizer use plain-text instructions instead), `{text}` is substituted before tokenizing.
-The templates are written into the exported checkpoint's most.json, so training and evaluation agree by construction.
+them; with the DeepSeek tokenizer use the release's plain-text frame), `{text}` is substituted before tokenizing.
+The templates come from a named prompt format (prompt_formats.py: `release`, `tiny`, a YAML file) and are written
+into the exported checkpoint's most.json, so training and evaluation agree by construction.
 
 Mixing (MoST paper): every micro-batch holds one task, drawn with the stage's mixture weights; examples of a task are
 read in a seeded random order, epoch after epoch. `MixturePlan` makes the draw a pure function of (seed, step): the
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .prompt_formats import TINY
+
 IGNORE = -100  # label of positions without loss
 AUDIO_PLACEHOLDER = 0  # id written at continuous-span positions (replaced by features in the model)
 
@@ -47,26 +50,8 @@ STAGE_MIXTURES = {
     "stage2": {"speech_instruction": 0.4, "text_instruction": 0.4, "asr": 0.1, "tts": 0.1},
 }
 
-# Templates for the tiny character tokenizer (its task tags are single special tokens).
-TINY_PROMPTS = {
-    "asr": "<asr>{audio}",
-    "tts": "<tts>{text}",
-    "score": "<tts><boa>{units}",  # unconditional: the units after an empty TTS prompt
-    "respond_text": "<ask>{audio}<as_text>",
-    "respond_speech": "<ask>{audio}<as_speech>",
-    "text_instruction_text": "<ask>{text}<as_text>",
-    "text_instruction_speech": "<ask>{text}<as_speech>",
-}
-# Plain-text templates for a real (DeepSeek) tokenizer, which has no spare task tokens.
-TEXT_PROMPTS = {
-    "asr": "Transcribe the speech.\n{audio}\nTranscript: ",
-    "tts": "Read this text aloud.\n{text}\nSpeech: ",
-    "score": "{units}",  # rendered as bos, begin-of-audio, units
-    "respond_text": "Answer the spoken question in text.\n{audio}\nAnswer: ",
-    "respond_speech": "Answer the spoken question in speech.\n{audio}\nAnswer: ",
-    "text_instruction_text": "Answer the question in text.\n{text}\nAnswer: ",
-    "text_instruction_speech": "Answer the question in speech.\n{text}\nAnswer: ",
-}
+# The tiny character tokenizer's templates (the bundled checkpoint's prompt format; all formats: prompt_formats.py).
+TINY_PROMPTS = TINY.templates
 
 
 # -----------------------------------------------------------------------------------------------------------------
@@ -160,8 +145,9 @@ class Formatter:
     the target (never the prompt's audio span) so long documents fit.
     """
 
-    def __init__(self, config, tokenizer, prompts: dict, frames, max_len: int = 4096):
+    def __init__(self, config, tokenizer, prompts: dict, frames, max_len: int = 4096, add_bos: bool = True):
         self.config = config
+        self.add_bos = add_bos  # False: the prompt format writes its own start (the release's)
         self.tokenizer = tokenizer
         self.prompts = prompts
         self.frames = frames
@@ -173,15 +159,16 @@ class Formatter:
     # ---- pieces ------------------------------------------------------------------------------------------------
     def render(self, template: str, text: str = "", waveform: np.ndarray | None = None,
                units: np.ndarray | None = None) -> tuple[list[int], list[np.ndarray]]:
-        """Prompt ids for a template, as the adapter builds them (bos first), and the waveforms of its spans."""
-        ids, waves = [self.bos], []
+        """Prompt ids for a template, as the adapter builds them (bos first unless ``add_bos`` is off), and the
+        waveforms of its spans."""
+        ids, waves = ([self.bos] if self.add_bos else []), []
         for part in re.split(r"(\{audio\}|\{units\})", template):
             if part == "{audio}":
                 n = self.frames(len(waveform))
                 ids += [self.config.audio_span_begin_id] + [AUDIO_PLACEHOLDER] * n + [self.config.audio_span_end_id]
                 waves.append(waveform)
             elif part == "{units}":
-                if ids[-1] != self.boa:  # units always follow a begin-of-audio marker, as in speech targets
+                if not ids or ids[-1] != self.boa:  # units always follow a begin-of-audio marker, as in speech targets
                     ids.append(self.boa)
                 ids += self.unit_ids(units)
             elif part:

@@ -155,7 +155,8 @@ def routing_inputs(adapter, utterances: Iterable[Utterance], formats: Sequence[s
     if unknown:
         raise ValueError(f"unknown sequence format(s) {sorted(unknown)}; known: {', '.join(FORMATS)}")
     frames = hubert_frames_fn(adapter.speech_encoder.hubert.config)
-    formatter = Formatter(lm.config, adapter.tokenizer, adapter.prompts, frames, max_len=lm.config.max_position_embeddings)
+    formatter = Formatter(lm.config, adapter.tokenizer, adapter.prompts, frames, max_len=lm.config.max_position_embeddings,
+                          add_bos=adapter.prompt_format.bos)
     skipped = [] if skipped is None else skipped
     for utt in utterances:
         try:

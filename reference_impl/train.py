@@ -65,7 +65,8 @@ import torch
 import yaml
 
 from . import data as D
-from .mixing import TEXT_PROMPTS, TINY_PROMPTS, Formatter, MixturePlan, build_char_tokenizer
+from .mixing import Formatter, MixturePlan, build_char_tokenizer
+from .prompt_formats import checkpoint_format, prompt_format
 from .model import MoSTConfig, MoSTForCausalLM
 from .train_config import configure_deepspeed, load_config, lr_at, stage_grad_accum
 from .train_log import TrainLog, step_record
@@ -198,11 +199,14 @@ class Recipe:
             raise ValueError("model.quantizer: give path or fit_kmeans: {k: ...}")
         self.lm, self.encoder = lm, encoder
         self.module = SpeechTextLM(lm, encoder)
-        self.prompts = {"tiny": TINY_PROMPTS, "text": TEXT_PROMPTS}.get(m["prompts"], m["prompts"])
-        if not isinstance(self.prompts, dict):
-            raise ValueError(f"model.prompts: 'tiny', 'text' or a dict, got {m['prompts']!r}")
-        if previous:  # keep the templates the earlier stage was trained with
-            self.prompts = {**self.prompts, **json.loads((init / "most.json").read_text()).get("prompts", {})}
+        if previous:  # keep the format the earlier stage was trained with
+            self.prompt_format = checkpoint_format(json.loads((init / "most.json").read_text()))
+        elif isinstance(m["prompts"], dict):  # templates given in the config itself
+            self.prompt_format = checkpoint_format({"prompt_format": "custom", "prompts": m["prompts"]})
+        else:
+            self.prompt_format = prompt_format(str(m["prompts"]))
+        self.prompt_format.check_tokenizer(self.tokenizer, "model.tokenizer")
+        self.prompts = dict(self.prompt_format.templates)
         self.init_dir = init if previous else None
         self.expert_load = ExpertLoad(lm) if self.cfg["logging"]["expert_load"] else None
 
@@ -248,7 +252,8 @@ class Recipe:
         self.units = D.UnitStore(units_path, d["units_read_glob"])
         self.task_data = D.build_task_data(self.speech, docs, instr, self.units, bad)
         frames = D.hubert_frames_fn(self.encoder.hubert.config)
-        self.formatter = Formatter(self.lm.config, self.tokenizer, self.prompts, frames, d["max_len"])
+        self.formatter = Formatter(self.lm.config, self.tokenizer, self.prompts, frames, d["max_len"],
+                                   add_bos=self.prompt_format.bos)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.lm.config.eos_token_id
         self.dataset = D.MicroBatchDataset(self.task_data, self.units, self.formatter, pad, self.bad, d["max_audio_s"])
         self.sizes = self.task_data.sizes()
@@ -481,7 +486,7 @@ class Recipe:
         export_lm, encoder = export_copies(state, lm.config, acc.unwrap_model(self.model).encoder, e["dtype"])
         stage_name = e["stage"] or self.stages[-1]["name"]
         save_for_adapter(where, export_lm, self.tokenizer, encoder, self.quantizer, staging, stage=stage_name,
-                         prompts=self.prompts)
+                         prompt_format=self.prompt_format)
         shutil.rmtree(staging, ignore_errors=True)
         manifest = json.loads((where / "most.json").read_text())
         manifest.update(e["manifest"] or {})

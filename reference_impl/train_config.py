@@ -31,7 +31,8 @@ DEFAULTS = {
         "hubert": {"path": None, "random": None},  # HuBERT dir / SpiritLM dict, or a HubertConfig dict (random, tiny)
         "quantizer": {"path": None, "fit_kmeans": None},  # quantizer file, or {k, max_frames, iterations}
         "vocoder": {"path": None, "random": None},  # generator.pt / .safetensors (+config.json), or a config dict
-        "prompts": "text",  # "text" (plain-text instructions), "tiny" (char tokenizer's tags), or a dict
+        "prompts": "release",  # prompt format: release (the MoST release's frame), tiny (char tokenizer's tags), a
+        # YAML file (prompt_formats.py), or a dict of templates
         "experts_implementation": None,  # eager / grouped_mm / batched_mm; None: per-device automatic choice
     },
     "data": {

@@ -91,7 +91,8 @@ def test_utmos_in_a_tts_run_beside_dnsmos(tmp_path, original_file):
     assert proc.returncode == 0, proc.stderr[-3000:]
     document = json.loads((out / "results.json").read_text())
     entry = document["results"]["tts:seed-tts-eval-en"]
-    assert entry["mos"].startswith("dnsmos (speechmos") and "utmos22-strong (utmos_state_dict.pt, sha256 " in entry["mos"]
+    assert entry["mos"].startswith("dnsmos (speechmos")
+    assert "utmos22-strong (utmos_state_dict.pt, sha256 " in entry["mos"]
     records = read_jsonl(out / document["tasks"]["tts:seed-tts-eval-en"]["samples_file"])
     scorer = UTMOSScorer(original_file)
     for record in records:
