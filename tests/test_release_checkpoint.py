@@ -31,13 +31,17 @@ def release(tmp_path_factory):
     root = tmp_path_factory.mktemp("release")
     folder = write_release_checkpoint(root / "most-release",
                                       extra={"model.layers.1.mlp.gate.e_score_correction_bias": torch.zeros(8)})
-    os.environ["MOST_EVAL_CACHE"] = str(root / "cache")
+    return root, folder, load_release(folder, root / "cache")
+
+
+def load_release(folder, cache):
+    """``most`` on a release folder with the tiny quantizer and vocoder added, converting into ``cache``."""
+    os.environ["MOST_EVAL_CACHE"] = str(cache)
     try:
-        model = MoSTModel(MoSTArgs(checkpoint=str(folder), dtype="float32", hubert_heads=2,
-                                   quantizer=str(TINY / "quantizer.safetensors"), vocoder=str(TINY / "vocoder")))
+        return MoSTModel(MoSTArgs(checkpoint=str(folder), dtype="float32", hubert_heads=2,
+                                  quantizer=str(TINY / "quantizer.safetensors"), vocoder=str(TINY / "vocoder")))
     finally:
         del os.environ["MOST_EVAL_CACHE"]
-    return root, folder, model
 
 
 def test_release_format_is_the_release_frame_verbatim():
@@ -113,12 +117,7 @@ def test_the_conversion_reports_and_is_made_once(release):
     converted = model.root
     assert converted.parent == root / "cache" / "release" and (converted / "conversion.json").is_file()
     stamp = (converted / "model.safetensors").stat().st_mtime_ns
-    os.environ["MOST_EVAL_CACHE"] = str(root / "cache")
-    try:
-        again = MoSTModel(MoSTArgs(checkpoint=str(folder), dtype="float32", hubert_heads=2,
-                                   quantizer=str(TINY / "quantizer.safetensors"), vocoder=str(TINY / "vocoder")))
-    finally:
-        del os.environ["MOST_EVAL_CACHE"]
+    again = load_release(folder, root / "cache")
     assert again.root == converted and (converted / "model.safetensors").stat().st_mtime_ns == stamp
 
 
