@@ -113,6 +113,8 @@ class MicroBatchDataset(torch.utils.data.Dataset):
     def example(self, task: str, index: int) -> Example:
         if task == "asr":
             u = self.data.asr[index]
+            if not u.audio:  # a release ASR entry: its units are the speech input
+                return Example(task, u.id, text=u.text, units=self.units[u.id])
             return Example(task, u.id, text=u.text, waveform=self._wave(u.audio, u.start, u.duration))
         if task == "tts":
             u = self.data.tts[index]

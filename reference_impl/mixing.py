@@ -124,7 +124,7 @@ class Example:
     text: str = ""  # transcript (asr / tts), document (text_lm), question text (text_instruction)
     answer: str = ""  # instruction answer text
     waveform: np.ndarray | None = None  # 16 kHz mono: asr input, spoken question
-    units: np.ndarray | None = None  # HuBERT units: tts target, spoken answer
+    units: np.ndarray | None = None  # HuBERT units: tts target, spoken answer, asr input given as units
 
 
 @dataclass
@@ -163,7 +163,9 @@ class Formatter:
         waveforms of its spans."""
         ids, waves = ([self.bos] if self.add_bos else []), []
         for part in re.split(r"(\{audio\}|\{units\})", template):
-            if part == "{audio}":
+            if part == "{audio}" and waveform is None and units is not None:  # speech given as units (release ASR)
+                ids += [self.boa] + self.unit_ids(units) + [self.eoa]
+            elif part == "{audio}":
                 n = self.frames(len(waveform))
                 ids += [self.config.audio_span_begin_id] + [AUDIO_PLACEHOLDER] * n + [self.config.audio_span_end_id]
                 waves.append(waveform)
@@ -194,7 +196,7 @@ class Formatter:
     # ---- tasks -------------------------------------------------------------------------------------------------
     def __call__(self, ex: Example) -> Sequence:
         if ex.task == "asr":
-            prompt, waves = self.render(self.prompts["asr"], waveform=ex.waveform)
+            prompt, waves = self.render(self.prompts["asr"], waveform=ex.waveform, units=ex.units)
             return self._join(ex, prompt, self.text_ids(ex.text) + [self.eos], waves)
         if ex.task == "tts":
             prompt, waves = self.render(self.prompts["tts"], text=ex.text)

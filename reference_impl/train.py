@@ -67,6 +67,7 @@ import yaml
 from . import data as D
 from .mixing import Formatter, MixturePlan, build_char_tokenizer
 from .prompt_formats import checkpoint_format, prompt_format
+from .release_data import read_release_data
 from .model import MoSTConfig, MoSTForCausalLM
 from .train_config import configure_deepspeed, load_config, lr_at, stage_grad_accum
 from .train_log import TrainLog, step_record
@@ -251,6 +252,11 @@ class Recipe:
             raise ValueError(f"quantizer has {n_units} units, the model config {self.lm.config.num_units}")
         self.units = D.UnitStore(units_path, d["units_read_glob"])
         self.task_data = D.build_task_data(self.speech, docs, instr, self.units, bad)
+        if d["release"]:  # the release's instruction files: units given inline, no audio to read
+            release = read_release_data(d["release"], self.lm.config.num_units, bad, self.cfg["seed"])
+            self.units.units.update(release.units)
+            self.task_data.asr += release.asr
+            self.task_data.tts += release.tts
         frames = D.hubert_frames_fn(self.encoder.hubert.config)
         self.formatter = Formatter(self.lm.config, self.tokenizer, self.prompts, frames, d["max_len"],
                                    add_bos=self.prompt_format.bos)

@@ -39,6 +39,8 @@ DEFAULTS = {
         "speech": [],  # speech sources (data.SPEECH_READERS): ASR inputs and TTS targets
         "text": [],  # text-LM sources: txt / jsonl / transcripts
         "instructions": [],  # instruction sources (data.INSTRUCTION_READERS)
+        # the MoST release's ASR / TTS instruction JSON (release_data.py): [{path, name, asr_tts_mix_ratio (0.5)}]
+        "release": [],
         "units": "units.jsonl",  # units file (relative: to OUTPUT); extracted for what is missing
         "units_read_glob": None,  # more unit shards to read (e.g. from `python -m most_reference.data extract-units`)
         "extract_missing_units": True,  # False: utterances without units are not TTS examples
