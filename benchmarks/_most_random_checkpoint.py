@@ -32,6 +32,7 @@ from transformers import HubertConfig, HubertModel
 from most_reference.adapter import save_checkpoint
 from most_reference.mixing import build_char_tokenizer
 from most_reference.model import MoSTConfig, MoSTForCausalLM
+from most_reference.prompt_formats import TINY
 from most_reference.speech_encoder import LinearQuantizer, SpeechEncoder
 from most_reference.vocoder import UnitVocoder, speechbrain_to_fairseq
 
@@ -114,5 +115,6 @@ def build_random_checkpoint(path, config: MoSTConfig, size: str = "full", dtype:
     quantizer = LinearQuantizer([config.speech_feature_dim, hidden, hidden, config.num_units + 1])
     with tempfile.TemporaryDirectory(prefix="most-vocoder-") as staging:
         vocoder_dir = write_random_vocoder(Path(staging), config, size, seed)
+        # the character tokenizer has the tiny format's tags (the release frame's marker characters it has not)
         return save_checkpoint(path, lm, build_char_tokenizer(config), encoder, quantizer, vocoder_dir,
-                               stage="imported", prompts=prompts)
+                               stage="imported", prompts=prompts, prompt_format=None if prompts else TINY)

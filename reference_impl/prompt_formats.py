@@ -97,12 +97,19 @@ class PromptFormat:
                              f"{', '.join(TASK_KEYS)})")
 
     def check_tokenizer(self, tokenizer, where: str = "tokenizer") -> None:
-        """ValueError (one line) when a special-token string the format writes is not one token of ``tokenizer``."""
+        """ValueError (one line) when a special-token string the format writes is not one token of ``tokenizer``,
+        or a stop text is one it cannot write (it would never be generated, nor found)."""
         for token in self.required_tokens:
             ids = tokenizer(token, add_special_tokens=False).input_ids
             if len(ids) != 1:
                 raise ValueError(f"{where}: prompt format {self.name!r} writes {token!r}, which this tokenizer "
                                  f"splits into {len(ids)} tokens (it needs the release's special tokens)")
+        for text in self.stop:
+            ids = tokenizer(text, add_special_tokens=False).input_ids
+            if tokenizer.decode(ids) != text:
+                raise ValueError(f"{where}: prompt format {self.name!r} ends answers at {text!r}, which this "
+                                 f"tokenizer cannot write (give the checkpoint a format its tokenizer can: "
+                                 f"prompt_format=tiny or a YAML file)")
 
     def record(self) -> dict:
         """What most.json and results record: the name and every template."""

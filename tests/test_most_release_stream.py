@@ -169,7 +169,7 @@ def test_speech_stops_and_is_cut_at_the_first_end_of_audio(tmp_path):
 def test_vocoder_voice_defaults_to_spiritlm_base_and_bad_ids_are_named(tmp_path):
     assert (MoSTArgs().speaker, MoSTArgs().style) == (2, 8)
     lm = tiny_most(seed=0)
-    root = _save(tmp_path, lm, {}, multispkr=True, num_speakers=4, multistyle=True, num_styles=10)
+    root = _save(tmp_path, lm, {"tts": "{text}"}, multispkr=True, num_speakers=4, multistyle=True, num_styles=10)
     model = MoSTModel(MoSTArgs(checkpoint=str(root), dtype="float32", allow_untrained=True))
     units = torch.tensor([1, 2, 3])
     voice = model.vocoder(units, speaker=2, style=8)

@@ -151,3 +151,14 @@ def test_a_release_checkpoint_runs_the_asr_task(release, tmp_path, libri_root):
     assert entry["scored"] == 2 and "wer" in entry
     assert document["model"]["facts"]["prompt_format"] == "release"
     assert document["model"]["facts"]["release_checkpoint"] == str(folder.resolve())
+
+
+def test_a_format_the_tokenizer_cannot_write_is_refused():
+    """The character tokenizer cannot write the release's stop text: refused in one line, the tiny format is not."""
+    import re
+
+    tokenizer = MoSTModel(MoSTArgs(dtype="float32")).tokenizer
+    with pytest.raises(ValueError, match=re.escape("ends answers at '<|end_of_sentence|>', which this tokenizer "
+                                                   "cannot write")):
+        RELEASE.check_tokenizer(tokenizer)
+    TINY_FORMAT.check_tokenizer(tokenizer)
